@@ -1,0 +1,1 @@
+"""Network registries. Importing this package registers every FNet and SRNet."""
