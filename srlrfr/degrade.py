@@ -55,3 +55,12 @@ def downsample(images: np.ndarray, factor: int, kernel: str = "cv2_bicubic") -> 
 def pyramid(images: np.ndarray, factors: list[int], kernel: str = "cv2_bicubic") -> dict[int, np.ndarray]:
     """``{factor: downsampled batch}``; factor 1 is the crop itself."""
     return {f: images if f == 1 else downsample(images, f, kernel) for f in factors}
+
+
+def degrade_file(aligned_npz, factors: list[int], kernel: str, out_npz) -> None:
+    """Write ``x{factor}`` arrays (and the ids) for an aligned-crop file."""
+    from .atomic import save_npz
+    with np.load(aligned_npz, allow_pickle=False) as z:
+        images, ids = z["images"], z["ids"]
+    levels = pyramid(images, sorted(set(factors)), kernel)
+    save_npz(out_npz, ids=ids, **{f"x{f}": arr for f, arr in levels.items()})

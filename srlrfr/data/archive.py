@@ -1,0 +1,204 @@
+"""Safe, all-or-nothing extraction of .tar(.gz)/.tgz, .zip and (multi-part) .7z archives.
+
+Every member is checked before anything is written: absolute paths, ``..``
+components, links and device/special files are refused.  Extraction goes to a
+temporary sibling of the destination; only after the last byte is out is a
+marker written and the directory renamed into place, so a killed run leaves a
+temp directory that is never taken for a result and is removed next time.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import stat
+import tarfile
+import tempfile
+import zipfile
+from pathlib import Path, PurePosixPath, PureWindowsPath
+
+MARKER = ".srlrfr-complete"
+TMP_SUFFIX = ".extracting"
+_PART_RE = re.compile(r"^(?P<base>.+\.7z)\.(?P<num>\d{3,})$")
+
+
+class UnsafeArchiveError(ValueError):
+    """An archive member would escape the destination or is not a plain file/directory."""
+
+
+def _check_name(archive: Path, name: str) -> None:
+    """Refuse absolute paths and ``..`` components, in POSIX and Windows spelling."""
+    for pure in (PurePosixPath(name), PureWindowsPath(name)):
+        if pure.is_absolute() or pure.anchor or ".." in pure.parts:
+            raise UnsafeArchiveError(f"{archive}: unsafe member path {name!r} "
+                                     f"(absolute or containing '..'); nothing was extracted")
+
+
+def _refuse(archive: Path, name: str, what: str) -> None:
+    raise UnsafeArchiveError(f"{archive}: member {name!r} is a {what}; only regular files and "
+                             f"directories are extracted; nothing was extracted")
+
+
+# ---------------------------------------------------------------- parts and formats
+
+def volume_parts(first: str | os.PathLike) -> list[Path]:
+    """All volumes of a multi-part 7z, given its ``.7z.001``: contiguous, in order."""
+    first = Path(first)
+    m = _PART_RE.match(first.name)
+    if not m:
+        raise ValueError(f"{first} is not the first volume of a multi-part 7z (name.7z.001)")
+    digits = len(m.group("num"))
+    parts, num = [], int(m.group("num"))
+    while (p := first.with_name(f"{m.group('base')}.{num:0{digits}d}")).is_file():
+        parts.append(p)
+        num += 1
+    if not parts:
+        raise FileNotFoundError(f"multi-part 7z volume {first} does not exist")
+    return parts
+
+
+def _kind(archive: Path) -> str:
+    name = archive.name.lower()
+    if name.endswith((".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")):
+        return "tar"
+    if name.endswith(".zip"):
+        return "zip"
+    if name.endswith(".7z"):
+        return "7z"
+    if _PART_RE.match(name):
+        return "7z-multi"
+    raise ValueError(f"{archive}: unknown archive type (expected .tgz/.tar.gz/.tar/.zip/.7z/.7z.001)")
+
+
+def _check_tar(archive: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
+    members = tar.getmembers()
+    for m in members:
+        _check_name(archive, m.name)
+        if m.issym() or m.islnk():
+            _refuse(archive, m.name, f"link to {m.linkname!r}")
+        if not (m.isfile() or m.isdir()):
+            _refuse(archive, m.name, "device, FIFO or other special file")
+    return members
+
+
+def _check_zip(archive: Path, zf: zipfile.ZipFile) -> None:
+    for info in zf.infolist():
+        _check_name(archive, info.filename)
+        # Unix file type bits, when the writer stored them (many store permissions only).
+        kind = stat.S_IFMT(info.external_attr >> 16)
+        if kind == stat.S_IFLNK:
+            _refuse(archive, info.filename, "symbolic link")
+        if kind and kind not in (stat.S_IFREG, stat.S_IFDIR):
+            _refuse(archive, info.filename, "device, FIFO or other special file")
+
+
+def _check_7z(archive: Path, sz) -> None:
+    for f in sz.files:
+        _check_name(archive, f.filename)
+        if f.is_symlink or f.is_junction:
+            _refuse(archive, f.filename, "symbolic link / junction")
+        if not (f.is_directory or f.is_file):
+            _refuse(archive, f.filename, "device, socket or other special file")
+
+
+def _open_7z(archive: Path, multi: bool):
+    import py7zr
+
+    if not multi:
+        return py7zr.SevenZipFile(archive, mode="r")
+    import multivolumefile
+
+    parts = volume_parts(archive)
+    base = parts[0].with_name(_PART_RE.match(parts[0].name).group("base"))
+    # multivolumefile globs "<base>.*": a stray "<base>.002.part" would be spliced in.
+    found = sorted(base.parent.glob(base.name + ".*"))
+    if found != parts:
+        extra = ", ".join(str(p) for p in found if p not in parts)
+        raise ValueError(f"{archive}: files other than the volumes {[p.name for p in parts]} "
+                         f"share the prefix {base.name}.* ({extra}); move them away and retry")
+    return py7zr.SevenZipFile(multivolumefile.open(base, mode="rb"), mode="r")
+
+
+def _extract_into(archive: Path, kind: str, out: Path) -> int:
+    """Check every member, then extract all into ``out``; return the member count."""
+    if kind == "tar":
+        with tarfile.open(archive, "r:*") as tar:
+            members = _check_tar(archive, tar)
+            tar.extractall(out, members=members, filter="data")
+            return len(members)
+    if kind == "zip":
+        with zipfile.ZipFile(archive) as zf:
+            _check_zip(archive, zf)
+            zf.extractall(out)
+            return len(zf.infolist())
+    with _open_7z(archive, multi=kind == "7z-multi") as sz:
+        _check_7z(archive, sz)
+        count = len(sz.files)
+        sz.extractall(path=out)
+        return count
+
+
+# ---------------------------------------------------------------- completeness
+
+def _temp_dirs(dest_dir: Path) -> list[Path]:
+    return sorted(dest_dir.parent.glob(f".{dest_dir.name}.*{TMP_SUFFIX}"))
+
+
+def read_marker(dest_dir: str | os.PathLike) -> dict | None:
+    """The marker's contents, or None when ``dest_dir`` is not a completed extraction."""
+    marker = Path(dest_dir) / MARKER
+    try:
+        return json.loads(marker.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_complete(dest_dir: str | os.PathLike, archive: str | os.PathLike | None = None) -> bool:
+    """True when ``dest_dir`` holds a finished extraction (of ``archive``, if given)."""
+    info = read_marker(dest_dir)
+    if info is None:
+        return False
+    if archive is None:
+        return True
+    return info == {**info, **_archive_identity(Path(archive))}
+
+
+def _archive_identity(archive: Path) -> dict:
+    parts = volume_parts(archive) if _PART_RE.match(archive.name) else [archive]
+    return {"archive": archive.name, "size": sum(p.stat().st_size for p in parts)}
+
+
+def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
+    """Extract ``archive`` into ``dest_dir`` atomically; return ``dest_dir``.
+
+    For a multi-part 7z pass the ``.7z.001`` volume.  A ``dest_dir`` already
+    completed from the same archive (name and size) is returned untouched.  A
+    ``dest_dir`` that exists without a marker is refused rather than replaced,
+    since it may be the user's own folder.
+    """
+    archive, dest_dir = Path(archive), Path(dest_dir)
+    if not archive.is_file():
+        raise FileNotFoundError(f"archive {archive} does not exist")
+    kind = _kind(archive)
+    identity = _archive_identity(archive)
+    if is_complete(dest_dir, archive):
+        return dest_dir
+    if dest_dir.exists() and read_marker(dest_dir) is None and any(dest_dir.iterdir()):
+        raise FileExistsError(f"{dest_dir} exists, is not empty and was not made by extract(); "
+                              f"remove it or choose another destination for {archive.name}")
+    for stale in _temp_dirs(dest_dir):  # left by a killed run
+        shutil.rmtree(stale, ignore_errors=True)
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=TMP_SUFFIX,
+                                dir=dest_dir.parent))
+    try:
+        count = _extract_into(archive, kind, tmp)
+        (tmp / MARKER).write_text(json.dumps({**identity, "members": count}) + "\n")
+        if dest_dir.exists():
+            shutil.rmtree(dest_dir)  # an empty dir, or our own extraction of another archive
+        os.replace(tmp, dest_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return dest_dir

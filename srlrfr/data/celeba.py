@@ -1,0 +1,50 @@
+"""CelebA training faces: index the identity file, optionally a subset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import write_csv
+
+
+def read_identities(path: str | Path) -> pd.DataFrame:
+    path = Path(path)
+    rows = []
+    for lineno, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split()
+        if len(fields) != 2 or not fields[1].isdigit():
+            raise ValueError(f"{path}:{lineno}: expected '<file> <identity id>', got {line!r}")
+        rows.append((fields[0], int(fields[1])))
+    if not rows:
+        raise ValueError(f"{path}: no identities listed")
+    return pd.DataFrame(rows, columns=["image_id", "identity"])
+
+
+def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_index: str | Path, *,
+                  max_identities: int | None = None, images_per_identity: int | None = None) -> pd.DataFrame:
+    """Index the CelebA images present on disk, with their identities.
+
+    Identities are taken in ascending id order and files in name order, so a
+    subset is the same on every machine.
+    """
+    images_dir = Path(images_dir).resolve()
+    ids = read_identities(identity_file).sort_values(["identity", "image_id"], kind="stable")
+    present = ids["image_id"].map(lambda f: (images_dir / f).is_file())
+    if not present.any():
+        raise FileNotFoundError(f"none of the {len(ids)} images listed in {identity_file} is in {images_dir}")
+    ids = ids[present]
+    if images_per_identity:
+        ids = ids.groupby("identity", sort=False).head(images_per_identity)
+    if max_identities:
+        keep = ids["identity"].drop_duplicates().head(max_identities)
+        ids = ids[ids["identity"].isin(keep)]
+    index = pd.DataFrame({
+        "image_id": ids["image_id"].to_numpy(),
+        "path": [str(images_dir / f) for f in ids["image_id"]],
+        "identity": ids["identity"].to_numpy(),
+    })
+    write_csv(out_index, index)
+    return index

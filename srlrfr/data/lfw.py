@@ -1,0 +1,98 @@
+"""LFW View 2: parse the official pairs file, assign folds, index the images used."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ..atomic import write_csv
+
+
+class PairsError(ValueError):
+    """A pairs file that is not in the official LFW format or names missing images."""
+
+
+def lfw_image_id(name: str, number: int) -> str:
+    return f"{name}/{name}_{number:04d}.jpg"
+
+
+def parse_pairs(path: str | Path) -> tuple[pd.DataFrame, int, int]:
+    """Read an official-format pairs file.
+
+    Header ``<sets>\\t<n>``; then each set holds n same-person lines
+    (``name i j``) followed by n different-person lines (``name1 i name2 j``).
+    Returns (pairs with columns set, label, left, right; sets; n).
+    """
+    path = Path(path)
+    lines = [ln.rstrip("\r\n") for ln in path.read_text().splitlines() if ln.strip()]
+    if not lines:
+        raise PairsError(f"{path}: empty pairs file")
+    head = lines[0].split()
+    try:
+        sets, n = (int(v) for v in head)
+    except ValueError:
+        raise PairsError(f"{path}:1: header must be '<sets><TAB><pairs per class>', got {lines[0]!r}") from None
+    body = lines[1:]
+    if len(body) != sets * 2 * n:
+        raise PairsError(f"{path}: header promises {sets} x 2 x {n} = {sets * 2 * n} pairs, file has {len(body)}")
+    rows = []
+    for i, line in enumerate(body):
+        lineno = i + 2
+        fields = line.split()
+        same = (i // n) % 2 == 0
+        try:
+            if same and len(fields) == 3:
+                left, right = lfw_image_id(fields[0], int(fields[1])), lfw_image_id(fields[0], int(fields[2]))
+            elif not same and len(fields) == 4:
+                left, right = lfw_image_id(fields[0], int(fields[1])), lfw_image_id(fields[2], int(fields[3]))
+            else:
+                kind = "same-person 'name i j'" if same else "different-person 'name1 i name2 j'"
+                raise PairsError(f"{path}:{lineno}: expected a {kind} line, got {line!r}")
+        except ValueError as exc:
+            if isinstance(exc, PairsError):
+                raise
+            raise PairsError(f"{path}:{lineno}: image numbers must be integers: {line!r}") from None
+        rows.append((i // (2 * n), int(same), left, right))
+    return pd.DataFrame(rows, columns=["set", "label", "left", "right"]), sets, n
+
+
+def assign_folds(pairs: pd.DataFrame, sets: int, n: int, folds: int) -> pd.Series:
+    """Fold id per pair.
+
+    With the official file (10 sets) the folds are the 10 consecutive blocks of
+    600 pairs, as in the paper. With fewer sets, each set's same and different
+    blocks are cut into ``folds / sets`` consecutive chunks, so every fold keeps
+    the balance of both classes.
+    """
+    if folds % sets:
+        raise PairsError(f"{folds} folds cannot be made from a pairs file with {sets} sets "
+                         f"(folds must be a multiple of the sets)")
+    per_set = folds // sets
+    if n < per_set:
+        raise PairsError(f"{n} pairs per class cannot be split into {per_set} folds")
+    within = pairs.groupby(["set", "label"]).cumcount().to_numpy()
+    chunk = (within * per_set) // n
+    return pd.Series(pairs["set"].to_numpy() * per_set + chunk, index=pairs.index, name="fold")
+
+
+def ingest_lfw(images_root: str | Path, pairs_path: str | Path, folds: int,
+               out_index: str | Path, out_pairs: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Write the image index (only images the pairs use) and the normalised pairs table."""
+    images_root = Path(images_root).resolve()
+    pairs, sets, n = parse_pairs(pairs_path)
+    pairs["fold"] = assign_folds(pairs, sets, n, folds)
+    pairs.insert(0, "pair", range(len(pairs)))
+    used = pd.unique(pd.concat([pairs["left"], pairs["right"]], ignore_index=True))
+    missing = [i for i in used if not (images_root / i).is_file()]
+    if missing:
+        shown = ", ".join(missing[:5])
+        raise PairsError(f"{pairs_path} names {len(missing)} image(s) not under {images_root}: {shown}"
+                         + (" ..." if len(missing) > 5 else ""))
+    index = pd.DataFrame({
+        "image_id": used,
+        "path": [str(images_root / i) for i in used],
+        "identity": [i.split("/")[0] for i in used],
+    })
+    write_csv(out_index, index)
+    write_csv(out_pairs, pairs[["pair", "fold", "label", "left", "right"]])
+    return index, pairs

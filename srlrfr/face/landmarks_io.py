@@ -1,0 +1,118 @@
+"""Landmark CSV: the table written by :func:`srlrfr.face.detect.detect_landmarks`,
+or a user-supplied one with just ``image_id`` and the ten coordinates.
+
+Columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
+(left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
+source image), optional ``path``, ``status`` (ok | no_face | unreadable,
+default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
+not ok leave the numbers empty.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
+BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
+COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
+STATUSES = ("ok", "no_face", "unreadable")
+_NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
+
+
+class LandmarkCSVError(ValueError):
+    pass
+
+
+def _number(text: str, where: str, column: str) -> float:
+    if text.strip() == "":
+        return math.nan
+    try:
+        value = float(text)
+    except ValueError:
+        raise LandmarkCSVError(f"{where}, column {column!r}: {text!r} is not a number") from None
+    if not math.isfinite(value):
+        raise LandmarkCSVError(f"{where}, column {column!r}: {text!r} is not a finite number")
+    return value
+
+
+def read_landmarks_csv(path: str | os.PathLike) -> pd.DataFrame:
+    """Read and validate a landmark CSV; errors name the file, line and column.
+
+    Returns a DataFrame with all of :data:`COLUMNS` (missing optional ones filled:
+    ``status`` 'ok', ``path`` '', numbers NaN), in file order.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"landmark CSV not found: {path}")
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader, None)
+        if header is None:
+            raise LandmarkCSVError(f"{path}: empty file, expected a header line")
+        header = [h.strip() for h in header]
+        missing = [c for c in ["image_id", *LANDMARK_COLUMNS] if c not in header]
+        if missing:
+            raise LandmarkCSVError(f"{path}, line 1 (header): missing column(s) {missing}; "
+                                   f"required: image_id, {', '.join(LANDMARK_COLUMNS)}")
+        dupes = sorted({h for h in header if header.count(h) > 1})
+        if dupes:
+            raise LandmarkCSVError(f"{path}, line 1 (header): duplicate column(s) {dupes}")
+        col = {name: header.index(name) for name in COLUMNS if name in header}
+        rows: list[dict] = []
+        first_line: dict[str, int] = {}
+        for fields in reader:
+            where = f"{path}, line {reader.line_num}"
+            if not fields:
+                continue  # blank line
+            if len(fields) != len(header):
+                raise LandmarkCSVError(f"{where}: {len(fields)} fields, expected {len(header)} like the header")
+            image_id = fields[col["image_id"]].strip()
+            if not image_id:
+                raise LandmarkCSVError(f"{where}, column 'image_id': empty")
+            if image_id in first_line:
+                raise LandmarkCSVError(f"{where}, column 'image_id': duplicate {image_id!r} "
+                                       f"(first on line {first_line[image_id]})")
+            first_line[image_id] = reader.line_num
+            status = fields[col["status"]].strip() if "status" in col else "ok"
+            status = status or "ok"
+            if status not in STATUSES:
+                raise LandmarkCSVError(f"{where}, column 'status': {status!r}, expected one of {list(STATUSES)}")
+            row = {"image_id": image_id, "path": fields[col["path"]] if "path" in col else "", "status": status}
+            for name in _NUMERIC:
+                row[name] = _number(fields[col[name]], where, name) if name in col else math.nan
+            if status == "ok":
+                empty = [c for c in LANDMARK_COLUMNS if math.isnan(row[c])]
+                if empty:
+                    raise LandmarkCSVError(f"{where}, column {empty[0]!r}: empty, but status is 'ok' "
+                                           f"(all ten coordinates are required)")
+            rows.append(row)
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame[_NUMERIC] = frame[_NUMERIC].astype(np.float64)
+    return frame
+
+
+def landmarks_array(df: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    """(N, 5, 2) float64 landmarks for ``ids`` (NaN where not ok) and the (N,) ok mask.
+
+    Every id must have a row; a missing one is an error (the landmark step did
+    not see that image), not a silent 'no face'.
+    """
+    index = pd.Index(df["image_id"])
+    if not index.is_unique:
+        raise ValueError("landmark table has duplicate image_id values")
+    pos = index.get_indexer(list(ids))
+    if (pos < 0).any():
+        missing = [i for i, p in zip(ids, pos) if p < 0]
+        raise KeyError(f"{len(missing)} image id(s) have no landmark row, e.g. {missing[:5]}")
+    sub = df.iloc[pos]
+    status = sub["status"].fillna("ok").to_numpy() if "status" in sub else np.full(len(sub), "ok")
+    points = sub[LANDMARK_COLUMNS].to_numpy(np.float64).reshape(-1, 5, 2)
+    ok = (status == "ok") & np.isfinite(points).all(axis=(1, 2))
+    points[~ok] = np.nan
+    return points, ok

@@ -1,0 +1,365 @@
+"""MTCNN face detector with 5 landmarks (Zhang et al., 2016), in PyTorch.
+
+The three networks are written here; their weights are the original P/R/O-Net
+weights as shipped (Keras layout, joblib + lz4) inside the ``mtcnn`` pip
+package, which is only read for those files (its TensorFlow code is never
+imported).
+
+Weight layout (checked against the files): conv kernels HWIO, dense kernels
+(in, out), PReLU alphas (1, 1, C) after convs and (C,) after dense layers.
+The Keras R-Net/O-Net permute the last feature map to (W, H, C) before
+flattening, so the first dense layer expects that order. These weights take
+images in their natural orientation (rows = y) and RGB channel order: the
+Caffe-era transposition is baked into the converted kernels (verified on LFW:
+eyes land above the nose, left eye at the smaller x).
+
+Coordinates: internally a box [x1, x2) uses pixel edges (pixel i covers
+[i, i+1)), which is what ``roi_align(aligned=True)`` samples. Returned boxes
+and landmarks are in the usual pixel-centre convention of OpenCV (pixel i
+centred at i), i.e. shifted by -0.5; boxes are not clipped to the image.
+"""
+from __future__ import annotations
+
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import joblib
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchvision.ops import batched_nms, roi_align
+
+NETS = ("pnet", "rnet", "onet")
+
+
+@dataclass
+class Detections:
+    """Faces found in one image, best score first (pixel-centre coordinates)."""
+    boxes: np.ndarray      # (K, 4) float32 x1, y1, x2, y2
+    scores: np.ndarray     # (K,) float32 O-Net face probability
+    landmarks: np.ndarray  # (K, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+
+# ----------------------------------------------------------------------------- weights
+
+def weights_dir() -> Path:
+    """Folder holding pnet/rnet/onet.lz4 inside the installed ``mtcnn`` package."""
+    spec = importlib.util.find_spec("mtcnn")  # locates the package without importing it (TF)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the 'mtcnn' pip package (source of the MTCNN weights) is not installed")
+    path = Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
+    if not path.is_dir():
+        raise FileNotFoundError(f"MTCNN weight folder not found: {path}")
+    return path
+
+
+def load_keras_weights(name: str, folder: Path | None = None) -> list[np.ndarray]:
+    path = (folder or weights_dir()) / f"{name}.lz4"
+    if not path.is_file():
+        raise FileNotFoundError(f"MTCNN weight file not found: {path}")
+    arrays = joblib.load(path)
+    if not isinstance(arrays, list) or not all(isinstance(a, np.ndarray) for a in arrays):
+        raise ValueError(f"{path}: expected a list of numpy arrays, got {type(arrays).__name__}")
+    return arrays
+
+
+def _conv(w: np.ndarray, b: np.ndarray) -> dict[str, torch.Tensor]:
+    return {"weight": torch.from_numpy(np.ascontiguousarray(w.transpose(3, 2, 0, 1))),  # HWIO -> OIHW
+            "bias": torch.from_numpy(b)}
+
+
+def _dense(w: np.ndarray, b: np.ndarray) -> dict[str, torch.Tensor]:
+    return {"weight": torch.from_numpy(np.ascontiguousarray(w.T)), "bias": torch.from_numpy(b)}
+
+
+def _prelu(a: np.ndarray) -> dict[str, torch.Tensor]:
+    return {"weight": torch.from_numpy(np.ascontiguousarray(a.reshape(-1)))}
+
+
+def _load_layers(net: nn.Module, arrays: list[np.ndarray], kinds: list[tuple[str, str]], name: str) -> None:
+    """Copy Keras arrays into ``net``'s layers in order; ``kinds`` = [(attr, conv|dense|prelu)]."""
+    state: dict[str, torch.Tensor] = {}
+    it = iter(arrays)
+    try:
+        for attr, kind in kinds:
+            params = {"conv": lambda: _conv(next(it), next(it)),
+                      "dense": lambda: _dense(next(it), next(it)),
+                      "prelu": lambda: _prelu(next(it))}[kind]()
+            state.update({f"{attr}.{k}": v for k, v in params.items()})
+    except StopIteration:
+        raise ValueError(f"{name}: weight file has {len(arrays)} arrays, too few for the network") from None
+    if next(it, None) is not None:
+        raise ValueError(f"{name}: weight file has {len(arrays)} arrays, more than the network uses")
+    own = net.state_dict()
+    for key, value in state.items():
+        if own[key].shape != value.shape:
+            raise ValueError(f"{name}.{key}: weight shape {tuple(value.shape)} != layer shape {tuple(own[key].shape)}")
+    net.load_state_dict(state, strict=True)
+
+
+# ----------------------------------------------------------------------------- networks
+
+def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
+    """Flatten NCHW in Keras' post-Permute((2,1,3)) order: (W, H, C), C fastest."""
+    return x.permute(0, 3, 2, 1).flatten(1)
+
+
+class PNet(nn.Module):
+    """Fully convolutional proposal net: 12x12 window, stride 2."""
+    LAYERS = [("conv1", "conv"), ("prelu1", "prelu"), ("conv2", "conv"), ("prelu2", "prelu"),
+              ("conv3", "conv"), ("prelu3", "prelu"), ("conv4_1", "conv"), ("conv4_2", "conv")]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
+        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)  # Keras 'same' == Caffe ceil mode here
+        self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
+        self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
+        self.conv4_1 = nn.Conv2d(32, 4, 1)  # box regression
+        self.conv4_2 = nn.Conv2d(32, 2, 1)  # face / not-face
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        return self.conv4_1(x), F.softmax(self.conv4_2(x), dim=1)
+
+
+class RNet(nn.Module):
+    """Refinement net on 24x24 crops."""
+    LAYERS = [("conv1", "conv"), ("prelu1", "prelu"), ("conv2", "conv"), ("prelu2", "prelu"),
+              ("conv3", "conv"), ("prelu3", "prelu"), ("fc4", "dense"), ("prelu4", "prelu"),
+              ("fc5_1", "dense"), ("fc5_2", "dense")]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
+        self.pool2 = nn.MaxPool2d(3, 2)
+        self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
+        self.fc4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
+        self.fc5_1 = nn.Linear(128, 4)
+        self.fc5_2 = nn.Linear(128, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.prelu3(self.conv3(x))
+        x = self.prelu4(self.fc4(_flatten_whc(x)))
+        return self.fc5_1(x), F.softmax(self.fc5_2(x), dim=1)
+
+
+class ONet(nn.Module):
+    """Output net on 48x48 crops: box regression, 5 landmarks, face score."""
+    LAYERS = [("conv1", "conv"), ("prelu1", "prelu"), ("conv2", "conv"), ("prelu2", "prelu"),
+              ("conv3", "conv"), ("prelu3", "prelu"), ("conv4", "conv"), ("prelu4", "prelu"),
+              ("fc5", "dense"), ("prelu5", "prelu"), ("fc6_1", "dense"), ("fc6_2", "dense"),
+              ("fc6_3", "dense")]
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
+        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
+        self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
+        self.pool2 = nn.MaxPool2d(3, 2)
+        self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
+        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
+        self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
+        self.fc5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
+        self.fc6_1 = nn.Linear(256, 4)   # box regression
+        self.fc6_2 = nn.Linear(256, 10)  # landmarks: x1..x5 then y1..y5, relative to the crop
+        self.fc6_3 = nn.Linear(256, 2)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = self.prelu4(self.conv4(x))
+        x = self.prelu5(self.fc5(_flatten_whc(x)))
+        return self.fc6_1(x), self.fc6_2(x), F.softmax(self.fc6_3(x), dim=1)
+
+
+def load_nets(folder: Path | None = None) -> tuple[PNet, RNet, ONet]:
+    """The three networks with the shipped weights, in eval mode."""
+    nets = (PNet(), RNet(), ONet())
+    for name, net in zip(NETS, nets):
+        _load_layers(net, load_keras_weights(name, folder), net.LAYERS, name)
+        net.eval().requires_grad_(False)
+    return nets
+
+
+# ----------------------------------------------------------------------------- box helpers
+
+def _square(boxes: torch.Tensor) -> torch.Tensor:
+    """Grow each box to a square around its centre (side = longer side)."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    side = torch.maximum(w, h)
+    cx, cy = boxes[:, 0] + w / 2, boxes[:, 1] + h / 2
+    return torch.stack([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], dim=1)
+
+
+def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    """Apply the nets' box regression: offsets are fractions of the box width/height."""
+    w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
+    return boxes + offsets * torch.stack([w, h, w, h], dim=1)
+
+
+def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy NMS with overlap = intersection / smaller area (the final MTCNN stage).
+
+    Suppresses a small box nested in a bigger one, which IoU would keep. Few boxes
+    are left at this point, so a plain loop is fine.
+    """
+    order = torch.argsort(scores, descending=True)
+    b, i = boxes[order], idx[order]
+    area = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.maximum(b[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(b[:, None, 2:], b[None, :, 2:])
+    inter = (rb - lt).clamp(min=0).prod(dim=2)
+    overlap = inter / torch.minimum(area[:, None], area[None, :]).clamp(min=1e-9)
+    suppress = (overlap > threshold) & (i[:, None] == i[None, :])
+    keep, dead = [], torch.zeros(len(b), dtype=torch.bool)
+    suppress = suppress.cpu()
+    for k in range(len(b)):
+        if not dead[k]:
+            keep.append(k)
+            dead |= suppress[k]
+    return order[torch.as_tensor(keep, dtype=torch.long, device=order.device)]
+
+
+# ----------------------------------------------------------------------------- detector
+
+class MTCNN:
+    """Batched MTCNN: P-Net over an image pyramid, then R-Net and O-Net on all crops at once.
+
+    ``images`` for :meth:`detect` are uint8 RGB (H, W, 3) arrays; sizes may differ.
+    """
+
+    STRIDE, CELL = 2, 12
+    NMS_SCALE, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+
+    def __init__(self, device: str | torch.device = "cpu", min_face_size: int = 20,
+                 thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), scale_factor: float = 0.709,
+                 weights_folder: Path | None = None):
+        if min_face_size < 1:
+            raise ValueError(f"min_face_size must be >= 1, got {min_face_size}")
+        if not 0 < scale_factor < 1:
+            raise ValueError(f"scale_factor must be in (0, 1), got {scale_factor}")
+        if len(thresholds) != 3 or not all(0 <= t <= 1 for t in thresholds):
+            raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
+        self.device = torch.device(device)
+        self.min_face_size, self.thresholds, self.scale_factor = min_face_size, tuple(thresholds), scale_factor
+        self.pnet, self.rnet, self.onet = (n.to(self.device) for n in load_nets(weights_folder))
+
+    def scales(self, height: int, width: int) -> list[float]:
+        """Pyramid scales: the smallest face maps to the 12-px P-Net window, down to a 12-px image."""
+        scale = self.CELL / self.min_face_size
+        out, side = [], min(height, width) * scale
+        while side >= self.CELL:
+            out.append(scale * self.scale_factor ** len(out))
+            side *= self.scale_factor
+        return out
+
+    @staticmethod
+    def _normalise(x: torch.Tensor) -> torch.Tensor:
+        return (x - 127.5) * 0.0078125
+
+    def _proposals(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """P-Net on a stack of same-size images: window boxes, scores, image index, box regression."""
+        n, _, height, width = raw.shape
+        norm = self._normalise(raw)
+        boxes, scores, idx, regs = [], [], [], []
+        for scale in self.scales(height, width):
+            h, w = math.ceil(height * scale), math.ceil(width * scale)
+            reg, prob = self.pnet(F.interpolate(norm, size=(h, w), mode="area"))
+            im, yy, xx = torch.nonzero(prob[:, 1] > self.thresholds[0], as_tuple=True)
+            if len(im) == 0:
+                continue
+            sx, sy = w / width, h / height  # actual per-axis scale after rounding
+            cell = torch.stack([xx, yy, xx, yy], dim=1).float() * self.STRIDE
+            cell[:, 2:] += self.CELL
+            b = cell / torch.tensor([sx, sy, sx, sy], device=cell.device)
+            s = prob[im, 1, yy, xx]
+            r = reg[im, :, yy, xx]
+            keep = batched_nms(b, s, im, self.NMS_SCALE)
+            boxes.append(b[keep])
+            scores.append(s[keep])
+            idx.append(im[keep])
+            regs.append(r[keep])
+        if not boxes:
+            empty = raw.new_zeros((0, 4))
+            return empty, raw.new_zeros(0), torch.zeros(0, dtype=torch.long, device=raw.device), empty
+        return torch.cat(boxes), torch.cat(scores), torch.cat(idx), torch.cat(regs)
+
+    @staticmethod
+    def _crops(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
+        """Resample each box to size x size; outside the image is black, as in the original."""
+        rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
+        return MTCNN._normalise(roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True))
+
+    @torch.inference_mode()
+    def detect(self, images: list[np.ndarray]) -> list[Detections]:
+        for k, img in enumerate(images):
+            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+                got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+                raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
+        if not images:
+            return []
+        dev = self.device
+        # Zero-padded canvas (black = the original's out-of-image padding) for the crops.
+        hmax, wmax = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
+        canvas = torch.zeros((len(images), 3, hmax, wmax), dtype=torch.float32, device=dev)
+        for k, img in enumerate(images):
+            canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
+
+        # Stage 1: P-Net, one pass per group of equal-size images.
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, img in enumerate(images):
+            groups.setdefault(img.shape[:2], []).append(k)
+        parts = []
+        for (h, w), members in groups.items():
+            sub = canvas[members, :, :h, :w]
+            b, s, i, r = self._proposals(sub)
+            parts.append((b, s, torch.as_tensor(members, device=dev)[i], r))
+        boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
+        keep = batched_nms(boxes, scores, idx, self.NMS_PNET)
+        boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+        # Stage 2: R-Net on every candidate of every image at once.
+        if len(boxes):
+            reg, prob = self.rnet(self._crops(canvas, boxes, idx, 24))
+            ok = prob[:, 1] > self.thresholds[1]
+            boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
+            keep = batched_nms(boxes, scores, idx, self.NMS_RNET)
+            boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+        # Stage 3: O-Net, landmarks relative to the crop box it saw.
+        lms = boxes.new_zeros((0, 5, 2))
+        if len(boxes):
+            reg, lm, prob = self.onet(self._crops(canvas, boxes, idx, 48))
+            ok = prob[:, 1] > self.thresholds[2]
+            boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
+            wh = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
+            lms = boxes[:, None, :2] + torch.stack([lm[:, :5], lm[:, 5:]], dim=2) * wh
+            boxes = _regress(boxes, reg)
+            keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
+            boxes, idx, scores, lms = boxes[keep], idx[keep], scores[keep], lms[keep]
+        else:
+            scores = boxes.new_zeros(0)
+
+        # Pixel-edge -> pixel-centre coordinates; split per image, best first.
+        boxes, lms = (boxes - 0.5).cpu().numpy(), (lms - 0.5).cpu().numpy()
+        scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
+        out = []
+        for k in range(len(images)):
+            sel = np.flatnonzero(idx == k)
+            sel = sel[np.argsort(-scores[sel], kind="stable")]
+            out.append(Detections(boxes[sel].astype(np.float32), scores[sel].astype(np.float32),
+                                  lms[sel].astype(np.float32)))
+        return out

@@ -1,0 +1,104 @@
+"""Face recogniser wrapper: every FNet takes the srlrfr pixel convention.
+
+``FaceRecognizer.forward`` receives RGB [-1, 1] NCHW crops of its geometry's
+size and applies the backbone's own departures (channel order, resize to its
+input size, normalisation) differentiably, so the identity loss can push
+gradients through it into the SRNet.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import pkgutil
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from ..geometry import get_geometry
+from ..registry import FNETS
+from .base import FNetSpec
+from .srnet import swap_rgb_bgr, to_tensor
+from .weights import load_into, load_state_dict_file
+
+
+def register_all_fnets() -> None:
+    """Import every module of ``srlrfr.models.fnets`` so its FNets are registered."""
+    from . import fnets
+    for mod in pkgutil.iter_modules(fnets.__path__):
+        importlib.import_module(f"{fnets.__name__}.{mod.name}")
+
+
+class FaceRecognizer(nn.Module):
+    """An FNetSpec's backbone behind the common RGB [-1, 1] interface."""
+
+    def __init__(self, spec: FNetSpec, backbone: nn.Module, source: str = ""):
+        super().__init__()
+        if spec.channel_order not in ("rgb", "bgr"):
+            raise ValueError(f"FNet {spec.name}: channel_order must be 'rgb' or 'bgr', got {spec.channel_order!r}")
+        self.spec = spec
+        self.backbone = backbone
+        self.geometry = get_geometry(spec.geometry)
+        self.source = source  # weights file, for provenance
+        self.frozen = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def feature_dim(self) -> int:
+        return self.spec.feature_dim
+
+    def freeze(self) -> "FaceRecognizer":
+        """No parameter gradients, and eval mode that ``.train()`` cannot undo (BN stats stay put)."""
+        self.requires_grad_(False)
+        self.frozen = True
+        return super().train(False)
+
+    def train(self, mode: bool = True) -> "FaceRecognizer":
+        return super().train(mode and not self.frozen)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.geometry.size:
+            raise ValueError(f"FNet {self.name} expects (N, 3, {self.geometry.height}, {self.geometry.width}) "
+                             f"RGB crops of geometry {self.geometry.name!r}, got {tuple(x.shape)}")
+        if self.spec.channel_order == "bgr":
+            x = swap_rgb_bgr(x)
+        size = tuple(self.spec.input_size)
+        if tuple(x.shape[-2:]) != size:
+            shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+        return self.backbone(self.spec.normalize(x))
+
+
+def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device | str = "cpu") -> FaceRecognizer:
+    """Build registered FNet ``name``, load its weights (weights-only), freeze it."""
+    register_all_fnets()
+    spec: FNetSpec = FNETS.get(name)
+    backbone = spec.build()
+    load_into(backbone, load_state_dict_file(weights_path, hint=spec.weights), weights_path)
+    return FaceRecognizer(spec, backbone, source=str(Path(weights_path))).freeze().to(device)
+
+
+@torch.no_grad()
+def extract_features(fnet: FaceRecognizer, images: np.ndarray, *, batch_size: int = 64,
+                     device: torch.device | str | None = None, flip: bool = True,
+                     progress: bool = True) -> np.ndarray:
+    """float32 (N, 2*dim) = concat(f(x), f(hflip(x))) per image (the authors' protocol);
+    (N, dim) when ``flip`` is False. ``images`` are uint8 RGB (N, H, W, 3) crops."""
+    if device is None:
+        device = next(fnet.parameters()).device
+    dim = fnet.feature_dim * (2 if flip else 1)
+    out = np.empty((len(images), dim), dtype=np.float32)
+    for start in tqdm(range(0, len(images), batch_size), desc=f"features {fnet.name}",
+                      disable=not progress, unit="batch"):
+        x = to_tensor(images[start:start + batch_size], device)
+        feats = fnet(x)
+        if flip:
+            feats = torch.cat([feats, fnet(x.flip(-1))], dim=1)
+        out[start:start + len(x)] = feats.float().cpu().numpy()
+    return out

@@ -1,0 +1,95 @@
+"""Safe loading of checkpoint files.
+
+Every checkpoint is read with ``torch.load(weights_only=True)``: downloaded
+pickles are untrusted, and the restricted unpickler refuses anything but
+tensors and plain containers, so a crafted file cannot run code on load.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+StateDict = dict[str, torch.Tensor]
+
+_SHOW = 5  # keys shown per category in mismatch messages
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file is unreadable, unsafe, or does not fit the model."""
+
+
+def load_checkpoint(path: str | os.PathLike, hint: str = "") -> Any:
+    """Weights-only ``torch.load`` on CPU; clear errors for missing or unsafe files."""
+    path = Path(path)
+    if not path.is_file():
+        how = f" Get it with: {hint}" if hint else ""
+        raise FileNotFoundError(f"checkpoint not found: {path}.{how}")
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except Exception as exc:  # UnpicklingError for disallowed globals, RuntimeError for corrupt zips
+        raise CheckpointError(
+            f"cannot load {path} as a weights-only checkpoint (it holds objects other than tensors and "
+            f"plain containers, which are refused because unpickling them can run code, or it is "
+            f"corrupt): {type(exc).__name__}: {_reason(exc)}") from exc
+
+
+def _reason(exc: Exception) -> str:
+    """The informative line of torch's long weights-only error (e.g. 'Unsupported global: ...')."""
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    detail = [ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler error" in ln]
+    return (detail or lines or [""])[0]
+
+
+def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = "module.") -> StateDict:
+    """Drop a leading ``prefix`` (DataParallel's ``module.``) from every key that has it."""
+    return {(k[len(prefix):] if k.startswith(prefix) else k): v for k, v in state_dict.items()}
+
+
+def extract_state_dict(obj: Any, source: str | os.PathLike) -> StateDict:
+    """A raw state_dict, or the one under ``state_dict`` / ``model``, checked to hold tensors."""
+    if isinstance(obj, Mapping):
+        for key in ("state_dict", "model"):
+            if isinstance(obj.get(key), Mapping):
+                obj = obj[key]
+                break
+    if not isinstance(obj, Mapping) or not obj:
+        raise CheckpointError(f"{source}: expected a state_dict (or a dict with a 'state_dict'/'model' "
+                              f"entry), got {type(obj).__name__}")
+    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
+    if bad:
+        raise CheckpointError(f"{source}: {len(bad)} state_dict entries are not tensors, e.g. {bad[:_SHOW]}")
+    return strip_prefix(obj)
+
+
+def load_state_dict_file(path: str | os.PathLike, hint: str = "") -> StateDict:
+    """Read a state_dict from ``path`` safely (weights-only, CPU, ``module.`` stripped)."""
+    return extract_state_dict(load_checkpoint(path, hint), path)
+
+
+def _listing(items: list[str]) -> str:
+    more = f", ... ({len(items) - _SHOW} more)" if len(items) > _SHOW else ""
+    return f"{len(items)}: " + ", ".join(items[:_SHOW]) + more
+
+
+def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> nn.Module:
+    """``model.load_state_dict`` strictly, with a readable error naming what does not fit."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [f"{k} file {tuple(state_dict[k].shape)} vs model {tuple(v.shape)}"
+              for k, v in expected.items() if k in state_dict and state_dict[k].shape != v.shape]
+    if missing or unexpected or shapes:
+        parts = [f"{source} does not fit {type(model).__name__}:"]
+        if missing:
+            parts.append(f"missing keys {_listing(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys {_listing(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches {_listing(shapes)}")
+        raise CheckpointError("\n  ".join(parts))
+    model.load_state_dict(state_dict, strict=True)
+    return model

@@ -1,0 +1,37 @@
+"""The table shape, the full-resolution cell rule and stable DVC metric names."""
+import json
+import math
+
+import pandas as pd
+
+from srlrfr.aggregate import accuracy_table, collect, dvc_metrics
+
+
+def write_metrics(tmp_path, method, res, acc):
+    d = tmp_path / method / res
+    d.mkdir(parents=True)
+    m = {"fnet": "sphereface20", "method": method, "resolution": res, "acc_mean": acc, "acc_std": 1.0,
+         "auc": 0.9, "eer": 0.1, "n_pairs": 600,
+         "tar_at_far": {"1e-2": {"tar": 0.5, "n_negative": 300}}}
+    if method != "hr":
+        m["restoration"] = {"psnr_y": 20.0, "ssim_y": 0.5, "psnr_rgb": 19.0, "ssim_rgb": 0.4}
+    (d / "metrics.json").write_text(json.dumps(m))
+    return d / "metrics.json"
+
+
+def test_table_and_metrics(tmp_path):
+    files = [write_metrics(tmp_path, "hr", "112x96", 99.0)]
+    for i, method in enumerate(["bicubic", "bilinear_authors", "edsr_lambda0.5"]):
+        for j, res in enumerate(["7x6", "28x24", "14x12"]):
+            files.append(write_metrics(tmp_path, method, res, 60.0 + 10 * i + j))
+    summary = collect(files)
+    table = accuracy_table(summary)
+    assert list(table.columns[:6]) == ["fnet", "method", "7x6", "14x12", "28x24", "112x96"]
+    row = table.set_index("method")
+    assert row.loc["bicubic", "112x96"] == 99.0 and row.loc["bilinear_authors", "112x96"] == 99.0
+    assert math.isnan(row.loc["edsr_lambda0.5", "112x96"])  # no full-resolution SR cell, as in the paper
+    assert row.loc["edsr_lambda0.5", "14x12"] == 82.0 and row.loc["bicubic", "7x6_std"] == 1.0
+    metrics = dvc_metrics(summary, "edsr_lambda0.5", 0.5)
+    assert metrics["acc"]["7x6"] == {"bicubic": 60.0, "bilinear_authors": 70.0, "edsr": 80.0}
+    assert metrics["acc"]["112x96"] == {"hr": 99.0} and metrics["lambda"] == 0.5
+    assert summary.loc[summary["method"] == "bicubic", "tar_far_1e-2"].iloc[0] == 0.5

@@ -1,0 +1,199 @@
+"""Similarity fit, 5-point alignment, landmark CSV validation, and align -> re-detect on LFW."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from srlrfr.face.align import align_face, align_images, similarity_transform
+from srlrfr.face.detect import choose_face, detect_landmarks
+from srlrfr.face.landmarks_io import LANDMARK_COLUMNS, LandmarkCSVError, landmarks_array, read_landmarks_csv
+from srlrfr.face.mtcnn import MTCNN
+from srlrfr.geometry import get_geometry
+
+GEO = get_geometry("sphereface_112x96")
+
+
+def random_similarity(rng) -> np.ndarray:
+    angle, scale = rng.uniform(-np.pi, np.pi), rng.uniform(0.2, 5)
+    c, s = scale * np.cos(angle), scale * np.sin(angle)
+    return np.array([[c, -s, rng.uniform(-50, 50)], [s, c, rng.uniform(-50, 50)]])
+
+
+def apply(matrix: np.ndarray, pts: np.ndarray) -> np.ndarray:
+    return pts @ matrix[:, :2].T + matrix[:, 2]
+
+
+def umeyama(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Independent closed form (Umeyama 1991): SVD of the cross-covariance, det(R) = +1."""
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    xs, xd = src - mu_s, dst - mu_d
+    u, sig, vt = np.linalg.svd(xd.T @ xs / len(src))
+    d = np.diag([1.0, np.sign(np.linalg.det(u @ vt))])
+    rot = u @ d @ vt
+    scale = np.trace(np.diag(sig) @ d) / xs.var(0).sum()
+    return np.hstack([scale * rot, (mu_d - scale * rot @ mu_s)[:, None]])
+
+
+def sse(matrix, src, dst) -> float:
+    return float(((apply(matrix, src) - dst) ** 2).sum())
+
+
+def test_similarity_recovers_exact_transform():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        true = random_similarity(rng)
+        src = rng.uniform(0, 250, (5, 2))
+        np.testing.assert_allclose(similarity_transform(src, apply(true, src)), true, atol=1e-9)
+
+
+def test_similarity_is_least_squares_optimal_with_noise():
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        src = rng.uniform(0, 250, (5, 2))
+        dst = apply(random_similarity(rng), src) + rng.normal(0, 3, (5, 2))
+        fit = similarity_transform(src, dst)
+        np.testing.assert_allclose(fit, umeyama(src, dst), atol=1e-8)
+        assert np.isclose(fit[0, 0], fit[1, 1]) and np.isclose(fit[0, 1], -fit[1, 0])  # a similarity
+        best = sse(fit, src, dst)
+        for _ in range(50):  # no nearby similarity does better
+            a, b = fit[0, 0], fit[1, 0]
+            da, db, tx, ty = rng.normal(0, 1e-3, 4)
+            other = np.array([[a + da, -(b + db), fit[0, 2] + tx], [b + db, a + da, fit[1, 2] + ty]])
+            assert sse(other, src, dst) >= best
+
+
+def test_similarity_never_reflects():
+    rng = np.random.default_rng(2)
+    src = rng.uniform(0, 100, (5, 2))
+    mirrored = src * [-1, 1]
+    fit = similarity_transform(src, mirrored)
+    assert np.linalg.det(fit[:, :2]) >= 0
+    np.testing.assert_allclose(fit, umeyama(src, mirrored), atol=1e-8)
+
+
+def test_similarity_rejects_bad_input():
+    with pytest.raises(ValueError, match=r"\(N, 2\)"):
+        similarity_transform(np.zeros((5, 3)), np.zeros((5, 3)))
+    with pytest.raises(ValueError, match="degenerate"):
+        similarity_transform(np.ones((5, 2)), np.zeros((5, 2)))
+
+
+def _dot_image(rng, size=(240, 200)):
+    """Image with 5 coloured dots at a random similarity of the reference points."""
+    to_image = random_similarity(rng)
+    to_image[:, :2] *= 2.0 / np.sqrt(abs(np.linalg.det(to_image[:, :2])))  # face ~2x the crop
+    pts = apply(to_image, GEO.reference_points())
+    pts += np.array([size[1], size[0]]) / 2 - pts.mean(0)
+    img = np.zeros((*size, 3), np.uint8)
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (255, 255, 0), (0, 255, 255)]
+    for p, col in zip(pts, colours):
+        cv2.circle(img, (int(round(p[0] * 16)), int(round(p[1] * 16))), 5 * 16, col, -1, cv2.LINE_AA, 4)
+    return img, pts, colours
+
+
+def test_align_face_puts_landmarks_on_reference():
+    rng = np.random.default_rng(3)
+    for _ in range(5):
+        img, pts, colours = _dot_image(rng)
+        crop = align_face(img, pts, GEO)
+        assert crop.shape == (112, 96, 3) and crop.dtype == np.uint8
+        for ref, col in zip(GEO.reference_points(), colours):
+            weight = np.all(np.abs(crop.astype(int) - col) < 60, axis=2).astype(float)
+            ys, xs = np.nonzero(weight)
+            assert len(xs) > 5
+            np.testing.assert_allclose([xs.mean(), ys.mean()], ref, atol=0.35)
+
+
+def _write(tmp_path, text, name="lm.csv"):
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+HEADER = "image_id," + ",".join(LANDMARK_COLUMNS)
+ROW = ",".join(str(v) for v in range(10))
+
+
+@pytest.mark.parametrize("body, message", [
+    ("image_id,lex,ley\na,1,2\n", r"line 1 \(header\): missing column"),
+    (f"{HEADER}\na,{ROW}\nb,1,2\n", r"line 3: 3 fields, expected 11"),
+    (f"{HEADER}\na,{ROW}\nb,{ROW.replace('4', 'x')}\n", r"line 3, column 'ny': 'x' is not a number"),
+    (f"{HEADER}\na,{ROW}\nb,{ROW}\na,{ROW}\n", r"line 4, column 'image_id': duplicate 'a' \(first on line 2\)"),
+    (f"{HEADER},status\na,{ROW},maybe\n", r"line 2, column 'status': 'maybe'"),
+    (f"{HEADER}\na,{ROW.replace('9', '')}\n", r"line 2, column 'rmy': empty, but status is 'ok'"),
+    (f"{HEADER}\na,{ROW.replace('9', 'nan')}\n", r"line 2, column 'rmy': 'nan' is not a finite"),
+    ("", "empty file"),
+])
+def test_landmark_csv_errors_name_file_line_column(tmp_path, body, message):
+    path = _write(tmp_path, body)
+    with pytest.raises(LandmarkCSVError, match=message) as err:
+        read_landmarks_csv(path)
+    assert str(path) in str(err.value)
+
+
+def test_user_csv_defaults_and_array(tmp_path):
+    path = _write(tmp_path, f"{HEADER}\nb,{ROW}\na,{','.join(str(v + 1) for v in range(10))}\n")
+    df = read_landmarks_csv(path)
+    assert df["status"].tolist() == ["ok", "ok"] and df["score"].isna().all()
+    pts, ok = landmarks_array(df, ["a", "b"])
+    assert pts.shape == (2, 5, 2) and pts.dtype == np.float64 and ok.all()
+    np.testing.assert_array_equal(pts[1].reshape(-1), np.arange(10))
+    np.testing.assert_array_equal(pts[0, 2], [5, 6])  # nose of 'a'
+    with pytest.raises(KeyError, match="no landmark row.*'zz'"):
+        landmarks_array(df, ["a", "zz"])
+
+
+def _synthetic_items(tmp_path, rng):
+    items, rows = [], []
+    for k in range(3):
+        img, pts, _ = _dot_image(rng)
+        path = tmp_path / f"img{k}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(img, cv2.COLOR_RGB2BGR))
+        items.append((f"img{k}", str(path)))
+        rows.append({"image_id": f"img{k}", "status": "ok", **dict(zip(LANDMARK_COLUMNS, pts.reshape(-1)))})
+    rows[1] = {"image_id": "img1", "status": "no_face"}
+    items.append(("lost", str(tmp_path / "lost.png")))  # landmarks say ok, file is gone
+    rows.append({"image_id": "lost", "status": "ok", **dict(zip(LANDMARK_COLUMNS, range(10)))})
+    return items, pd.DataFrame(rows)
+
+
+@pytest.mark.parametrize("policy", ["center", "exclude"])
+def test_align_images_no_face_policies(tmp_path, policy):
+    items, df = _synthetic_items(tmp_path, np.random.default_rng(4))
+    out = tmp_path / "out" / "aligned.npz"
+    align_images(items, df, "sphereface_112x96", out, no_face=policy)
+    z = np.load(out)
+    assert z["images"].shape == (4, 112, 96, 3) and z["images"].dtype == np.uint8
+    assert z["ids"].tolist() == ["img0", "img1", "img2", "lost"]
+    assert z["landmark_ok"].tolist() == [True, False, True, False]
+    assert not z["images"][3].any()  # unreadable: black placeholder
+    pts = df[LANDMARK_COLUMNS].to_numpy(float).reshape(-1, 5, 2)
+    if policy == "exclude":
+        assert not z["images"][1].any()
+    else:  # fallback = mean relative landmarks of the ok images (all 240x200 here)
+        np.testing.assert_allclose(z["points"][1], (pts[0] + pts[2]) / 2)
+        assert z["images"][1].any()
+    with pytest.raises(ValueError, match="no_face must be one of"):
+        align_images(items, df, "sphereface_112x96", out, no_face="drop")
+
+
+def test_real_lfw_align_then_redetect(shared_data, tmp_path):
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    files = sorted((shared_data / "lfw-fold1" / "images").glob("*/*.jpg"))[5::13][:60]
+    items = [(f.stem, str(f)) for f in files]
+    df = detect_landmarks(items, tmp_path / "lm.csv")
+    assert (df["status"] == "ok").all(), df.loc[df.status != "ok", "image_id"].tolist()
+    aligned = align_images(items, read_landmarks_csv(tmp_path / "lm.csv"), "sphereface_112x96",
+                           tmp_path / "aligned.npz")
+    assert aligned["landmark_ok"].all()
+    crops = list(aligned["images"])
+    dets = MTCNN().detect(crops)
+    eye_err = []
+    for image_id, crop, d in zip(aligned["ids"], crops, dets):
+        k = choose_face(d, crop.shape)
+        assert k is not None, f"no face re-detected in the aligned crop of {image_id}"
+        eye_err.append(np.linalg.norm(d.landmarks[k][:2] - GEO.reference_points()[:2], axis=1))
+    assert np.mean(eye_err) <= 2.0

@@ -1,0 +1,125 @@
+"""End-to-end: the real DAG on the sample data with the tiny preset.
+
+Runs in a temporary git repository made from this checkout: `snakemake all`,
+then `dvc repro` (which must find Snakemake's work up to date) and two
+`dvc exp run -S lambda=...` experiments compared with `dvc exp show` and
+`dvc metrics diff`. Nothing is written outside the temporary directory.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+
+from srlrfr import config as params
+from srlrfr.registry import FNETS, GEOMETRIES
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def run(cmd: list[str], cwd: Path, timeout: int = 1200) -> str:
+    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1")
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+    if out.returncode:
+        logs = "".join(f"\n--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").glob("*.log"))[-4:]) \
+            if (cwd / "logs").is_dir() else ""
+        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n"
+                             f"{out.stderr[-6000:]}{logs}")
+    return out.stdout
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory, repo_root: Path, shared_data: Path) -> Path:
+    """A git repository holding this checkout's files and the smoke params."""
+    work = tmp_path_factory.mktemp("e2e") / "repo"
+    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=repo_root,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        src = repo_root / rel
+        if src.is_file():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, work / rel)
+    smoke = params.deep_merge(yaml.safe_load((repo_root / "params.yaml").read_text()),
+                              yaml.safe_load((repo_root / ".test" / "params.yaml").read_text()))
+    smoke["data"]["lfw"]["images"] = str(shared_data / "lfw-fold1" / "images")
+    smoke["data"]["lfw"]["pairs"] = str(shared_data / "lfw-fold1" / "pairs.txt")
+    smoke["data"]["celeba"]["source"] = str(shared_data / "celeba-sample")
+    (work / "params.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "smoke"]):
+        subprocess.run(cmd, cwd=work, check=True)
+    return work
+
+
+@pytest.fixture(scope="module")
+def snakemake_run(workdir: Path) -> Path:
+    run([str(BIN / "snakemake"), "--cores", "2", "all"], workdir, timeout=2400)
+    return workdir
+
+
+def test_dry_run_lists_every_rule_kind(workdir: Path):
+    out = run([str(BIN / "snakemake"), "-n", "all"], workdir)
+    for rule in ("ingest_lfw", "ingest_celeba", "landmarks", "align", "degrade", "fnet_weights", "train",
+                 "features", "evaluate", "aggregate", "report"):
+        assert rule in out, rule
+
+
+def test_table_filled_from_real_runs(snakemake_run: Path):
+    cfg = params.load(snakemake_run / "params.yaml")
+    geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
+    table = pd.read_csv(snakemake_run / "results" / "accuracy.csv")
+    lowres = [geom.resolution_name(f) for f in cfg["degrade"]["factors"]]
+    methods = set(table["method"])
+    assert {"bicubic", "bilinear_authors", "edsr_lambda0", "edsr_lambda0.5"} <= methods
+    for r in lowres:
+        assert table[r].notna().all() and table[r].between(40, 100).all(), r
+    full = f"{geom.height}x{geom.width}"
+    baseline = table[table["method"] == "bicubic"].iloc[0]
+    # dlib's recogniser on aligned full-resolution LFW faces.
+    assert baseline[full] >= 97.0
+    # Degradation costs accuracy: the smallest probes are the hardest.
+    assert baseline[lowres[0]] < baseline[full]
+    metrics = json.loads((snakemake_run / "results" / "metrics.json").read_text())
+    assert set(metrics["acc"][lowres[0]]) >= {"bicubic", "edsr"}
+
+
+def test_landmarks_found_for_lfw(snakemake_run: Path):
+    lm = pd.read_csv(snakemake_run / "data" / "landmarks" / "lfw.csv")
+    assert (lm["status"] == "ok").mean() >= 0.99
+    missing = pd.read_csv(snakemake_run / "data" / "landmarks" / "lfw_no_face.csv")
+    assert len(missing) == (lm["status"] != "ok").sum()
+
+
+def test_report_and_figures(snakemake_run: Path):
+    html = (snakemake_run / "results" / "report.html").read_text()
+    assert "data:image/png;base64," in html and "http://" not in html and "https://" not in html
+    figures = list((snakemake_run / "results" / "figures").glob("*.png"))
+    assert len(figures) >= 4
+
+
+def test_dvc_yaml_agrees_in_smoke_config(snakemake_run: Path):
+    run([str(BIN / "srlrfr"), "dvc-yaml", "--check"], snakemake_run)
+
+
+def test_dvc_repro_and_experiments(snakemake_run: Path):
+    work = snakemake_run
+    dvc = str(BIN / "dvc")
+    run([dvc, "repro"], work, timeout=1800)
+    assert (work / "dvc.lock").is_file()
+    run(["git", "add", "-A"], work)
+    run(["git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "repro"], work)
+    run([dvc, "exp", "run", "-n", "lam025", "-S", "lambda=0.25"], work, timeout=1800)
+    run([dvc, "exp", "run", "-n", "lam0", "-S", "lambda=0"], work, timeout=1800)
+    shown = json.loads(run([dvc, "exp", "show", "--json"], work))
+    text = json.dumps(shown)
+    assert "lam025" in text and "lam0" in text
+    diff = run([dvc, "metrics", "diff", "HEAD", "--all"], work)
+    assert "acc." in diff or "acc/" in diff

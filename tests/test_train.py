@@ -1,0 +1,159 @@
+"""SRNet training loop on tiny presets (CPU): the multi-scale scheme, resume
+after a kill equals an uninterrupted run, config guards, and lam > 0 with an
+honestly random-initialised tiny SphereFace-20 (plumbing, not recognition)."""
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from srlrfr.models.fnet import FaceRecognizer
+from srlrfr.models.fnets.sphereface import SphereFace20
+from srlrfr.models.srnet import load_srnet, super_resolve
+from srlrfr.models.srnets.edsr import EDSR
+from srlrfr.registry import FNETS, SRNETS
+from srlrfr.models.base import SRNetSpec
+from srlrfr.train import BatchSampler, train_srnet
+
+torch.set_num_threads(1)
+
+TINY = {"n_blocks": 2, "n_feats": 8}
+
+
+@pytest.fixture(scope="module")
+def hr_images() -> np.ndarray:
+    """Smooth random 112x96 'faces' (a low-frequency field, so downsampling means something)."""
+    rng = np.random.default_rng(0)
+    small = rng.integers(0, 256, (6, 7, 6, 3), dtype=np.uint8)
+    return np.repeat(np.repeat(small, 16, axis=1), 16, axis=2)
+
+
+def random_tiny_sphereface20(seed: int = 0) -> FaceRecognizer:
+    """sphereface20's registered spec with a narrow backbone left at its RANDOM init."""
+    spec = dataclasses.replace(FNETS.get("sphereface20"),
+                               build=lambda: SphereFace20(widths=(4, 8, 8, 8), feature_dim=16), feature_dim=16)
+    torch.manual_seed(seed)
+    return FaceRecognizer(spec, spec.build())
+
+
+def run(hr, out_dir, **kw):
+    args = dict(fnet=random_tiny_sphereface20(), lam=0.5, arch_kwargs=TINY, batch_size=3, iterations=6,
+                checkpoint_every=2, log_every=1, device="cpu", progress=False, seed=3)
+    args.update(kw)
+    return train_srnet(hr, out_dir=out_dir, **args)
+
+
+class Killed(Exception):
+    pass
+
+
+def test_resume_after_kill_equals_uninterrupted_run(hr_images, tmp_path):
+    straight = run(hr_images, tmp_path / "straight")
+
+    def kill_at_5(step, losses):
+        if step == 5:
+            raise Killed  # after step 5 was logged; last checkpoint is step 4
+
+    with pytest.raises(Killed):
+        run(hr_images, tmp_path / "resumed", step_callback=kill_at_5)
+    log_after_kill = (tmp_path / "resumed" / "train_log.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in log_after_kill[1:]] == ["1", "2", "3", "4", "5"]
+    assert not (tmp_path / "resumed" / "model.pt").exists()
+    assert torch.load(tmp_path / "resumed" / "checkpoint.pt", weights_only=True)["step"] == 4
+
+    resumed = run(hr_images, tmp_path / "resumed")
+    a, _ = load_srnet(straight)
+    b, _ = load_srnet(resumed)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
+    log_a = (tmp_path / "straight" / "train_log.csv").read_text()
+    log_b = (tmp_path / "resumed" / "train_log.csv").read_text()
+    assert log_a == log_b
+    assert len(log_a.splitlines()) == 7  # header + 6 steps, no duplicates
+
+
+def test_resume_with_different_config_is_refused(hr_images, tmp_path):
+    run(hr_images, tmp_path, iterations=2)
+    with pytest.raises(ValueError, match=r"different run.*\n.*lam: checkpoint 0.5 vs now 0.25"):
+        run(hr_images, tmp_path, iterations=2, lam=0.25)
+
+
+def test_lambda_changes_training_and_model_metadata(hr_images, tmp_path):
+    with_id = run(hr_images, tmp_path / "lam", iterations=3)
+    without = run(hr_images, tmp_path / "zero", iterations=3, lam=0.0, fnet=None)
+    m1, info1 = load_srnet(with_id)
+    m0, info0 = load_srnet(without)
+    assert info1["channel_order"] == "rgb"
+    assert info1["meta"]["lambda"] == 0.5 and info1["meta"]["fnet"] == "sphereface20"
+    assert info1["meta"]["seed"] == 3 and info1["meta"]["iterations"] == 3
+    assert info0["meta"]["fnet"] is None
+    # Same seed, same data order: only the identity term differs, and it moves the weights.
+    assert not torch.equal(m1.conv1.weight, m0.conv1.weight)
+
+    rows1 = (tmp_path / "lam" / "train_log.csv").read_text().splitlines()[1:]
+    rows0 = (tmp_path / "zero" / "train_log.csv").read_text().splitlines()[1:]
+    step, lr, pix, ident, total = (float(v) for v in rows1[0].split(","))
+    assert lr == 1e-4 and ident > 0 and total == pytest.approx(pix + 0.5 * ident, rel=1e-6)
+    assert rows0[0].split(",")[3] == ""  # identity term not computed at lam = 0
+    assert rows0[0].split(",")[2] == rows1[0].split(",")[2]  # first step's pixel loss identical
+
+    out = super_resolve(m1, info1, hr_images[:2, ::4, ::4].copy(), batch_size=2)
+    assert out.shape == (2, 112, 96, 3)
+
+
+def test_lr_schedule_halves(hr_images, tmp_path):
+    run(hr_images, tmp_path, iterations=5, lr_step=2, lam=0.0, fnet=None)
+    lrs = [float(r.split(",")[1]) for r in (tmp_path / "train_log.csv").read_text().splitlines()[1:]]
+    assert lrs == pytest.approx([1e-4, 1e-4, 5e-5, 5e-5, 2.5e-5])
+
+
+class ShapeRecordingEDSR(EDSR):
+    calls: list[tuple[int, int]] = []
+
+    def forward(self, x):
+        ShapeRecordingEDSR.calls.append(tuple(x.shape[-2:]))
+        return super().forward(x)
+
+
+def test_each_step_uses_one_scale_from_the_pyramid(hr_images, tmp_path):
+    if "edsr_shape_probe" not in SRNETS:
+        SRNETS.register("edsr_shape_probe", SRNetSpec("edsr_shape_probe", ShapeRecordingEDSR, scale=4,
+                                                      defaults={"n_blocks": 1, "n_feats": 4}))
+    ShapeRecordingEDSR.calls = []
+    run(hr_images, tmp_path, arch="edsr_shape_probe", arch_kwargs={}, lam=0.0, fnet=None, iterations=30,
+        checkpoint_every=100)
+    calls = ShapeRecordingEDSR.calls
+    assert len(calls) == 30
+    assert set(calls) == {(7, 6), (14, 12), (28, 24)}  # 1/16, 1/8, 1/4 inputs, all drawn
+
+
+def test_batch_sampler_covers_each_epoch_once():
+    sampler = BatchSampler(n=10, batch_size=4, seed=1)
+    stream = np.concatenate([sampler.indices(s) for s in range(5)])  # 20 = two epochs
+    assert sorted(stream[:10]) == list(range(10)) and sorted(stream[10:]) == list(range(10))
+    assert not np.array_equal(stream[:10], stream[10:])
+    assert np.array_equal(BatchSampler(10, 4, 1).indices(3), sampler.indices(3))
+
+
+def test_bad_inputs_are_explained(hr_images, tmp_path):
+    with pytest.raises(ValueError, match="needs fnet"):
+        run(hr_images, tmp_path, fnet=None)
+    with pytest.raises(ValueError, match="divisible by 16"):
+        run(hr_images[:, :100], tmp_path, lam=0.0, fnet=None)
+    with pytest.raises(ValueError, match="uint8"):
+        run(hr_images.astype(np.float32), tmp_path)
+
+
+def test_precomputed_pyramid_matches_built_one(hr_images, tmp_path):
+    from srlrfr.degrade import pyramid
+    levels = pyramid(hr_images, [1, 2, 4, 8, 16], "cv2_bicubic")
+    built = run(hr_images, tmp_path / "built", iterations=3, lam=0.0, fnet=None)
+    given = run(hr_images, tmp_path / "given", iterations=3, lam=0.0, fnet=None, pyramid=levels)
+    for va, vb in zip(load_srnet(built)[0].state_dict().values(), load_srnet(given)[0].state_dict().values()):
+        assert torch.equal(va, vb)
+    with pytest.raises(ValueError, match="lacks level 16"):
+        run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={f: levels[f] for f in (1, 2, 4, 8)})
+    with pytest.raises(ValueError, match="level 4: expected uint8"):
+        run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={**levels, 4: levels[8]})
