@@ -2,15 +2,13 @@
 
 Snakemake is the one place the DAG is defined. Each DVC stage is one
 Snakemake rule, run with ``snakemake --until <rule>``; its deps, params and
-outs are read off Snakemake's own plan (``--detailed-summary``): the files
+outs are read off Snakemake's own plan (a forced dry run): the files
 the rule writes, the rules it reads from, and the config keys it passes to
 srlrfr via ``--settings``. ``write_dvc_yaml`` produces dvc.yaml from that;
 ``check_dvc_yaml`` reports every disagreement.
 """
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import shlex
@@ -30,17 +28,27 @@ SNAKEMAKE = "snakemake --cores all --until {rule}"
 
 
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:
-    """Rows of ``snakemake --detailed-summary all``: every file of the DAG."""
-    cmd = [sys.executable, "-m", "snakemake", "all", "--detailed-summary", "--cores", "1"]
+    """Every job of ``snakemake all`` as {rule, input, output, shellcmd}, from a forced dry run."""
+    cmd = [sys.executable, "-m", "snakemake", "all", "--dry-run", "--forceall", "--printshellcmds",
+           "--cores", "1"]
     if configfiles:
         cmd += ["--configfile", *configfiles]
     out = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     if out.returncode:
-        raise RuntimeError(f"snakemake --detailed-summary failed:\n{out.stderr[-3000:]}")
-    lines = [ln for ln in out.stdout.splitlines() if "\t" in ln]
-    if not lines:
-        raise RuntimeError(f"snakemake printed no summary table:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
-    return list(csv.DictReader(io.StringIO("\n".join(lines)), delimiter="\t"))
+        raise RuntimeError(f"snakemake dry run failed:\n{out.stdout[-2000:]}{out.stderr[-3000:]}")
+    jobs: list[dict] = []
+    for line in out.stdout.splitlines():
+        head = re.match(r"^(?:local)?rule (\w+):$", line)
+        if head:
+            jobs.append({"rule": head.group(1), "input": [], "output": [], "shellcmd": ""})
+        elif jobs and re.match(r"^\s+(input|output): ", line):
+            key, _, files = line.strip().partition(": ")
+            jobs[-1][key] = [f.strip() for f in files.split(",") if f.strip()]
+        elif jobs and line.startswith("Shell command: "):
+            jobs[-1]["shellcmd"] = line[len("Shell command: "):]
+    if not jobs:
+        raise RuntimeError(f"snakemake listed no jobs:\n{out.stdout[-2000:]}")
+    return jobs
 
 
 def out_root(path: str) -> str:
@@ -49,27 +57,29 @@ def out_root(path: str) -> str:
     return str(Path(*parts[:2])) if len(parts) >= 3 else path
 
 
-def _settings_keys(shellcmd: str) -> set[str]:
-    """Config keys a job received via ``--settings '<json>'``, as dotted paths."""
-    try:
-        tokens = shlex.split(shellcmd)
-    except ValueError:
-        return set()
+# Per-dataset / per-FNet subsections: DVC tracks them whole, so dvc.yaml does
+# not change with the FNet chosen.
+WHOLE = {"align.landmarks", "fnets"}
+
+
+def _settings_keys(shellcmd: str, cfg: dict) -> set[str]:
+    """Config keys a job received via ``--settings '<json>'``, as dotted paths.
+
+    A section passed complete is named as the section; a partial one by its keys.
+    """
+    tokens = shlex.split(shellcmd) if shellcmd else []
     keys: set[str] = set()
+
+    def walk(doc: dict, full: dict, prefix: str) -> None:
+        for k, v in doc.items():
+            path = f"{prefix}{k}"
+            if isinstance(v, dict) and path not in WHOLE and v != full.get(k):
+                walk(v, full.get(k, {}), path + ".")
+            else:
+                keys.add(path)
     for i, tok in enumerate(tokens[:-1]):
         if tok == "--settings":
-            def walk(doc, prefix):
-                for k, v in doc.items():
-                    path = f"{prefix}{k}"
-                    # Dataset/FNet-specific subsections stay whole sections in DVC.
-                    if isinstance(v, dict) and path in ("align.landmarks", "fnets"):
-                        keys.add(path)
-                    elif isinstance(v, dict) and path not in ("data.lfw", "data.celeba", "degrade", "train",
-                                                               "evaluate", "report"):
-                        walk(v, path + ".")
-                    else:
-                        keys.add(path)
-            walk(json.loads(tokens[i + 1]), "")
+            walk(json.loads(tokens[i + 1]), cfg, "")
     return keys
 
 
@@ -81,28 +91,38 @@ def _rule_files(root: Path) -> dict[str, str]:
     return found
 
 
-def stages_from_plan(plan: list[dict], root: Path) -> dict:
-    producer = {row["output_file"]: row["rule"] for row in plan}
+def _outs(plan: list[dict]) -> dict[str, set[str]]:
+    """What DVC versions per rule: the rule's directory, or its files where rules share one."""
+    owners: dict[str, set[str]] = {}
+    for job in plan:
+        for o in job["output"]:
+            owners.setdefault(out_root(o), set()).add(job["rule"])
+    outs: dict[str, set[str]] = {}
+    for job in plan:
+        for o in job["output"]:
+            if o not in METRICS:
+                outs.setdefault(job["rule"], set()).add(o if len(owners[out_root(o)]) > 1 else out_root(o))
+    return outs
+
+
+def stages_from_plan(plan: list[dict], root: Path, cfg: dict) -> dict:
+    producer = {out: job["rule"] for job in plan for out in job["output"]}
+    outs = _outs(plan)
     rule_files = _rule_files(root)
     stages: dict[str, dict] = {}
-    for row in plan:
-        rule = row["rule"]
+    for job in plan:
+        rule = job["rule"]
         if rule in NOT_IN_DVC:
             continue
         st = stages.setdefault(rule, {"outs": set(), "upstream": set(), "params": set()})
-        out = row["output_file"]
-        if out not in METRICS:
-            st["outs"].add(out_root(out))
-        for dep in filter(None, row.get("input-file(s)", "").split(",")):
-            dep = dep.strip()
-            if dep in producer and producer[dep] != rule:
-                st["upstream"].add(dep)
-        st["params"] |= _settings_keys(row.get("shellcmd", ""))
+        st["outs"] = outs.get(rule, set())
+        st["upstream"] |= {d for d in job["input"] if producer.get(d, rule) != rule}
+        st["params"] |= _settings_keys(job["shellcmd"], cfg)
     doc: dict = {"stages": {}}
     for rule in sorted(stages, key=lambda r: _order(r, stages, producer)):
         st = stages[rule]
-        deps = sorted({"srlrfr", rule_files.get(rule, "workflow/Snakefile"), "workflow/rules/common.smk"}
-                      | {out_root(d) for d in st["upstream"]})
+        upstream = {d for u in st["upstream"] for d in outs[producer[u]] if u == d or u.startswith(d + "/")}
+        deps = sorted({"srlrfr", rule_files.get(rule, "workflow/Snakefile"), "workflow/rules/common.smk"} | upstream)
         entry = {"cmd": SNAKEMAKE.format(rule=rule), "deps": deps}
         if st["params"]:
             entry["params"] = sorted(st["params"])
@@ -144,14 +164,19 @@ def render(doc: dict) -> str:
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120) + "\n" + yaml.safe_dump(plots, sort_keys=False)
 
 
+def _expected(root: Path, configfiles: list[str] | None) -> str:
+    from .config import load
+    cfg = load([root / f for f in (configfiles or ["params.yaml"])])
+    return render(stages_from_plan(snakemake_plan(configfiles, root), root, cfg))
+
+
 def write_dvc_yaml(path: Path, configfiles: list[str] | None = None) -> None:
-    root = path.resolve().parent
-    write_text(path, render(stages_from_plan(snakemake_plan(configfiles, root), root)))
+    write_text(path, _expected(path.resolve().parent, configfiles))
 
 
-def check_dvc_yaml(path: Path, configfiles: list[str] | None = None) -> list[str]:
-    root = path.resolve().parent
-    want = yaml.safe_load(render(stages_from_plan(snakemake_plan(configfiles, root), root)))["stages"]
+def check_dvc_yaml(path: Path, configfiles: list[str] | None = None, root: Path | None = None) -> list[str]:
+    """Disagreements between ``path`` and the DAG of the workflow in ``root`` (default: path's folder)."""
+    want = yaml.safe_load(_expected(root or path.resolve().parent, configfiles))["stages"]
     have = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
     problems = [f"rule {r!r} has no DVC stage" for r in want if r not in have]
     problems += [f"DVC stage {s!r} is not a Snakemake rule of the DAG" for s in have if s not in want]

@@ -120,7 +120,7 @@ ROW = ",".join(str(v) for v in range(10))
 @pytest.mark.parametrize("body, message", [
     ("image_id,lex,ley\na,1,2\n", r"line 1 \(header\): missing column"),
     (f"{HEADER}\na,{ROW}\nb,1,2\n", r"line 3: 3 fields, expected 11"),
-    (f"{HEADER}\na,{ROW}\nb,{ROW.replace('4', 'x')}\n", r"line 3, column 'ny': 'x' is not a number"),
+    (f"{HEADER}\na,{ROW}\nb,{ROW.replace('4', 'x')}\n", r"line 3, column 'nx': 'x' is not a number"),
     (f"{HEADER}\na,{ROW}\nb,{ROW}\na,{ROW}\n", r"line 4, column 'image_id': duplicate 'a' \(first on line 2\)"),
     (f"{HEADER},status\na,{ROW},maybe\n", r"line 2, column 'status': 'maybe'"),
     (f"{HEADER}\na,{ROW.replace('9', '')}\n", r"line 2, column 'rmy': empty, but status is 'ok'"),

@@ -106,6 +106,14 @@ def test_converter_rejects_a_different_architecture(dat_path):
     other = dr.DlibResNet34(blocks=dr.DLIB_RESNET34_BLOCKS[:-1])
     with pytest.raises(DlibFormatError, match="layer sequence differs"):
         dr.state_dict_from_records(read_network(dat_path), other)
+    net = read_network(dat_path)
+    net.layers[1].params["padding_y"] = 3  # a record whose padding the torch conv does not have
+    with pytest.raises(DlibFormatError, match=r"record 1 \(con_4\): kernel/stride/padding"):
+        dr.state_dict_from_records(net)
+    net = read_network(dat_path)
+    net.layers[-2].params["nr"] = 2  # not avg_pool_everything
+    with pytest.raises(DlibFormatError, match="window/stride/padding"):
+        dr.state_dict_from_records(net)
 
 
 # ---- the port against dlib ----
@@ -172,20 +180,44 @@ def test_wrapper_on_160_canvas_matches_dlib(converted, dlib_chips):
     assert (cos >= 0.995).all(), cos
 
 
+def _five_from_68(shape) -> np.ndarray:
+    p = np.array([[shape.part(i).x, shape.part(i).y] for i in range(68)], dtype=np.float64)
+    return np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
+
+
 def test_geometry_reproduces_dlib_framing(converted, dlib_chips, dat_path):
-    """srlrfr's own 5-point alignment onto dlib_160x160 (points from dlib's 68-point
-    predictor on the ORIGINAL image) gives nearly dlib's descriptor of dlib's chip."""
+    """The dlib_160x160 reference points frame faces as dlib's chips do.
+
+    (a) Framing: the 5 points measured on dlib's chips (68-point predictor, 150 ->
+    160 canvas) fit the registered reference with a similarity that is the identity
+    on average (scale within 3%, centre within 2 px; a 6 px shift or a 15% zoom of
+    the reference fails this). (b) Use: srlrfr's own alignment of the ORIGINAL image
+    onto the geometry gives nearly dlib's descriptor of dlib's chip (the descriptor
+    is robust to small framing changes, so (b) alone would not pin the numbers)."""
     dlib = pytest.importorskip("dlib")
-    from srlrfr.face.align import align_face
+    from srlrfr.face.align import align_face, similarity_transform
     from srlrfr.models.fnet import load_fnet
     sp68 = dlib.shape_predictor(str(dat_path.parent / "shape_predictor_68_face_landmarks.dat"))
+    detector = dlib.get_frontal_face_detector()
+    ref = get_geometry("dlib_160x160").reference_points()
+    centre = np.array([79.5, 79.5, 1.0])
+    scales, shifts = [], []
+    for chip in dlib_chips["chips"]:
+        boxes = detector(chip, 1)
+        if not len(boxes):
+            continue
+        on_chip = (_five_from_68(sp68(chip, max(boxes, key=lambda r: r.area()))) + 0.5) * 160 / 150 - 0.5
+        m = similarity_transform(ref, on_chip)
+        scales.append(np.hypot(m[0, 0], m[1, 0]))
+        shifts.append(m @ centre - centre[:2])
+    assert len(scales) >= 10
+    scale, shift = float(np.mean(scales)), np.mean(shifts, axis=0)
+    print(f"framing vs dlib chips: scale {scale:.4f}, centre shift {shift.round(2)} px, n={len(scales)}")
+    assert abs(scale - 1) < 0.03 and np.hypot(*shift) < 2.0
+
     fnet = load_fnet("dlib_resnet34", converted["out"])
-    crops = []
-    for img, face in dlib_chips["originals"]:
-        s = sp68(img, face)
-        p = np.array([[s.part(i).x, s.part(i).y] for i in range(68)], dtype=np.float64)
-        five = np.stack([p[36:42].mean(0), p[42:48].mean(0), p[30], p[48], p[54]])
-        crops.append(align_face(img, five, "dlib_160x160"))
+    crops = [align_face(img, _five_from_68(sp68(img, face)), "dlib_160x160")
+             for img, face in dlib_chips["originals"]]
     x = torch.from_numpy(np.stack(crops)).permute(0, 3, 1, 2).float() / 127.5 - 1
     with torch.no_grad():
         cos = _cosine(fnet(x).double().numpy(), dlib_chips["ref"])

@@ -157,3 +157,13 @@ def test_precomputed_pyramid_matches_built_one(hr_images, tmp_path):
         run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={f: levels[f] for f in (1, 2, 4, 8)})
     with pytest.raises(ValueError, match="level 4: expected uint8"):
         run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={**levels, 4: levels[8]})
+
+
+@pytest.mark.parametrize("amp", ["bf16", "fp16"])
+def test_mixed_precision_runs(hr_images, tmp_path, amp):
+    out = run(hr_images, tmp_path, iterations=2, amp=amp)
+    rows = (tmp_path / "train_log.csv").read_text().splitlines()[1:]
+    assert len(rows) == 2 and all(np.isfinite(float(v)) for r in rows for v in r.split(",")[2:])
+    model, info = load_srnet(out)
+    assert info["meta"]["amp"] == amp
+    assert all(torch.isfinite(v).all() for v in model.state_dict().values())

@@ -112,7 +112,7 @@ def landmarks_array(df: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray, n
         raise KeyError(f"{len(missing)} image id(s) have no landmark row, e.g. {missing[:5]}")
     sub = df.iloc[pos]
     status = sub["status"].fillna("ok").to_numpy() if "status" in sub else np.full(len(sub), "ok")
-    points = sub[LANDMARK_COLUMNS].to_numpy(np.float64).reshape(-1, 5, 2)
+    points = np.array(sub[LANDMARK_COLUMNS], dtype=np.float64).reshape(-1, 5, 2)
     ok = (status == "ok") & np.isfinite(points).all(axis=(1, 2))
     points[~ok] = np.nan
     return points, ok

@@ -119,29 +119,31 @@ class DlibResNet34(nn.Module):
 # Weights: the .dat records, bottom-up, mapped onto the module tree above.
 
 def _expected_layout(blocks: tuple[tuple[int, bool], ...]) -> list[tuple[str, str | None]]:
-    """(record kind, state_dict prefix or None) in the file's bottom-up order."""
+    """(record kind, state_dict prefix or pooling window) in the file's bottom-up order.
+
+    Pools carry "nr/stride/pad" strings; "0/1/0" is dlib's avg_pool_everything.
+    """
     seq: list[tuple[str, str | None]] = [
-        ("input", None), ("con", "conv1"), ("affine", "aff1"), ("relu", None), ("max_pool", None)]
+        ("input", None), ("con", "conv1"), ("affine", "aff1"), ("relu", None), ("max_pool", "3/2/0")]
     for i, (_, down) in enumerate(blocks):
         p = f"blocks.{i}."
         seq += [("con", p + "conv1"), ("affine", p + "aff1"), ("relu", None),
                 ("con", p + "conv2"), ("affine", p + "aff2")]
         if down:
-            seq.append(("avg_pool", None))
+            seq.append(("avg_pool", "2/2/0"))
         seq += [("add_prev", None), ("relu", None)]
-    seq += [("avg_pool", None), ("fc", "fc")]
+    seq += [("avg_pool", "0/1/0"), ("fc", "fc")]
     return seq
 
 
-def _check_geometry(rec: LayerRecord, module: nn.Module) -> None:
-    """Strides/padding/window of a record against the module that replaces it."""
+def _check_conv(rec: LayerRecord, conv: nn.Conv2d) -> None:
+    """Kernel, stride and padding of a con_ record against the torch conv replacing it."""
     p = rec.params
-    if isinstance(module, nn.Conv2d):
-        got = (p["nr"], p["nc"], p["stride_y"], p["stride_x"], p["padding_y"], p["padding_x"])
-        want = (*module.kernel_size, *module.stride, *module.padding)
-        if got != want:
-            raise DlibFormatError(f"record {rec.index} ({rec.type}): kernel/stride/padding {got}, "
-                                  f"the torch layer has {want}")
+    got = (p["nr"], p["nc"], p["stride_y"], p["stride_x"], p["padding_y"], p["padding_x"])
+    want = (*conv.kernel_size, *conv.stride, *conv.padding)
+    if got != want:
+        raise DlibFormatError(f"record {rec.index} ({rec.type}): kernel/stride/padding {got}, "
+                              f"the torch layer has {want}")
 
 
 def state_dict_from_records(net: DlibNetwork, model: DlibResNet34 | None = None) -> dict[str, Tensor]:
@@ -160,18 +162,27 @@ def state_dict_from_records(net: DlibNetwork, model: DlibResNet34 | None = None)
     inp = net.layers[0].params
     if (inp.get("nr"), inp.get("nc")) != (150, 150):
         raise DlibFormatError(f"input layer is {inp.get('nr')}x{inp.get('nc')}, expected 150x150")
+    means = (inp["avg_red"], inp["avg_green"], inp["avg_blue"])
+    if max(abs(a - b) for a, b in zip(means, DLIB_MEAN_RGB)) > 1e-3:  # dlib_normalize hard-codes them
+        raise DlibFormatError(f"input layer means {means} differ from DLIB_MEAN_RGB {DLIB_MEAN_RGB}")
     out: dict[str, Tensor] = {}
     for rec, (kind, prefix) in zip(net.layers, layout):
-        if kind == "max_pool" or (kind == "avg_pool" and prefix is None and rec.params["nr"]):
-            if (rec.params["nr"], rec.params["stride_y"], rec.params["padding_y"]) != (
-                    (3, 2, 0) if kind == "max_pool" else (2, 2, 0)):
-                raise DlibFormatError(f"record {rec.index} ({rec.type}): unexpected pooling {rec.params}")
+        if kind in ("max_pool", "avg_pool"):
+            p = rec.params
+            got = {f"{p['nr']}/{p['stride_y']}/{p['padding_y']}", f"{p['nc']}/{p['stride_x']}/{p['padding_x']}"}
+            if got != {prefix}:
+                raise DlibFormatError(f"record {rec.index} ({rec.type}): window/stride/padding {sorted(got)}, "
+                                      f"the torch model uses {prefix}")
+            continue
         if prefix is None:
             continue
         if kind == "con":
-            _check_geometry(rec, modules[prefix])
+            _check_conv(rec, modules[prefix])
             pairs = {"weight": rec.tensors["weight"], "bias": rec.tensors.get("bias")}
         elif kind == "affine":
+            if rec.params["mode"] != "conv" or rec.params["disabled"]:
+                raise DlibFormatError(f"record {rec.index} ({rec.type}): expected an enabled conv-mode affine, "
+                                      f"got {rec.params}")
             pairs = {"weight": rec.tensors["gamma"], "bias": rec.tensors["beta"]}
         else:  # fc: dlib stores (num_inputs, num_outputs); torch Linear wants (out, in)
             pairs = {"weight": rec.tensors["weight"].T}

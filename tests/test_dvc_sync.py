@@ -1,0 +1,25 @@
+"""dvc.yaml must wrap exactly the Snakemake DAG: same rules, files, upstream stages and params."""
+from pathlib import Path
+
+import yaml
+
+from srlrfr.dvcsync import check_dvc_yaml
+
+
+def test_committed_dvc_yaml_agrees(repo_root: Path):
+    assert check_dvc_yaml(repo_root / "dvc.yaml") == []
+
+
+def test_disagreements_are_reported(repo_root: Path, tmp_path: Path):
+    doc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    stages = doc["stages"]
+    stages["train"]["params"].remove("train")          # a param the rule reads
+    stages["evaluate"]["deps"].remove("models/srnets")  # an upstream stage
+    stages["bogus"] = {"cmd": "true"}
+    del stages["features"]
+    bad = tmp_path / "dvc.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    problems = "\n".join(check_dvc_yaml(bad, root=repo_root))
+    assert "rule 'features' has no DVC stage" in problems
+    assert "'bogus' is not a Snakemake rule" in problems
+    assert "stage 'train' params" in problems and "stage 'evaluate' deps" in problems
