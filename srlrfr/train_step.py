@@ -1,8 +1,12 @@
 """Training step: one SRNet for one identity-loss weight, from the cached pyramid."""
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 
+from .atomic import atomic_path
 from .device import resolve_device
 
 
@@ -20,10 +24,15 @@ def train_step(pyramid_npz, cfg: dict, *, lam: float, fnet_weights, out_dir):
         if not fnet_weights:
             raise ValueError(f"lambda={lam} needs FNet weights (--weights)")
         fnet = load_fnet(cfg["fnet"], fnet_weights, device)
-    return train_srnet(
+    model = train_srnet(
         levels[1], pyramid=levels, fnet=fnet, lam=lam, out_dir=out_dir, arch=t["srnet"],
         arch_kwargs={"n_blocks": t["n_blocks"], "n_feats": t["n_feats"], "res_scale": t["res_scale"]},
         kernel=cfg["degrade"]["kernel"], batch_size=t["batch_size"], iterations=t["iterations"], lr=t["lr"],
         lr_step=t["lr_step"], lr_gamma=t["lr_gamma"], identity_upsample=t["identity_upsample"], amp=t["amp"],
         device=str(device), seed=t["seed"], checkpoint_every=t["checkpoint_every"], log_every=t["log_every"],
     )
+    # train_log.csv is the working log that survives a kill and is trimmed on
+    # resume; the declared output is a snapshot taken once training is done.
+    with atomic_path(Path(out_dir) / "losses.csv") as tmp:
+        shutil.copyfile(Path(out_dir) / "train_log.csv", tmp)
+    return model

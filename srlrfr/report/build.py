@@ -14,7 +14,7 @@ from .plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_t
 
 
 def _methods_at(eval_root: Path, res: str) -> list[str]:
-    return sorted(p.parent.name for p in eval_root.glob(f"*/{res}/scores.csv"))
+    return sorted(p.parent.parent.name for p in eval_root.glob(f"*/{res}/scores.csv"))
 
 
 def build_report(cfg: dict, *, summary_csv, eval_root, train_logs, out_dir) -> Path:
