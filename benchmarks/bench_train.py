@@ -46,14 +46,14 @@ def main() -> None:
         torch.set_num_threads(args.threads)
 
     from srlrfr.device import resolve_device
-    from srlrfr.models.fnet import FaceRecognizer, register_all_fnets
+    from srlrfr.models import catalog  # noqa: F401
+    from srlrfr.models.fnet import FaceRecognizer
     from srlrfr.registry import FNETS
     from srlrfr.train import train_srnet
 
     device = resolve_device(args.device)
     fnet = None
     if args.lam > 0:
-        register_all_fnets()
         spec = FNETS.get("sphereface20")
         fnet = FaceRecognizer(spec, spec.build())  # random init: timing only
     n_images = max(4 * args.batch, 64)

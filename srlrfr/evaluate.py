@@ -147,11 +147,14 @@ def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, fact
     right_pos = {k: i for i, k in enumerate(right_ids)}
     right = np.array([right_pos[i] for i in pairs["right"]])
     scores = cosine_scores(hr_feats[left], probe_feats[right])
-    table = pairs[["pair", "fold", "label"]].assign(score=scores)[keep]
+    # Every pair keeps its row (so scores line up with the pairs list); 'used'
+    # is False for pairs excluded by the no-face policy.
+    table = pairs[["pair", "fold", "label"]].assign(score=scores, used=keep)
     write_csv(out_dir / "scores.csv", table)
 
-    metrics = verification_report(table["score"].to_numpy(), table["label"].to_numpy(),
-                                  table["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
+    used = table[keep]
+    metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
+                                  used["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
                                   far_targets=tuple(far_targets))
     metrics.update(method=method, resolution=resolution, fnet=fnet_name,
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),

@@ -221,7 +221,7 @@ def load_scores(path: str | os.PathLike, expected_pairs: pd.DataFrame | None = N
     if missing:
         raise ValueError(f"{path}: missing columns {missing}; expected {list(SCORE_COLUMNS)}, "
                          f"found {list(frame.columns)}")
-    frame = frame[list(SCORE_COLUMNS)]
+    frame = frame[list(SCORE_COLUMNS) + [c for c in frame.columns if c not in SCORE_COLUMNS]]
     if frame["score"].isna().any():
         rows = frame.index[frame["score"].isna()][:5].tolist()
         raise ValueError(f"{path}: empty/NaN scores at rows {rows}")

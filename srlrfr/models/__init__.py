@@ -1,1 +1,2 @@
-"""Network registries. Importing this package registers every FNet and SRNet."""
+"""Networks. ``srlrfr.models.catalog`` imports every FNet and SRNet module so
+their registry entries exist; the loaders import it for you."""

@@ -7,9 +7,7 @@ gradients through it into the SRNet.
 """
 from __future__ import annotations
 
-import importlib
 import os
-import pkgutil
 from pathlib import Path
 
 import numpy as np
@@ -23,13 +21,6 @@ from ..registry import FNETS
 from .base import FNetSpec
 from .srnet import swap_rgb_bgr, to_tensor
 from .weights import load_into, load_state_dict_file
-
-
-def register_all_fnets() -> None:
-    """Import every module of ``srlrfr.models.fnets`` so its FNets are registered."""
-    from . import fnets
-    for mod in pkgutil.iter_modules(fnets.__path__):
-        importlib.import_module(f"{fnets.__name__}.{mod.name}")
 
 
 class FaceRecognizer(nn.Module):
@@ -77,7 +68,7 @@ class FaceRecognizer(nn.Module):
 
 def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device | str = "cpu") -> FaceRecognizer:
     """Build registered FNet ``name``, load its weights (weights-only), freeze it."""
-    register_all_fnets()
+    from . import catalog  # noqa: F401  (fills the registries)
     spec: FNetSpec = FNETS.get(name)
     backbone = spec.build()
     load_into(backbone, load_state_dict_file(weights_path, hint=spec.weights), weights_path)

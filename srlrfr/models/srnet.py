@@ -9,9 +9,7 @@ here are RGB, the authors' EDSR checkpoints are BGR.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import os
-import pkgutil
 from pathlib import Path
 from typing import Any
 
@@ -25,13 +23,6 @@ from ..registry import SRNETS
 from .weights import CheckpointError, load_checkpoint, load_into, load_state_dict_file
 
 CHANNEL_ORDERS = ("rgb", "bgr")
-
-
-def register_all_srnets() -> None:
-    """Import every module of ``srlrfr.models.srnets`` so its SRNets are registered."""
-    from . import srnets
-    for mod in pkgutil.iter_modules(srnets.__path__):
-        importlib.import_module(f"{srnets.__name__}.{mod.name}")
 
 
 # --- pixel conventions -------------------------------------------------------
@@ -60,7 +51,7 @@ def swap_rgb_bgr(t: torch.Tensor) -> torch.Tensor:
 
 def build_srnet(arch: str, kwargs: dict | None = None) -> tuple[nn.Module, dict]:
     """Build a registered SRNet; returns (model, the full kwargs with defaults filled in)."""
-    register_all_srnets()
+    from . import catalog  # noqa: F401  (fills the registries)
     spec = SRNETS.get(arch)
     full = {**spec.defaults, **(kwargs or {})}
     return spec.build(**full), full

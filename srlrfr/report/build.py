@@ -8,6 +8,7 @@ import pandas as pd
 
 from ..aggregate import FULL, long_table, resolution_order
 from ..atomic import write_csv
+from ..metrics.verification import load_scores
 from .html import write_report
 from .paper import PAPER_NOTE, compare_to_paper, comparison_markdown
 from .plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
@@ -17,8 +18,9 @@ def _methods_at(eval_root: Path, res: str) -> list[str]:
     return sorted(p.parent.parent.name for p in eval_root.glob(f"*/{res}/scores.csv"))
 
 
-def build_report(cfg: dict, *, summary_csv, eval_root, train_logs, out_dir) -> Path:
+def build_report(cfg: dict, *, summary_csv, pairs_csv, eval_root, train_logs, out_dir) -> Path:
     out_dir, eval_root = Path(out_dir), Path(eval_root)
+    pairs = pd.read_csv(pairs_csv)
     figures_dir, plots_dir = out_dir / "figures", out_dir / "plots"
     summary = pd.read_csv(summary_csv)
     resolutions = resolution_order(summary["resolution"])
@@ -29,7 +31,10 @@ def build_report(cfg: dict, *, summary_csv, eval_root, train_logs, out_dir) -> P
     figures["LFW accuracy vs probe resolution"] = plot_accuracy_vs_resolution(
         long, figures_dir / "accuracy_vs_resolution.png", paper=True)
     for res in resolutions:
-        scores = {m: pd.read_csv(eval_root / m / res / "scores.csv") for m in _methods_at(eval_root, res)}
+        scores = {}
+        for m in _methods_at(eval_root, res):
+            table = load_scores(eval_root / m / res / "scores.csv", expected_pairs=pairs, pairs_path=pairs_csv)
+            scores[m] = table[table["used"]] if "used" in table else table
         figures[f"ROC at {res}"] = plot_roc(scores, figures_dir / f"roc_{res}.png", title=f"LFW ROC, probes at {res}")
     for res in low:
         rows: list[tuple[str, np.ndarray]] = []

@@ -2,6 +2,7 @@ rule report:
     input:
         summary="results/summary.csv",
         accuracy="results/accuracy.csv",
+        pairs="data/index/lfw_pairs.csv",
         evals=[f"results/eval/{FNET}/{m}/{r}/{f}" for m, r in CONFIGS for f in ("scores.csv", "examples.npz")],
         losses=[f"models/srnets/{FNET}/edsr_lambda{l}/losses.csv" for l in LAMBDAS],
     output:
@@ -13,7 +14,7 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "srlrfr report --settings {params.settings:q} --summary {input.summary} --eval-root results/eval/{FNET} "
+        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} --eval-root results/eval/{FNET} "
         "--train-logs {input.losses} --out-dir results > {log} 2>&1"
 
 
