@@ -24,6 +24,17 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def fold_table(metric_files: list[str | Path]) -> pd.DataFrame:
+    """Per-fold accuracy (%) and the threshold chosen on the other folds, per configuration."""
+    rows = []
+    for path in metric_files:
+        m = json.loads(Path(path).read_text())
+        for fold, acc, thd in zip(m["folds"], m["fold_acc"], m["fold_thresholds"]):
+            rows.append({"fnet": m["fnet"], "method": m["method"], "resolution": m["resolution"],
+                         "fold": fold, "accuracy": acc, "threshold": thd})
+    return pd.DataFrame(rows)
+
+
 def resolution_order(names) -> list[str]:
     """Small to large: '7x6' < '14x12' < '28x24' < '112x96'."""
     return sorted(set(names), key=lambda r: int(r.split("x")[0]))
@@ -83,6 +94,7 @@ def aggregate(metric_files, out_dir, *, experiment_method: str, lam: float) -> p
     summary = collect(metric_files)
     table = accuracy_table(summary)
     write_csv(out_dir / "summary.csv", summary)
+    write_csv(out_dir / "folds.csv", fold_table(metric_files))
     write_csv(out_dir / "accuracy.csv", table)
     write_json(out_dir / "metrics.json", dvc_metrics(summary, experiment_method, lam))
     write_text(out_dir / "paper_comparison.md", comparison_markdown(compare_to_paper(long_table(summary))))

@@ -81,7 +81,7 @@ def cmd_fnet_weights(args) -> None:
     from .weights_step import prepare_fnet_weights
     cfg = _settings(args)
     prepare_fnet_weights(args.fnet, cfg["fnets"][args.fnet]["weights"], args.out,
-                         cache=cfg["data"]["cache"])
+                         cache=cfg["data"]["cache"], provenance=args.provenance)
 
 
 def cmd_import_authors(args) -> None:
@@ -179,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("fnet-weights", cmd_fnet_weights, "fetch / convert an FNet's weights to a .pt state dict")
     p.add_argument("--fnet", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--provenance", help="JSON recording the weights' source and its hash")
 
     p = add("import-authors", cmd_import_authors, "import an authors' EDSR checkpoint (verified by git blob id)")
     p.add_argument("name", choices=["edsr_baseline", "edsr_lambda0.5"])

@@ -16,6 +16,7 @@ import csv
 import hashlib
 import logging
 import os
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable
@@ -141,7 +142,7 @@ def train_srnet(
     betas: tuple[float, float] = (0.9, 0.999), lr_step: int = 25_000, lr_gamma: float = 0.5,
     identity_upsample: str = "bilinear", amp: str = "none", device: str | torch.device = "auto",
     seed: int = 0, checkpoint_every: int = 1000, log_every: int = 10, progress: bool = True,
-    pyramid: dict[int, np.ndarray] | None = None,
+    pyramid: dict[int, np.ndarray] | None = None, stale_checkpoint: str = "error",
     step_callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> Path:
     """Train an SRNet on aligned uint8 RGB crops; returns out_dir/model.pt.
@@ -182,13 +183,22 @@ def train_srnet(
     torch_rng = torch.Generator().manual_seed(seed)  # flips per sample
 
     ckpt_path, log_path = out_dir / "checkpoint.pt", out_dir / "train_log.csv"
-    start = 0
+    start, state = 0, None
     if ckpt_path.exists():
         state = load_checkpoint(ckpt_path)
         diffs = _config_mismatch(state.get("config", {}), config)
-        if diffs:
+        if diffs and stale_checkpoint == "set_aside":
+            # The pipeline reruns a job when its params change: keep the old
+            # run's checkpoint under another name and start this one afresh.
+            aside = ckpt_path.with_name(f"checkpoint.stale-{int(time.time())}.pt")
+            ckpt_path.rename(aside)
+            log.warning("%s belongs to a different run (%s); moved to %s, training from scratch",
+                        ckpt_path, "; ".join(diffs), aside.name)
+            state = None
+        elif diffs:
             raise ValueError(f"{ckpt_path} belongs to a different run; refusing to resume. Differences:\n  "
                              + "\n  ".join(diffs) + f"\nUse another out_dir or delete {ckpt_path}.")
+    if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

@@ -4,13 +4,14 @@ import math
 
 import pandas as pd
 
-from srlrfr.aggregate import accuracy_table, collect, dvc_metrics
+from srlrfr.aggregate import accuracy_table, collect, dvc_metrics, fold_table
 
 
 def write_metrics(tmp_path, method, res, acc):
     d = tmp_path / method / res
     d.mkdir(parents=True)
     m = {"fnet": "sphereface20", "method": method, "resolution": res, "acc_mean": acc, "acc_std": 1.0,
+         "folds": [0, 1], "fold_acc": [acc - 1, acc + 1], "fold_thresholds": [0.25, 0.5],
          "auc": 0.9, "eer": 0.1, "n_pairs": 600,
          "tar_at_far": {"1e-2": {"tar": 0.5, "n_negative": 300}}}
     if method != "hr":
@@ -35,3 +36,7 @@ def test_table_and_metrics(tmp_path):
     assert metrics["acc"]["7x6"] == {"bicubic": 60.0, "bilinear_authors": 70.0, "edsr": 80.0}
     assert metrics["acc"]["112x96"] == {"hr": 99.0} and metrics["lambda"] == 0.5
     assert summary.loc[summary["method"] == "bicubic", "tar_far_1e-2"].iloc[0] == 0.5
+    folds = fold_table(files)
+    assert len(folds) == 2 * len(files)
+    first = folds[(folds["method"] == "bicubic") & (folds["resolution"] == "7x6")]
+    assert first["accuracy"].tolist() == [59.0, 61.0] and first["threshold"].tolist() == [0.25, 0.5]

@@ -89,6 +89,9 @@ def test_table_filled_from_real_runs(snakemake_run: Path):
     assert baseline[full] >= 97.0
     # Degradation costs accuracy: the smallest probes are the hardest.
     assert baseline[lowres[0]] < baseline[full]
+    provenance = json.loads((snakemake_run / "models" / "fnets" / f"{cfg['fnet']}.source.json").read_text())
+    assert len(provenance["sha256"]) == 64  # the converted weights name their source file's hash
+    assert len(pd.read_csv(snakemake_run / "results" / "folds.csv")) == 10 * (len(table) * len(lowres) + 1)
     metrics = json.loads((snakemake_run / "results" / "metrics.json").read_text())
     assert set(metrics["acc"][lowres[0]]) >= {"bicubic", "edsr"}
 

@@ -80,6 +80,15 @@ def test_resume_with_different_config_is_refused(hr_images, tmp_path):
         run(hr_images, tmp_path, iterations=2, lam=0.25)
 
 
+def test_stale_checkpoint_set_aside_when_asked(hr_images, tmp_path):
+    run(hr_images, tmp_path, iterations=2)
+    run(hr_images, tmp_path, iterations=2, lam=0.25, stale_checkpoint="set_aside")
+    stale = list(tmp_path.glob("checkpoint.stale-*.pt"))
+    assert len(stale) == 1 and (tmp_path / "checkpoint.pt").exists()
+    fresh = run(hr_images, tmp_path / "fresh", iterations=2, lam=0.25)
+    assert torch.equal(load_srnet(tmp_path / "model.pt")[0].conv1.weight, load_srnet(fresh)[0].conv1.weight)
+
+
 def test_lambda_changes_training_and_model_metadata(hr_images, tmp_path):
     with_id = run(hr_images, tmp_path / "lam", iterations=3)
     without = run(hr_images, tmp_path / "zero", iterations=3, lam=0.0, fnet=None)

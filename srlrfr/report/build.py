@@ -62,8 +62,12 @@ def build_report(cfg: dict, *, summary_csv, pairs_csv, eval_root, train_logs, ou
     write_csv(plots_dir / "accuracy.csv", acc)
 
     table = pd.read_csv(out_dir / "accuracy.csv")
+    folds = pd.read_csv(out_dir / "folds.csv").pivot_table(
+        index=["fnet", "method", "resolution"], columns="fold", values="accuracy", sort=False).round(2)
+    folds.columns = [f"fold {c}" for c in folds.columns]
     tables = {
         "LFW verification accuracy (%)": table,
+        "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": comparison_markdown(compare_to_paper(long)) + "\n\n" + PAPER_NOTE,
         "All metrics": summary,
     }

@@ -24,13 +24,15 @@ rule ingest_celeba:
 
 rule fnet_weights:
     output:
-        "models/fnets/{fnet}.pt",
+        weights="models/fnets/{fnet}.pt",
+        provenance="models/fnets/{fnet}.source.json",
     params:
         settings=lambda w: settings(f"fnets.{w.fnet}", "data.cache"),
     log:
         "logs/fnet_weights_{fnet}.log",
     shell:
-        "srlrfr fnet-weights --settings {params.settings:q} --fnet {wildcards.fnet} --out {output} > {log} 2>&1"
+        "srlrfr fnet-weights --settings {params.settings:q} --fnet {wildcards.fnet} --out {output.weights} "
+        "--provenance {output.provenance} > {log} 2>&1"
 
 
 rule import_authors:

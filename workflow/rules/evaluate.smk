@@ -69,6 +69,7 @@ rule aggregate:
     output:
         accuracy="results/accuracy.csv",
         summary="results/summary.csv",
+        folds="results/folds.csv",
         metrics="results/metrics.json",
         paper="results/paper_comparison.md",
     params:

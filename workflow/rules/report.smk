@@ -2,6 +2,7 @@ rule report:
     input:
         summary="results/summary.csv",
         accuracy="results/accuracy.csv",
+        folds="results/folds.csv",
         pairs="data/index/lfw_pairs.csv",
         evals=[f"results/eval/{FNET}/{m}/{r}/{f}" for m, r in CONFIGS for f in ("scores.csv", "examples.npz")],
         losses=[f"models/srnets/{FNET}/edsr_lambda{l}/losses.csv" for l in LAMBDAS],
