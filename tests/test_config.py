@@ -54,7 +54,7 @@ def test_params_yaml_is_complete_and_valid(repo_root: Path):
 
 def test_overlay_merges(tmp_path: Path, repo_root: Path):
     cfg = config.load([repo_root / "params.yaml", repo_root / ".test" / "params.yaml"])
-    assert cfg["train"]["n_blocks"] == 2 and cfg["train"]["lr"] == 1e-4  # overlay + base
+    assert cfg["train"]["n_blocks"] == 2 and cfg["train"]["lr_gamma"] == 0.5  # overlay + base
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2\n")
     with pytest.raises(config.ConfigError, match="not valid YAML"):
