@@ -125,8 +125,8 @@ def cmd_aggregate(args) -> None:
 def cmd_report(args) -> None:
     from .report.build import build_report
     cfg = _settings(args)
-    build_report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, eval_root=args.eval_root, train_logs=args.train_logs,
-                 out_dir=args.out_dir)
+    build_report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
+                 train_logs=args.train_logs, out_dir=args.out_dir)
 
 
 def cmd_dvc_yaml(args) -> None:
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("report", cmd_report, "figures and the self-contained HTML report")
     p.add_argument("--summary", required=True)
     p.add_argument("--pairs", required=True, help="the pairs table every scores file must match")
-    p.add_argument("--eval-root", required=True)
+    p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
     p.add_argument("--train-logs", nargs="*", default=[])
     p.add_argument("--out-dir", required=True)
 

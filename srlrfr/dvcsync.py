@@ -155,10 +155,11 @@ HEADER = """\
 
 def render(doc: dict) -> str:
     plots = {"plots": [
-        {"results/plots/accuracy.csv": {"x": "resolution", "y": "accuracy", "template": "linear",
-                                        "title": "LFW accuracy vs probe resolution"}},
-        {"results/plots/losses.csv": {"x": "step", "y": "loss_total", "template": "linear",
-                                      "title": "SRNet training loss"}},
+        {"results/plots/accuracy.csv": {"x": "height", "y": ["bicubic", "bilinear_authors", "edsr"],
+                                        "template": "linear",
+                                        "title": "LFW accuracy (%) vs probe height (px)"}},
+        {"results/plots/losses.csv": {"x": "step", "y": ["loss_pixel", "loss_identity", "loss_total"],
+                                      "template": "linear", "title": "SRNet training losses (this lambda)"}},
         "results/figures",
     ]}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120) + "\n" + yaml.safe_dump(plots, sort_keys=False)

@@ -4,7 +4,8 @@ rule report:
         accuracy="results/accuracy.csv",
         folds="results/folds.csv",
         pairs="data/index/lfw_pairs.csv",
-        evals=[f"results/eval/{FNET}/{m}/{r}/{f}" for m, r in CONFIGS for f in ("scores.csv", "examples.npz")],
+        scores=[f"results/eval/{FNET}/{m}/{r}/scores.csv" for m, r in CONFIGS],
+        examples=[f"results/eval/{FNET}/{m}/{r}/examples.npz" for m, r in CONFIGS],
         losses=[f"models/srnets/{FNET}/edsr_lambda{l}/losses.csv" for l in LAMBDAS],
     output:
         html="results/report.html",
@@ -15,7 +16,7 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} --eval-root results/eval/{FNET} "
+        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} --scores {input.scores} "
         "--train-logs {input.losses} --out-dir results > {log} 2>&1"
 
 
