@@ -10,7 +10,7 @@ from ..aggregate import FULL, long_table, resolution_order
 from ..atomic import write_csv
 from ..metrics.verification import load_scores
 from .html import write_report
-from .paper import PAPER_NOTE, compare_to_paper, comparison_markdown
+from .paper import compare_to_paper, comparison_markdown
 from .plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
 
 
@@ -85,7 +85,7 @@ def build_report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs,
     tables = {
         "LFW verification accuracy (%)": table,
         "Per-fold accuracy (%)": folds.reset_index(),
-        "Comparison with the published table": comparison_markdown(compare_to_paper(long)) + "\n\n" + PAPER_NOTE,
+        "Comparison with the published table": comparison_markdown(compare_to_paper(long)),
         "All metrics": summary,
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",

@@ -130,6 +130,9 @@ def _fmt(value, signed: bool = False) -> str:
 
 def comparison_markdown(df: pd.DataFrame) -> str:
     """Markdown pipe table of ``compare_to_paper`` output, plus the Bicubic note."""
+    if df.empty:
+        return ("The paper reports SphereFace-20 only; this run's FNet has no published numbers "
+                "to compare with.\n\n" + PAPER_NOTE + "\n")
     cols = ["fnet", "method", "resolution", "paper_row", "ours", "paper", "diff", "note"]
     lines = ["| FNet | Method | Resolution | Paper row | Ours (%) | Paper (%) | Diff (pp) | Note |",
              "|---|---|---|---|---:|---:|---:|---|"]
