@@ -101,8 +101,8 @@ def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_pairs, size=min(k, n_pairs), replace=False))
 
 
-def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, factor: int = 1, method: str, resolution: str,
-                    fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
+def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, factor: int = 1, method: str,
+                    resolution: str, fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
                     threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
                     device: str = "auto", examples: int = 6, seed: int = 0) -> dict:
     """Score every pair for one configuration; write scores, metrics and examples."""

@@ -29,7 +29,8 @@ def train_step(pyramid_npz, cfg: dict, *, lam: float, fnet_weights, out_dir):
         arch_kwargs={"n_blocks": t["n_blocks"], "n_feats": t["n_feats"], "res_scale": t["res_scale"]},
         kernel=cfg["degrade"]["kernel"], batch_size=t["batch_size"], iterations=t["iterations"], lr=t["lr"],
         lr_step=t["lr_step"], lr_gamma=t["lr_gamma"], identity_upsample=t["identity_upsample"], amp=t["amp"],
-        device=str(device), seed=t["seed"], stale_checkpoint="set_aside", checkpoint_every=t["checkpoint_every"], log_every=t["log_every"],
+        device=str(device), seed=t["seed"], checkpoint_every=t["checkpoint_every"], log_every=t["log_every"],
+        stale_checkpoint="set_aside",  # a rerun with new params starts afresh, keeping the old checkpoint
     )
     # train_log.csv is the working log that survives a kill and is trimmed on
     # resume; the declared output is a snapshot taken once training is done.

@@ -16,8 +16,8 @@ rule report:
     log:
         "logs/report.log",
     shell:
-        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} --scores {input.scores} "
-        "--train-logs {input.losses} --out-dir results > {log} 2>&1"
+        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} "
+        "--scores {input.scores} --train-logs {input.losses} --out-dir results > {log} 2>&1"
 
 
 REPORT_OUTPUTS = rules.report.output
