@@ -223,5 +223,5 @@ def test_load_fnet_loads_and_freezes(tmp_path):
     torch.save({k: v for k, v in state.items() if k != "13.bias"}, tmp_path / "broken.pth")
     with pytest.raises(CheckpointError, match=r"13\.bias"):
         load_fnet("sphereface20", tmp_path / "broken.pth")
-    with pytest.raises(FileNotFoundError, match="fetch-weights sface"):
+    with pytest.raises(FileNotFoundError, match="fnet-weights --fnet sphereface20"):
         load_fnet("sphereface20", tmp_path / "absent.pth")

@@ -76,7 +76,7 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
 
     info holds arch, kwargs, channel_order, meta and scale.
     """
-    ckpt = load_checkpoint(path, hint="train one (srlrfr train-sr) or import the authors' EDSR")
+    ckpt = load_checkpoint(path, hint="train one (srlrfr train) or import the authors' EDSR (srlrfr import-authors)")
     if not isinstance(ckpt, dict) or not {"arch", "kwargs", "state_dict", "channel_order"} <= ckpt.keys():
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
         raise CheckpointError(f"{path} is not an srlrfr SR checkpoint (needs arch, kwargs, state_dict, "
@@ -106,7 +106,7 @@ def import_authors_edsr(pth_path: str | os.PathLike, out_path: str | os.PathLike
     The architecture size is read off the keys, then the weights are loaded
     strictly into our EDSR, so a file that does not fit fails here, not later.
     """
-    hint = "srlrfr fetch-weights edsr (then extract the 7z parts)"
+    hint = "srlrfr import-authors edsr_baseline|edsr_lambda0.5 (downloads, verifies and extracts the 7z parts)"
     sd = load_state_dict_file(pth_path, hint=hint)
     if "conv1.weight" not in sd:
         raise CheckpointError(f"{pth_path}: no conv1.weight; not an authors' EDSR checkpoint "

@@ -66,7 +66,8 @@ FNETS.register("sphereface20", FNetSpec(
     feature_dim=512,
     channel_order="bgr",  # trained on OpenCV-read (BGR) images
     normalize=_normalize,
-    weights="sface.pth from the authors' repository (srlrfr fetch-weights sface)",
+    weights=("sface.pth from the authors' repository: srlrfr fnet-weights --fnet sphereface20 "
+             "(fnets.sphereface20.weights: download, or the path of your copy)"),
     licence=("converted by Lai et al. from the official SphereFace release "
              "(MIT, Weiyang Liu and Yandong Wen); the SR_LRFR repository ships no licence file"),
 ))
