@@ -5,7 +5,7 @@ import in the package's ``__init__``; configs refer to it by name.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 
 class Registry:

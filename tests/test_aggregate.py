@@ -2,7 +2,6 @@
 import json
 import math
 
-import pandas as pd
 
 from srlrfr.aggregate import accuracy_table, collect, dvc_metrics, fold_table
 
