@@ -12,18 +12,19 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import pandas as pd
 
 from .atomic import save_npz, write_csv, write_json
+from .degrade import resize_batch
 
 log = logging.getLogger(__name__)
 
 # Upsampling baselines. 'bilinear_authors' is what the authors' "Bicubic" row
 # ran: their resize call put INTER_CUBIC in the dst slot, so OpenCV used its
 # default, bilinear (METHOD.md, pitfalls).
-BASELINES = {"bicubic": cv2.INTER_CUBIC, "bilinear_authors": cv2.INTER_LINEAR}
+# Values are registered resize kernels (srlrfr.degrade).
+BASELINES = {"bicubic": "cv2_bicubic", "bilinear_authors": "cv2_bilinear"}
 
 
 @dataclass
@@ -55,9 +56,7 @@ def load_probes(path: str | Path, factor: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def upsample(images: np.ndarray, size_hw: tuple[int, int], method: str) -> np.ndarray:
-    h, w = size_hw
-    flag = BASELINES[method]
-    return np.stack([cv2.resize(img, (w, h), interpolation=flag) for img in images])
+    return resize_batch(images, tuple(size_hw), BASELINES[method])
 
 
 def restore(method: str, probes: np.ndarray, size_hw: tuple[int, int], *, srnet=None,
@@ -122,13 +121,13 @@ def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, fact
 
     left = aligned.rows(pairs["left"])
     right_ids = pd.unique(pairs["right"])
+    right_rows = aligned.rows(right_ids)
     keep = np.ones(len(pairs), dtype=bool)
     if no_face == "exclude":
         keep = aligned.ok[left] & aligned.ok[aligned.rows(pairs["right"])]
     size_hw = aligned.images.shape[1:3]
 
     if probes_npz is None:  # full resolution: no degradation, nothing restored
-        right_rows = aligned.rows(right_ids)
         restored = aligned.images[right_rows]
         probe_feats = hr_feats[right_rows]
         lr = None
@@ -160,7 +159,7 @@ def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, fact
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
                    n_probe_images=int(len(right_ids)))
     if lr is not None:
-        metrics["restoration"] = restoration_report(restored, aligned.images[aligned.rows(right_ids)])
+        metrics["restoration"] = restoration_report(restored, aligned.images[right_rows])
     write_json(out_dir / "metrics.json", metrics)
 
     chosen = example_pairs(len(pairs), examples, seed)
@@ -168,6 +167,6 @@ def evaluate_config(*, pairs_csv, aligned_npz, hr_features_npz, probes_npz, fact
     save_npz(out_dir / "examples.npz", pair=pairs["pair"].to_numpy()[chosen],
              restored=restored[ex_right],
              probe=lr[ex_right] if lr is not None else restored[ex_right],
-             ground_truth=aligned.images[aligned.rows(right_ids[ex_right])])
+             ground_truth=aligned.images[right_rows[ex_right]])
     log.info("%s %s %s: acc %.2f%% +- %.2f", fnet_name, method, resolution, metrics["acc_mean"], metrics["acc_std"])
     return metrics

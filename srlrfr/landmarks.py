@@ -26,7 +26,8 @@ def landmarks_step(index_csv, out_csv, report_csv, *, source: str = "detect", de
                              f"e.g. {missing[:3]}")
         df = given.set_index("image_id").loc[index["image_id"]].reset_index()
         write_csv(out_csv, df)
-    failed = df[df["status"] != "ok"][["image_id", "status"]] if "status" in df else df.iloc[0:0]
+    from .face.detect import failures
+    failed = failures(df)
     write_csv(report_csv, failed)
     ok = len(df) - len(failed)
     print(f"landmarks: {ok}/{len(df)} images with a face ({100 * ok / max(len(df), 1):.2f}%); "

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from srlrfr.models.srnet import import_authors_edsr, load_srnet, save_srnet, sha256_file, super_resolve
+from srlrfr.data.download import file_sha256
+from srlrfr.models.srnet import import_authors_edsr, load_srnet, save_srnet, super_resolve
 from srlrfr.models.srnets.edsr import EDSR
 from srlrfr.models.weights import CheckpointError, load_into, load_state_dict_file
 
@@ -115,7 +116,7 @@ def test_import_authors_edsr_roundtrip(tmp_path):
     model, info = load_srnet(out)
     assert info["channel_order"] == "bgr" and info["scale"] == 4
     assert info["kwargs"] == {"n_blocks": 3, "n_feats": 8, "res_scale": 0.1, "scale": 4}
-    assert info["meta"]["sha256"] == sha256_file(src) and info["meta"]["source"] == "edsr_baseline.pth"
+    assert info["meta"]["sha256"] == file_sha256(src) and info["meta"]["source"] == "edsr_baseline.pth"
     for k, v in model.state_dict().items():
         assert torch.equal(v, original[k]), k
 

@@ -8,7 +8,6 @@ here are RGB, the authors' EDSR checkpoints are BGR.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
@@ -18,6 +17,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path
+from ..data.download import file_sha256
 from ..registry import SRNETS
 from .weights import CheckpointError, load_checkpoint, load_into, load_state_dict_file
 
@@ -91,14 +91,6 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
     return model, info
 
 
-def sha256_file(path: str | os.PathLike) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def import_authors_edsr(pth_path: str | os.PathLike, out_path: str | os.PathLike) -> Path:
     """Convert an authors' EDSR ``.pth`` (BGR, maybe ``module.``-prefixed) into our format.
 
@@ -116,7 +108,7 @@ def import_authors_edsr(pth_path: str | os.PathLike, out_path: str | os.PathLike
               "res_scale": 0.1, "scale": 2 ** n_stages}
     model, kwargs = build_srnet("edsr", kwargs)
     load_into(model, sd, pth_path)
-    meta = {"source": Path(pth_path).name, "sha256": sha256_file(pth_path),
+    meta = {"source": Path(pth_path).name, "sha256": file_sha256(pth_path),
             "note": "imported from the authors' EDSR checkpoint (BGR in/out)"}
     return save_srnet(out_path, model, "edsr", kwargs, channel_order="bgr", meta=meta)
 

@@ -21,7 +21,6 @@ dlib conventions that differ from PyTorch defaults:
 """
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import os
 from pathlib import Path
@@ -31,6 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ...atomic import atomic_path
+from ...data.download import file_sha256
 from ...geometry import Geometry
 from ...registry import FNETS, GEOMETRIES
 from ..base import FNetSpec
@@ -217,14 +217,6 @@ def default_dat_path() -> Path:
     raise FileNotFoundError(f"{PIP_PACKAGE} is installed but has no models/{DAT_NAME}; reinstall it")
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def convert_dlib_weights(dat_path: str | os.PathLike | None, out_pt: str | os.PathLike) -> dict:
     """Read dlib's .dat once and save a plain ``DlibResNet34`` state_dict (atomically)."""
     dat = Path(dat_path) if dat_path else default_dat_path()
@@ -232,7 +224,7 @@ def convert_dlib_weights(dat_path: str | os.PathLike | None, out_pt: str | os.Pa
     state = state_dict_from_records(net)
     with atomic_path(out_pt) as tmp:
         torch.save(state, tmp)
-    return {"source": str(dat), "sha256": _sha256(dat), "out": str(out_pt)}
+    return {"source": str(dat), "sha256": file_sha256(dat), "out": str(out_pt)}
 
 
 def dlib_normalize(x: Tensor) -> Tensor:
