@@ -2,6 +2,8 @@
 
 Everything is written to a temporary sibling and renamed into place, so a
 killed run never leaves a half-written file that a later run would trust.
+The temporary file gets the mode an ordinary ``open`` would give (the user's
+umask), so results on a shared file system stay readable by the group.
 """
 from __future__ import annotations
 
@@ -16,6 +18,19 @@ from typing import Any, Iterator
 import numpy as np
 
 
+def current_umask() -> int:
+    """The process umask, read without changing it where /proc allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # no /proc: read it by setting and restoring
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
@@ -23,8 +38,10 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
     path.parent.mkdir(parents=True, exist_ok=True)
     if is_dir:
         tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
     else:
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600
         os.close(fd)
         tmp = Path(name)
     try:
@@ -65,3 +82,15 @@ def write_csv(path: str | os.PathLike, frame) -> None:
     """Write a pandas DataFrame atomically (no index column)."""
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+
+
+def save_torch(path: str | os.PathLike, obj: Any) -> None:
+    """``torch.save`` atomically and byte-reproducibly.
+
+    Saving to a path names the zip's top folder after the (random) temp file,
+    so equal tensors would give different bytes; through a file object torch
+    uses a fixed name.
+    """
+    import torch
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        torch.save(obj, fh)

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from .atomic import atomic_path
+from .atomic import atomic_path, save_torch
 from .degrade import pyramid as build_pyramid
 from .device import resolve_device
 from .models.fnet import FaceRecognizer
@@ -216,8 +216,7 @@ def train_srnet(
                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                  "scaler": scaler.state_dict(), "np_rng": np_rng.bit_generator.state,
                  "torch_rng": torch_rng.get_state()}
-        with atomic_path(ckpt_path) as tmp:
-            torch.save(state, tmp)
+        save_torch(ckpt_path, state)
 
     levels = (_check_pyramid(pyramid, hr_images) if pyramid is not None
               else build_pyramid(hr_images, list(PYRAMID_FACTORS), kernel))  # uint8, built once

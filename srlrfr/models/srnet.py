@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from ..atomic import atomic_path
+from ..atomic import save_torch
 from ..data.download import file_sha256
 from ..registry import SRNETS
 from .weights import CheckpointError, load_checkpoint, load_into, load_state_dict_file
@@ -65,8 +65,7 @@ def save_srnet(path: str | os.PathLike, model: nn.Module, arch: str, kwargs: dic
             "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
             "channel_order": channel_order, "meta": dict(meta or {})}
     path = Path(path)
-    with atomic_path(path) as tmp:
-        torch.save(ckpt, tmp)
+    save_torch(path, ckpt)
     return path
 
 

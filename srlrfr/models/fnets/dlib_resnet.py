@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ...atomic import atomic_path
+from ...atomic import save_torch
 from ...data.download import file_sha256
 from ...geometry import Geometry
 from ...registry import FNETS, GEOMETRIES
@@ -222,8 +222,7 @@ def convert_dlib_weights(dat_path: str | os.PathLike | None, out_pt: str | os.Pa
     dat = Path(dat_path) if dat_path else default_dat_path()
     net = read_network(dat)
     state = state_dict_from_records(net)
-    with atomic_path(out_pt) as tmp:
-        torch.save(state, tmp)
+    save_torch(out_pt, state)
     return {"source": str(dat), "sha256": file_sha256(dat), "out": str(out_pt)}
 
 
