@@ -2,7 +2,7 @@
 
 Baseline (what the authors' scripts do): for every configuration and every
 pair, decode both images, align both, degrade the second, restore it, and run
-the FNet on both images and their mirrors. Engine (srlrfr.evaluate): decode and
+the FNet on both images and their mirrors. Engine (srlrfr.steps.evaluate): decode and
 align every distinct image once, compute full-resolution features once, then
 per configuration restore and embed only the distinct probe images. Both run
 in this one process on the same data and must give the same scores.
@@ -29,16 +29,17 @@ import pandas as pd
 import torch
 
 from srlrfr.data.lfw import ingest_lfw
-from srlrfr.degrade import downsample
-from srlrfr.evaluate import cosine_scores, restore
+from srlrfr.degradation import downsample
 from srlrfr.face.align import align_face
 from srlrfr.face.detect import detect_landmarks, read_rgb
 from srlrfr.face.landmarks_io import landmarks_array, read_landmarks_csv
+from srlrfr.methods import restore
 from srlrfr.models import catalog  # noqa: F401  (fills the registries)
 from srlrfr.models.fnet import extract_features, load_fnet
 from srlrfr.models.srnet import build_srnet
 from srlrfr.registry import FNETS, GEOMETRIES
-from srlrfr.weights_step import prepare_fnet_weights
+from srlrfr.steps.evaluate import cosine_scores
+from srlrfr.steps.fnet_weights import fnet_weights as prepare_fnet_weights
 
 
 class Counter:
@@ -114,10 +115,10 @@ def main() -> None:
     device = torch.device(args.device)
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
 
-    _, pairs = ingest_lfw(args.images, args.pairs, 1, tmp / "index.csv", tmp / "pairs.csv")
+    _, pairs = ingest_lfw(args.images, args.pairs, 1, tmp)
     if args.limit_pairs:
         pairs = pairs.iloc[:args.limit_pairs]
-    index = pd.read_csv(tmp / "index.csv")
+    index = pd.read_csv(tmp / "images.csv")
     used = set(pairs["left"]) | set(pairs["right"])
     paths = {k: p for k, p in zip(index["image_id"], index["path"]) if k in used}
     t0 = time.perf_counter()
@@ -132,8 +133,7 @@ def main() -> None:
 
     spec = FNETS.get(args.fnet)
     geometry = GEOMETRIES.get(spec.geometry)
-    weights = args.fnet_weights or prepare_fnet_weights(args.fnet, "package" if args.fnet == "dlib_resnet34"
-                                                        else "download", tmp / "fnet.pt")
+    weights = args.fnet_weights or prepare_fnet_weights(args.fnet, spec.weights_default, tmp / "fnet.pt")
     fnet = load_fnet(args.fnet, weights, device)
     counter = Counter(fnet)
     torch.manual_seed(0)

@@ -1,4 +1,4 @@
-"""Training throughput of ``srlrfr.train.train_srnet`` for one preset.
+"""Training throughput of ``srlrfr.training.train_srnet`` for one preset.
 
 Runs the real training loop on synthetic 112x96 crops (random pixels; the FNet
 is a randomly initialised SphereFace-20 -- speed does not depend on weights)
@@ -49,7 +49,7 @@ def main() -> None:
     from srlrfr.models import catalog  # noqa: F401
     from srlrfr.models.fnet import FaceRecognizer
     from srlrfr.registry import FNETS
-    from srlrfr.train import train_srnet
+    from srlrfr.training import TrainOptions, train_srnet
 
     device = resolve_device(args.device)
     fnet = None
@@ -69,10 +69,11 @@ def main() -> None:
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     with tempfile.TemporaryDirectory() as out_dir:
+        options = TrainOptions(batch_size=args.batch, iterations=args.warmup + args.steps, amp=args.amp,
+                               checkpoint_every=10**9, log_every=10**9)
         train_srnet(images, fnet=fnet, lam=args.lam, out_dir=out_dir,
-                    arch_kwargs={"n_blocks": args.blocks, "n_feats": args.feats}, batch_size=args.batch,
-                    iterations=args.warmup + args.steps, amp=args.amp, device=str(device),
-                    checkpoint_every=10**9, log_every=10**9, progress=False, step_callback=on_step)
+                    srnet={"type": "edsr", "n_blocks": args.blocks, "n_feats": args.feats}, options=options,
+                    device=str(device), progress=False, step_callback=on_step)
     timed = stamps[args.warmup - 1:] if args.warmup > 0 else stamps
     if len(timed) < 2:
         sys.exit("need --steps >= 2")

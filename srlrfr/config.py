@@ -6,6 +6,8 @@ the CLI all pass through ``validate``. Errors name the offending key.
 from __future__ import annotations
 
 import copy
+import math
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,8 +21,32 @@ class ConfigError(ValueError):
 
 
 def load_schema() -> dict:
-    text = resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text()
-    return yaml.safe_load(text)
+    """The params schema, with every registry-backed enum filled from the registries.
+
+    The YAML file holds structure, defaults and descriptions; the names (FNets,
+    SRNets, kernels, baselines, datasets) come from srlrfr.registry, so adding
+    one never means editing the schema.
+    """
+    from .catalog import load_all
+    from .methods import AUTHORS_CHECKPOINTS
+    from .registry import BASELINES, DATASETS, FNETS, RESIZE_KERNELS, SRNETS
+    load_all()
+    schema = yaml.safe_load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text())
+    props = schema["properties"]
+    props["fnet"]["enum"] = FNETS.keys()
+    props["fnets"]["properties"] = {
+        name: {"type": "object", "additionalProperties": False, "default": {},
+               "properties": {"weights": {"type": "string", "minLength": 1, "default": FNETS.get(name).weights_default,
+                                          "description": FNETS.get(name).weights}}}
+        for name in FNETS.keys()}
+    props["degrade"]["properties"]["kernel"]["enum"] = RESIZE_KERNELS.keys()
+    props["train"]["properties"]["srnet"]["properties"]["type"]["enum"] = SRNETS.keys()
+    evaluate = props["evaluate"]["properties"]
+    evaluate["baselines"]["items"]["enum"] = BASELINES.keys()
+    evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
+    props["align"]["properties"]["landmarks"]["properties"] = {
+        name: {"type": "string", "minLength": 1, "default": "detect"} for name in DATASETS.keys()}
+    return schema
 
 
 def _resolve(schema: dict, node: dict) -> dict:
@@ -80,28 +106,57 @@ def validate(config: dict | None) -> dict:
     return cfg
 
 
-def _check_semantics(cfg: dict) -> None:
-    """Checks JSON schema cannot express: registry names and crop divisibility."""
-    from . import degrade  # noqa: F401  (registers resize kernels)
-    from .models import catalog  # noqa: F401  (registers networks and geometries)
-    from .registry import FNETS, RESIZE_KERNELS, SRNETS, GEOMETRIES
+def _fill_srnet(cfg: dict) -> None:
+    """``train.srnet`` BasicSR-style: ``type`` names a registered SRNet, the other keys are
+    its kwargs, checked against (and completed from) the spec's defaults."""
+    from .registry import SRNETS
+    srnet = cfg["train"]["srnet"]
+    spec = SRNETS.get(srnet["type"])
+    unknown = sorted(set(srnet) - set(spec.defaults) - {"type", "name"})
+    if unknown:
+        raise ConfigError(f"unknown key 'train.srnet.{unknown[0]}' for srnet type {srnet['type']!r} "
+                          f"(allowed here: {', '.join(['name', 'type', *sorted(spec.defaults)])})")
+    if not re.fullmatch(r"[a-z0-9_]+", str(srnet.get("name", srnet["type"]))):
+        raise ConfigError(f"key 'train.srnet.name': {srnet['name']!r} must be lower-case letters, digits "
+                          f"and '_' (it names the model folder and the table's rows)")
+    for key, default in spec.defaults.items():
+        srnet.setdefault(key, copy.deepcopy(default))
+        if type(srnet[key]) is not type(default) and not (isinstance(default, float) and isinstance(srnet[key], int)):
+            raise ConfigError(f"key 'train.srnet.{key}': {srnet[key]!r} is not a {type(default).__name__} "
+                              f"(the default of {srnet['type']} is {default!r})")
 
-    for key, name, reg in (("fnet", cfg["fnet"], FNETS), ("degrade.kernel", cfg["degrade"]["kernel"], RESIZE_KERNELS),
-                           ("train.srnet", cfg["train"]["srnet"], SRNETS)):
-        if name not in reg:
-            raise ConfigError(f"key '{key}': unknown {reg.kind} {name!r} (registered: {', '.join(reg.keys())})")
+
+def _check_lambdas(cfg: dict) -> None:
+    """Finite, and short enough as a file-name tag (the ``lam`` wildcard matches every tag)."""
+    from .methods import lambda_tag
+    for key, values in (("lambda", [cfg["lambda"]]), ("lambdas", cfg["lambdas"])):
+        for v in values:
+            if not math.isfinite(v):
+                raise ConfigError(f"key '{key}': {v!r} is not a finite number (expected a weight >= 0)")
+            if len(lambda_tag(v)) > 24:
+                raise ConfigError(f"key '{key}': {v!r} needs more than 24 digits as a decimal "
+                                  f"({lambda_tag(v)[:30]}...); use a value with fewer decimals")
+
+
+def _check_semantics(cfg: dict) -> None:
+    """Checks JSON schema cannot express: SRNet kwargs, lambdas, crop divisibility."""
+    from .registry import FNETS, GEOMETRIES, SRNETS
+    from .training.pyramid import PYRAMID_FACTORS
+
+    _fill_srnet(cfg)
+    _check_lambdas(cfg)
     geometry = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
     for factor in cfg["degrade"]["factors"]:
         if geometry.height % factor or geometry.width % factor:
             raise ConfigError(
                 f"key 'degrade.factors': factor {factor} does not divide the {geometry.height}x{geometry.width} "
                 f"crop of fnet {cfg['fnet']!r} (geometry {geometry.name})")
-    scale = SRNETS.get(cfg["train"]["srnet"]).scale
-    for factor in (2, 4, 8, 16):
+    scale = SRNETS.get(cfg["train"]["srnet"]["type"]).scale
+    for factor in PYRAMID_FACTORS:
         if geometry.height % factor or geometry.width % factor:
             raise ConfigError(
                 f"key 'fnet': the {geometry.height}x{geometry.width} crop of {cfg['fnet']!r} is not divisible by "
-                f"{factor}, which the x{scale} multi-scale training pyramid (1/2 .. 1/16) needs")
+                f"{factor}, which the x{scale} multi-scale training pyramid {PYRAMID_FACTORS} needs")
 
 
 def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
@@ -123,12 +178,13 @@ def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
     return validate(merged)
 
 
-def lambda_tag(value: float) -> str:
-    """Stable text form of a lambda for file names and metric keys: 0, 0.5, 0.25."""
-    return f"{float(value):g}"
-
-
 def trained_lambdas(cfg: dict) -> list[str]:
     """The grid plus the experiment's lambda, as tags, sorted numerically."""
+    from .methods import lambda_tag
     values = {float(v) for v in cfg["lambdas"]} | {float(cfg["lambda"])}
     return [lambda_tag(v) for v in sorted(values)]
+
+
+def srnet_name(cfg: dict) -> str:
+    """The SRNet's name in method names (``train.srnet.name``, default its type)."""
+    return cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"])

@@ -153,9 +153,10 @@ HEADER = """\
 """
 
 
-def render(doc: dict) -> str:
+def render(doc: dict, cfg: dict) -> str:
+    from .steps.report import plot_methods
     plots = {"plots": [
-        {"results/plots/accuracy.csv": {"x": "height", "y": ["bicubic", "bilinear_authors", "edsr"],
+        {"results/plots/accuracy.csv": {"x": "height", "y": plot_methods(cfg),
                                         "template": "linear",
                                         "title": "LFW accuracy (%) vs probe height (px)"}},
         {"results/plots/losses.csv": {"x": "step", "y": ["loss_pixel", "loss_identity", "loss_total"],
@@ -168,7 +169,7 @@ def render(doc: dict) -> str:
 def _expected(root: Path, configfiles: list[str] | None) -> str:
     from .config import load
     cfg = load([root / f for f in (configfiles or ["params.yaml"])])
-    return render(stages_from_plan(snakemake_plan(configfiles, root), root, cfg))
+    return render(stages_from_plan(snakemake_plan(configfiles, root), root, cfg), cfg)
 
 
 def write_dvc_yaml(path: Path, configfiles: list[str] | None = None) -> None:

@@ -1,7 +1,9 @@
-"""Small name -> object registries (BasicSR style).
+"""Small name -> object registries (BasicSR style): the one source of every name.
 
-A new FNet, SRNet, resize kernel or dataset is one decorated function plus its
-import in the package's ``__init__``; configs refer to it by name.
+A new FNet, SRNet, resize kernel, baseline or dataset is one module that
+registers itself plus one import line in its catalog (``srlrfr.models.catalog``,
+``srlrfr.data.catalog``). The params schema's enums, the CLI's choices and the
+Snakemake rules all read the names from here (``srlrfr.catalog.load_all``).
 """
 from __future__ import annotations
 
@@ -48,3 +50,4 @@ SRNETS = Registry("srnet")
 RESIZE_KERNELS = Registry("resize kernel")
 GEOMETRIES = Registry("face geometry")
 DATASETS = Registry("dataset")
+BASELINES = Registry("baseline")

@@ -42,32 +42,42 @@ def level_name(factor: int) -> str:
 
 
 class NpyWriter:
-    """Write an array of known shape to ``.npy`` chunk by chunk.
+    """Write an array of known shape to ``.npy``, in order (``write``) or at given rows (``write_at``).
 
-    Use :func:`write_npy` (atomic): the header is written first, then rows are
-    appended in order; closing checks that exactly ``shape[0]`` rows came.
+    Use :func:`write_npy` (atomic). Closing checks that every row was written.
     """
 
     def __init__(self, fh, shape: tuple[int, ...], dtype=np.uint8):
         self.fh, self.shape, self.dtype = fh, tuple(int(s) for s in shape), np.dtype(dtype)
-        self.rows = 0
         header = {"descr": np.lib.format.dtype_to_descr(self.dtype), "fortran_order": False, "shape": self.shape}
-        np.lib.format.write_array_header_1_0(fh, header) if _fits_v1(header) else \
+        if _fits_v1(header):
+            np.lib.format.write_array_header_1_0(fh, header)
+        else:
             np.lib.format.write_array_header_2_0(fh, header)
+        self.offset = fh.tell()
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+        self.written = np.zeros(self.shape[0], dtype=bool)
+        self.cursor = 0
 
-    def write(self, chunk: np.ndarray) -> None:
+    def write_at(self, start: int, chunk: np.ndarray) -> None:
         chunk = np.asarray(chunk)
         if chunk.dtype != self.dtype or chunk.shape[1:] != self.shape[1:]:
             raise StorageError(f"chunk {chunk.dtype} {chunk.shape} does not fit an array "
                                f"{self.dtype} {self.shape}")
-        if self.rows + len(chunk) > self.shape[0]:
-            raise StorageError(f"more than the {self.shape[0]} rows declared")
+        if start < 0 or start + len(chunk) > self.shape[0]:
+            raise StorageError(f"rows {start}..{start + len(chunk)} outside the {self.shape[0]} declared")
+        self.fh.seek(self.offset + start * self.row_bytes)
         self.fh.write(np.ascontiguousarray(chunk).tobytes())
-        self.rows += len(chunk)
+        self.written[start:start + len(chunk)] = True
+
+    def write(self, chunk: np.ndarray) -> None:
+        self.write_at(self.cursor, chunk)
+        self.cursor += len(chunk)
 
     def close(self) -> None:
-        if self.rows != self.shape[0]:
-            raise StorageError(f"{self.rows} rows written, {self.shape[0]} declared")
+        missing = int((~self.written).sum())
+        if missing:
+            raise StorageError(f"{self.shape[0] - missing} rows written, {self.shape[0]} declared")
 
 
 def _fits_v1(header: dict) -> bool:
@@ -189,3 +199,34 @@ def open_level(aligned_dir: str | os.PathLike, degraded_dir: str | os.PathLike |
     if factor not in manifest["factors"]:
         raise StorageError(f"{degraded_dir} has no x{factor} level (has x{', x'.join(map(str, manifest['factors']))})")
     return NpyArray(Path(degraded_dir) / level_name(factor))
+
+
+class AlignedSet:
+    """An aligned folder: the crops (read by row) and the per-image face table."""
+
+    def __init__(self, folder: str | os.PathLike):
+        import pandas as pd
+        self.folder = Path(folder)
+        self.images = NpyArray(self.folder / IMAGES)
+        faces = self.folder / FACES
+        if not faces.is_file():
+            raise StorageError(f"{faces} does not exist: {self.folder} is not an aligned folder")
+        self.faces = pd.read_csv(faces, keep_default_na=False, na_values=[""])
+        if len(self.faces) != len(self.images):
+            raise StorageError(f"{faces} lists {len(self.faces)} images, {self.images.path} holds {len(self.images)}")
+        self.ids = self.faces["image_id"].astype(str).to_numpy()
+        self.ok = self.faces["landmark_ok"].astype(bool).to_numpy()
+        self._pos = {k: i for i, k in enumerate(self.ids)}
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return tuple(self.images.shape[1:3])
+
+    def rows(self, ids) -> np.ndarray:
+        try:
+            return np.array([self._pos[i] for i in ids], dtype=np.int64)
+        except KeyError as exc:
+            raise KeyError(f"image {exc.args[0]!r} is not among the aligned images of {self.folder}") from None

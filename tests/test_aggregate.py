@@ -2,8 +2,7 @@
 import json
 import math
 
-
-from srlrfr.aggregate import accuracy_table, collect, dvc_metrics, fold_table
+from srlrfr.report.tables import accuracy_table, collect, dvc_metrics, fold_table
 
 
 def write_metrics(tmp_path, method, res, acc):
@@ -31,7 +30,7 @@ def test_table_and_metrics(tmp_path):
     assert row.loc["bicubic", "112x96"] == 99.0 and row.loc["bilinear_authors", "112x96"] == 99.0
     assert math.isnan(row.loc["edsr_lambda0.5", "112x96"])  # no full-resolution SR cell, as in the paper
     assert row.loc["edsr_lambda0.5", "14x12"] == 82.0 and row.loc["bicubic", "7x6_std"] == 1.0
-    metrics = dvc_metrics(summary, "edsr_lambda0.5", 0.5)
+    metrics = dvc_metrics(summary, 0.5)
     assert metrics["acc"]["7x6"] == {"bicubic": 60.0, "bilinear_authors": 70.0, "edsr": 80.0}
     assert metrics["acc"]["112x96"] == {"hr": 99.0} and metrics["lambda"] == 0.5
     assert summary.loc[summary["method"] == "bicubic", "tar_far_1e-2"].iloc[0] == 0.5

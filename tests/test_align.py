@@ -7,11 +7,13 @@ import pandas as pd
 import pytest
 import torch
 
-from srlrfr.face.align import align_face, align_images, similarity_transform
+from srlrfr.face.align import align_face, similarity_transform
 from srlrfr.face.detect import choose_face, detect_landmarks
 from srlrfr.face.landmarks_io import LANDMARK_COLUMNS, LandmarkCSVError, landmarks_array, read_landmarks_csv
 from srlrfr.face.mtcnn import MTCNN
 from srlrfr.geometry import get_geometry
+from srlrfr.steps.align import align
+from srlrfr.storage import AlignedSet
 
 GEO = get_geometry("sphereface_112x96")
 
@@ -160,24 +162,36 @@ def _synthetic_items(tmp_path, rng):
     return items, pd.DataFrame(rows)
 
 
+def align_items(tmp_path, items, df, out, **kw) -> AlignedSet:
+    """The align step on (image_id, path) items and a landmark table."""
+    pd.DataFrame({"image_id": [i for i, _ in items], "path": [p for _, p in items]}).to_csv(
+        tmp_path / "images.csv", index=False)
+    df.to_csv(tmp_path / "lm.csv", index=False)
+    align(tmp_path / "images.csv", tmp_path / "lm.csv", "sphereface_112x96", out, **kw)
+    return AlignedSet(out)
+
+
 @pytest.mark.parametrize("policy", ["center", "exclude"])
-def test_align_images_no_face_policies(tmp_path, policy):
+def test_align_no_face_policies(tmp_path, policy):
     items, df = _synthetic_items(tmp_path, np.random.default_rng(4))
-    out = tmp_path / "out" / "aligned.npz"
-    align_images(items, df, "sphereface_112x96", out, no_face=policy)
-    z = np.load(out)
-    assert z["images"].shape == (4, 112, 96, 3) and z["images"].dtype == np.uint8
-    assert z["ids"].tolist() == ["img0", "img1", "img2", "lost"]
-    assert z["landmark_ok"].tolist() == [True, False, True, False]
-    assert not z["images"][3].any()  # unreadable: black placeholder
+    out = tmp_path / "out" / "aligned"
+    aligned = align_items(tmp_path, items, df, out, no_face=policy)
+    images = np.load(out / "images.npy")
+    assert images.shape == (4, 112, 96, 3) and images.dtype == np.uint8
+    assert aligned.ids.tolist() == ["img0", "img1", "img2", "lost"]
+    assert aligned.ok.tolist() == [True, False, True, False]
+    assert aligned.faces["status"].tolist() == ["ok", "no_face", "ok", "unreadable"]
+    assert not images[3].any()  # unreadable: black placeholder
     pts = df[LANDMARK_COLUMNS].to_numpy(float).reshape(-1, 5, 2)
+    used = aligned.faces[LANDMARK_COLUMNS].to_numpy(float).reshape(-1, 5, 2)
     if policy == "exclude":
-        assert not z["images"][1].any()
+        assert not images[1].any()
     else:  # fallback = mean relative landmarks of the ok images (all 240x200 here)
-        np.testing.assert_allclose(z["points"][1], (pts[0] + pts[2]) / 2)
-        assert z["images"][1].any()
+        np.testing.assert_allclose(used[1], (pts[0] + pts[2]) / 2, atol=1e-4)
+        assert images[1].any()
     with pytest.raises(ValueError, match="no_face must be one of"):
-        align_images(items, df, "sphereface_112x96", out, no_face="drop")
+        align_items(tmp_path, items, df, tmp_path / "other", no_face="drop")
+    assert not (tmp_path / "other").exists()
 
 
 def test_real_lfw_align_then_redetect(shared_data, tmp_path):
@@ -186,13 +200,12 @@ def test_real_lfw_align_then_redetect(shared_data, tmp_path):
     items = [(f.stem, str(f)) for f in files]
     df = detect_landmarks(items, tmp_path / "lm.csv")
     assert (df["status"] == "ok").all(), df.loc[df.status != "ok", "image_id"].tolist()
-    aligned = align_images(items, read_landmarks_csv(tmp_path / "lm.csv"), "sphereface_112x96",
-                           tmp_path / "aligned.npz")
-    assert aligned["landmark_ok"].all()
-    crops = list(aligned["images"])
+    aligned = align_items(tmp_path, items, read_landmarks_csv(tmp_path / "lm.csv"), tmp_path / "aligned")
+    assert aligned.ok.all()
+    crops = list(aligned.images.read())
     dets = MTCNN().detect(crops)
     eye_err = []
-    for image_id, crop, d in zip(aligned["ids"], crops, dets):
+    for image_id, crop, d in zip(aligned.ids, crops, dets):
         k = choose_face(d, crop.shape)
         assert k is not None, f"no face re-detected in the aligned crop of {image_id}"
         eye_err.append(np.linalg.norm(d.landmarks[k][:2] - GEO.reference_points()[:2], axis=1))

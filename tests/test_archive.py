@@ -15,8 +15,7 @@ import py7zr
 import pytest
 
 from srlrfr.data import archive as archive_mod
-from srlrfr.data.archive import (MARKER, UnsafeArchiveError, extract, is_complete, read_marker,
-                                 volume_parts)
+from srlrfr.data.archive import MARKER, UnsafeArchiveError, extract, is_complete, read_marker, volume_parts
 
 FILES = {"top/a.txt": b"alpha\n", "top/sub/b.bin": random.Random(1).randbytes(5000)}
 
@@ -52,12 +51,12 @@ def _evil_tar_members():
     absolute.size = 4
     sym = tarfile.TarInfo("link")
     sym.type, sym.linkname = tarfile.SYMTYPE, "/etc/passwd"
-    hard = tarfile.TarInfo("hard")
-    hard.type, hard.linkname = tarfile.LNKTYPE, "ok.txt"
+    escaping = tarfile.TarInfo("hard")
+    escaping.type, escaping.linkname = tarfile.LNKTYPE, "../../etc/passwd"
     dev = tarfile.TarInfo("dev")
     dev.type = tarfile.CHRTYPE
-    return {"dotdot": (up, b"evil"), "absolute": (absolute, b"evil"), "symlink": (sym, b""),
-            "hardlink": (hard, b""), "device": (dev, b"")}
+    return {"dotdot": (up, b"evil"), "symlink": (sym, b""), "escaping_hardlink": (escaping, b""),
+            "device": (dev, b"")}
 
 
 @pytest.mark.parametrize("kind", list(_evil_tar_members()))
@@ -71,6 +70,14 @@ def test_tar_unsafe_members_rejected_before_writing(tmp_path, kind):
     assert not (tmp_path / "work" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
     assert not Path("/tmp/srlrfr-evil.txt").exists()
     assert _leftovers(tmp_path / "work", dest) == []
+
+
+def test_tar_absolute_member_lands_inside_the_destination(tmp_path):
+    member = tarfile.TarInfo("/tmp/srlrfr-evil.txt")
+    member.size = 4
+    dest = extract(_tar_with(tmp_path / "abs.tgz", member, b"evil"), tmp_path / "out")
+    assert (dest / "tmp" / "srlrfr-evil.txt").read_bytes() == b"evil"  # leading slash stripped
+    assert not Path("/tmp/srlrfr-evil.txt").exists()
 
 
 def test_zip_unsafe_members_rejected(tmp_path):

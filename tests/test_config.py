@@ -54,13 +54,45 @@ def test_params_yaml_is_complete_and_valid(repo_root: Path):
 
 def test_overlay_merges(tmp_path: Path, repo_root: Path):
     cfg = config.load([repo_root / "params.yaml", repo_root / ".test" / "params.yaml"])
-    assert cfg["train"]["n_blocks"] == 2 and cfg["train"]["lr_gamma"] == 0.5  # overlay + base
+    srnet = cfg["train"]["srnet"]
+    assert srnet["n_blocks"] == 2 and srnet["type"] == "edsr" and srnet["res_scale"] == 0.1  # overlay + base
+    assert cfg["train"]["lr_gamma"] == 0.5
     bad = tmp_path / "bad.yaml"
     bad.write_text("train: [1, 2\n")
     with pytest.raises(config.ConfigError, match="not valid YAML"):
         config.load([bad])
 
 
-def test_lambda_tags():
-    assert config.lambda_tag(0) == "0" and config.lambda_tag(0.50) == "0.5"
+def test_lambda_tags_match_the_wildcard_for_every_valid_value():
+    import re
+
+    from srlrfr.methods import LAMBDA_PATTERN, lambda_tag, parse_sr, sr_method
+    assert lambda_tag(0) == "0" and lambda_tag(0.50) == "0.5" and lambda_tag(1e-05) == "0.00001"
+    assert lambda_tag(1e6) == "1000000" and lambda_tag(0.25) == "0.25"
+    for value in (0, 0.5, 1e-05, 1e6, 0.1 + 0.2, 3, 2.5e-7):
+        cfg = config.validate({"lambda": value})
+        tag = lambda_tag(cfg["lambda"])
+        assert re.fullmatch(LAMBDA_PATTERN, tag), tag
+        assert float(tag) == value and parse_sr(sr_method("edsr", value)) == ("edsr", value, False)
     assert config.trained_lambdas({"lambdas": [0.5, 0.0], "lambda": 0.25}) == ["0", "0.25", "0.5"]
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), 1e-300])
+def test_lambdas_that_cannot_name_a_model_are_rejected(value):
+    with pytest.raises(config.ConfigError, match=r"key 'lambda'"):
+        config.validate({"lambda": value})
+    with pytest.raises(config.ConfigError, match=r"key 'lambdas'"):
+        config.validate({"lambdas": [0.5, value]})
+
+
+def test_srnet_is_configured_basicsr_style():
+    cfg = config.validate({"train": {"srnet": {"type": "edsr", "n_feats": 64}}})
+    assert cfg["train"]["srnet"] == {"type": "edsr", "n_feats": 64, "n_blocks": 32, "res_scale": 0.1}
+    with pytest.raises(config.ConfigError, match=r"unknown key 'train.srnet.n_featz' for srnet type 'edsr'"):
+        config.validate({"train": {"srnet": {"type": "edsr", "n_featz": 64}}})
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet.n_blocks'"):
+        config.validate({"train": {"srnet": {"type": "edsr", "n_blocks": "many"}}})
+    with pytest.raises(config.ConfigError, match=r"train.srnet.type"):
+        config.validate({"train": {"srnet": {"type": "srcnn9"}}})
+    with pytest.raises(config.ConfigError, match=r"train.srnet.name"):
+        config.validate({"train": {"srnet": {"type": "edsr", "name": "My Net"}}})

@@ -10,9 +10,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from srlrfr.models.dlib_format import (DlibFormatError, decode_alias_tensor, decode_bool, decode_float,
-                                       decode_int, decode_string, decode_tensor, encode_int,
-                                       float_details_bytes, parse_network, read_network)
+from srlrfr.models.dlib_format import (
+    DlibFormatError,
+    decode_alias_tensor,
+    decode_bool,
+    decode_float,
+    decode_int,
+    decode_string,
+    decode_tensor,
+    encode_int,
+    float_details_bytes,
+    parse_network,
+    read_network,
+)
 
 DAT = "dlib_face_recognition_resnet_model_v1.dat"
 

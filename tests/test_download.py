@@ -16,9 +16,17 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from srlrfr.data.download import (ChecksumError, DownloadError, download, download_first,
-                                  download_google_drive, file_md5, file_sha256, git_blob_id,
-                                  verify)
+from srlrfr.data.download import (
+    ChecksumError,
+    DownloadError,
+    download,
+    download_first,
+    download_google_drive,
+    file_md5,
+    file_sha256,
+    git_blob_id,
+    verify,
+)
 
 PAYLOAD = random.Random(0).randbytes(300_000)
 MD5 = hashlib.md5(PAYLOAD).hexdigest()
@@ -214,33 +222,30 @@ def test_download_first_falls_back_to_mirror(site, tmp_path):
     assert out.read_bytes() == PAYLOAD
 
 
-def test_google_drive_confirmation_page(site, tmp_path):
-    page = ('<html><body>Google Drive can\'t scan this file for viruses.'
-            '<form id="download-form" action="{base}/confirmed" method="get">'
-            '<input type="submit" value="Download anyway"/>'
-            '<input type="hidden" name="id" value="FILEID">'
-            '<input type="hidden" name="export" value="download">'
-            '<input type="hidden" name="confirm" value="t">'
-            '<input type="hidden" name="uuid" value="abc-123"></form></body></html>')
+def test_google_drive_through_gdown_retries_and_verifies(site, tmp_path):
+    # gdown follows Drive's confirmation pages; here it talks to the local server instead.
+    site.cut_first.add("/uc")
+    site.files["/uc"] = PAYLOAD
     with serve(site) as base:
-        site.files["/download"] = page.format(base=base).encode()
-        site.content_type["/download"] = "text/html; charset=utf-8"
-        site.files["/confirmed?id=FILEID&export=download&confirm=t&uuid=abc-123"] = PAYLOAD
-        out = download_google_drive("FILEID", tmp_path / "img.zip", md5=MD5,
-                                    base_url=f"{base}/download", progress=False)
+        out = download_google_drive("FILEID", tmp_path / "img.zip", md5=MD5, url=f"{base}/uc?id=FILEID",
+                                    progress=False, timeout=5)
     assert out.read_bytes() == PAYLOAD
-    assert [p for p, _ in site.log] == ["/download", "/confirmed"]
+    assert [p for p, _ in site.log] == ["/uc", "/uc"]  # the cut transfer was tried again
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zip"]
 
 
-def test_google_drive_quota_page_is_reported(site, tmp_path):
-    page = b'<html><p class="uc-error-subcaption">Too many users have viewed or downloaded this file recently.</p></html>'
-    site.files["/download"] = page
-    site.content_type["/download"] = "text/html"
+def test_google_drive_wrong_bytes_leave_nothing(site, tmp_path):
+    site.files["/uc"] = b"<html>Google Drive - Quota exceeded</html>"
     with serve(site) as base:
-        with pytest.raises(DownloadError, match="Too many users"):
-            download_google_drive("X", tmp_path / "f", base_url=f"{base}/download",
-                                  progress=False)
-    assert not (tmp_path / "f").exists()
+        with pytest.raises(ChecksumError, match="md5 mismatch"):
+            download_google_drive("X", tmp_path / "f", md5=MD5, url=f"{base}/uc?id=X", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_google_drive_offline_names_the_local_copy_hint(tmp_path):
+    with pytest.raises(DownloadError, match="network unreachable.*data.celeba.source"):
+        download_google_drive("X", tmp_path / "f", md5=MD5, url=f"http://127.0.0.1:{closed_port()}/uc",
+                              progress=False, retries=0, hint="Set data.celeba.source in params.yaml.")
 
 
 def test_digests_match_git_and_hashlib(tmp_path):

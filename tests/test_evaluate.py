@@ -3,7 +3,8 @@ import cv2
 import numpy as np
 import pytest
 
-from srlrfr.evaluate import cosine_scores, example_pairs, restore, upsample
+from srlrfr.methods import restore, upsample
+from srlrfr.steps.evaluate import cosine_scores, example_pairs
 
 
 def test_cosine_on_hand_made_features():

@@ -11,12 +11,12 @@ from pathlib import Path
 import multivolumefile
 import py7zr
 import pytest
+from test_download import Site, closed_port, serve
 
 from srlrfr.data import fetch, sources
 from srlrfr.data.archive import is_complete
 from srlrfr.data.download import ChecksumError, DownloadError
 from srlrfr.data.sources import Artefact
-from test_download import Site, closed_port, serve
 
 PEOPLE = {"Alice_Smith": 2, "Bob_Jones": 1}
 

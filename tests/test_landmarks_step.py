@@ -2,7 +2,7 @@
 import pandas as pd
 import pytest
 
-from srlrfr.landmarks import landmarks_step
+from srlrfr.steps.landmarks import landmarks as landmarks_step
 
 COLS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 

@@ -18,7 +18,7 @@ from srlrfr.models.srnet import to_tensor, to_uint8
 from srlrfr.models.srnets.edsr import EDSR
 from srlrfr.models.weights import CheckpointError, load_into, load_state_dict_file
 from srlrfr.registry import FNETS, SRNETS
-from srlrfr.train import identity_loss
+from srlrfr.training import identity_loss
 
 torch.set_num_threads(1)
 

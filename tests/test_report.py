@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from srlrfr.methods import authors_method, sr_method
 from srlrfr.report.html import write_report
-from srlrfr.report.paper import (PAPER, SUMMARY_COLUMNS, compare_to_paper, comparison_markdown, method_name,
-                                 paper_row_for, summary_row)
-from srlrfr.report.plots import (plot_accuracy_vs_resolution, plot_face_grid, plot_roc,
-                                 plot_training_curves)
+from srlrfr.report.paper import PAPER, compare_to_paper, comparison_markdown, paper_row_for
+from srlrfr.report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from srlrfr.report.tables import SUMMARY_COLUMNS, summary_row
 
 RES = ["112x96", "7x6", "28x24", "14x12"]  # deliberately unordered
 
@@ -38,8 +38,9 @@ def _png_stats(path) -> tuple[int, int, float]:
 
 
 def test_method_names_and_paper_rows():
-    assert method_name(0) == "edsr_lambda0" and method_name(0.50) == "edsr_lambda0.5"
-    assert method_name(0.25, authors=True) == "authors_edsr_lambda0.25"
+    assert sr_method("edsr", 0) == "edsr_lambda0" and sr_method("edsr", 0.50) == "edsr_lambda0.5"
+    assert authors_method("edsr_lambda0.5") == "authors_edsr_lambda0.5"
+    assert authors_method("edsr_baseline") == "authors_edsr_lambda0"
     assert paper_row_for("bilinear_authors")[0] == "bicubic_authors"
     assert paper_row_for("authors_edsr_lambda0.50")[0] == "edsr_lambda0.5"
     assert paper_row_for("edsr_lambda0")[0] == "edsr_lambda0"
@@ -124,7 +125,7 @@ def test_html_report_is_self_contained(tmp_path):
     fig = plot_accuracy_vs_resolution(_summary(), tmp_path / "acc.png")
     cmp = compare_to_paper(_summary())
     out = write_report(tmp_path / "report" / "index.html", title="LFW <low-res> λ study",
-                       tables={"summary": _summary(), "paper": comparison_markdown(cmp)},
+                       tables={"summary": _summary(), "paper": cmp, "note": "bilinear <not> bicubic"},
                        figures={"accuracy vs resolution": fig},
                        params={"seed": 0, "lambdas": [0, 0.5], "pairs": "pairs.txt"})
     page = out.read_text()
@@ -132,7 +133,8 @@ def test_html_report_is_self_contained(tmp_path):
     assert "<link" not in page and "<script" not in page
     uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
     assert len(uris) == 1 and base64.b64decode(uris[0]) == fig.read_bytes()
-    assert "<td>bilinear_authors</td>" in page and "<th>Diff (pp)</th>" in page
+    assert "<td>bilinear_authors</td>" in page and "<th>diff</th>" in page
+    assert "<p>bilinear &lt;not&gt; bicubic</p>" in page
     assert "&lt;low-res&gt;" in page and "&#955;" in page  # escaped, ASCII-safe
     assert [p.name for p in out.parent.iterdir()] == ["index.html"]  # no temp file left behind
 

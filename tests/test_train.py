@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 import torch
 
+from srlrfr.models.base import SRNetSpec
 from srlrfr.models.fnet import FaceRecognizer
 from srlrfr.models.fnets.sphereface import SphereFace20
 from srlrfr.models.srnet import load_srnet, super_resolve
 from srlrfr.models.srnets.edsr import EDSR
 from srlrfr.registry import FNETS, SRNETS
-from srlrfr.models.base import SRNetSpec
-from srlrfr.train import BatchSampler, train_srnet
+from srlrfr.training import BatchSampler, PyramidData, TrainOptions, train_srnet
+from srlrfr.training.pyramid import InMemory
 
 torch.set_num_threads(1)
 
@@ -38,11 +39,17 @@ def random_tiny_sphereface20(seed: int = 0) -> FaceRecognizer:
     return FaceRecognizer(spec, spec.build())
 
 
-def run(hr, out_dir, **kw):
-    args = dict(fnet=random_tiny_sphereface20(), lam=0.5, arch_kwargs=TINY, batch_size=3, iterations=6,
-                checkpoint_every=2, log_every=1, device="cpu", progress=False, seed=3)
+OPTION_NAMES = {f.name for f in dataclasses.fields(TrainOptions)}
+
+
+def run(hr, out_dir, arch="edsr", arch_kwargs=TINY, **kw):
+    """train_srnet on a tiny preset; option keywords (iterations, ...) override the preset's."""
+    options = dict(batch_size=3, iterations=6, checkpoint_every=2, log_every=1, seed=3)
+    options.update({k: kw.pop(k) for k in list(kw) if k in OPTION_NAMES})
+    args = dict(fnet=random_tiny_sphereface20(), lam=0.5, device="cpu", progress=False)
     args.update(kw)
-    return train_srnet(hr, out_dir=out_dir, **args)
+    return train_srnet(hr, out_dir=out_dir, srnet={"type": arch, **arch_kwargs},
+                       options=TrainOptions(**options), **args)
 
 
 class Killed(Exception):
@@ -156,16 +163,16 @@ def test_bad_inputs_are_explained(hr_images, tmp_path):
 
 
 def test_precomputed_pyramid_matches_built_one(hr_images, tmp_path):
-    from srlrfr.degrade import pyramid
-    levels = pyramid(hr_images, [1, 2, 4, 8, 16], "cv2_bicubic")
+    from srlrfr.degradation import downsample
+    levels = {f: InMemory(hr_images if f == 1 else downsample(hr_images, f, "cv2_bicubic")) for f in (1, 2, 4, 8, 16)}
     built = run(hr_images, tmp_path / "built", iterations=3, lam=0.0, fnet=None)
-    given = run(hr_images, tmp_path / "given", iterations=3, lam=0.0, fnet=None, pyramid=levels)
+    given = run(PyramidData(levels), tmp_path / "given", iterations=3, lam=0.0, fnet=None)
     for va, vb in zip(load_srnet(built)[0].state_dict().values(), load_srnet(given)[0].state_dict().values()):
         assert torch.equal(va, vb)
     with pytest.raises(ValueError, match="lacks level 16"):
-        run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={f: levels[f] for f in (1, 2, 4, 8)})
+        PyramidData({f: levels[f] for f in (1, 2, 4, 8)})
     with pytest.raises(ValueError, match="level 4: expected uint8"):
-        run(hr_images, tmp_path / "bad", lam=0.0, fnet=None, pyramid={**levels, 4: levels[8]})
+        PyramidData({**levels, 4: levels[8]})
 
 
 @pytest.mark.parametrize("amp", ["bf16", "fp16"])
@@ -176,3 +183,19 @@ def test_mixed_precision_runs(hr_images, tmp_path, amp):
     model, info = load_srnet(out)
     assert info["meta"]["amp"] == amp
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+def test_training_from_disk_equals_in_memory(hr_images, tmp_path):
+    """The pyramid as the align and degrade steps store it (read by row) trains the same model."""
+    from srlrfr.steps.degrade import degrade
+    from srlrfr.storage import write_npy
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    with write_npy(aligned / "images.npy", hr_images.shape) as w:
+        w.write(hr_images)
+    degrade(aligned, [2, 4, 8, 16], "cv2_bicubic", tmp_path / "degraded")
+    from_disk = run(PyramidData.open(aligned, tmp_path / "degraded"), tmp_path / "disk", iterations=3,
+                    lam=0.0, fnet=None)
+    in_memory = run(hr_images, tmp_path / "memory", iterations=3, lam=0.0, fnet=None)
+    for va, vb in zip(load_srnet(from_disk)[0].state_dict().values(), load_srnet(in_memory)[0].state_dict().values()):
+        assert torch.equal(va, vb)

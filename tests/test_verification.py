@@ -7,10 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from srlrfr.metrics.verification import (accuracy_at_thresholds, best_threshold, eer, kfold_accuracy,
-                                         load_scores, roc_auc, roc_curve, tar_at_far, threshold_grid,
-                                         verification_report)
-
+from srlrfr.metrics.verification import (
+    accuracy_at_thresholds,
+    best_threshold,
+    eer,
+    kfold_accuracy,
+    load_scores,
+    roc_auc,
+    roc_curve,
+    tar_at_far,
+    threshold_grid,
+    verification_report,
+)
 
 # ---------- plain-Python references (the authors' approach: one threshold at a time) ----------
 

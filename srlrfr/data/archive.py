@@ -1,7 +1,10 @@
 """Safe, all-or-nothing extraction of .tar(.gz)/.tgz, .zip and (multi-part) .7z archives.
 
-Every member is checked before anything is written: absolute paths, ``..``
-components, links and device/special files are refused.  Extraction goes to a
+Zip and 7z members are checked before anything is written: absolute paths,
+``..`` components, links and device/special files are refused. Tar archives go
+through tarfile's ``data`` filter, which refuses members that would land
+outside the destination, absolute or escaping links and special files, and
+strips leading slashes. Extraction goes to a
 temporary sibling of the destination; only after the last byte is out is a
 marker written and the directory renamed into place, so a killed run leaves a
 temp directory that is never taken for a result and is removed next time.
@@ -71,17 +74,6 @@ def _kind(archive: Path) -> str:
     raise ValueError(f"{archive}: unknown archive type (expected .tgz/.tar.gz/.tar/.zip/.7z/.7z.001)")
 
 
-def _check_tar(archive: Path, tar: tarfile.TarFile) -> list[tarfile.TarInfo]:
-    members = tar.getmembers()
-    for m in members:
-        _check_name(archive, m.name)
-        if m.issym() or m.islnk():
-            _refuse(archive, m.name, f"link to {m.linkname!r}")
-        if not (m.isfile() or m.isdir()):
-            _refuse(archive, m.name, "device, FIFO or other special file")
-    return members
-
-
 def _check_zip(archive: Path, zf: zipfile.ZipFile) -> None:
     for info in zf.infolist():
         _check_name(archive, info.filename)
@@ -124,9 +116,11 @@ def _extract_into(archive: Path, kind: str, out: Path) -> int:
     """Check every member, then extract all into ``out``; return the member count."""
     if kind == "tar":
         with tarfile.open(archive, "r:*") as tar:
-            members = _check_tar(archive, tar)
-            tar.extractall(out, members=members, filter="data")
-            return len(members)
+            try:
+                tar.extractall(out, filter="data")
+            except tarfile.FilterError as exc:
+                raise UnsafeArchiveError(f"{archive}: unsafe member: {exc}; nothing was extracted") from None
+            return len(tar.getmembers())
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
             _check_zip(archive, zf)

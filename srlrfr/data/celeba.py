@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_csv
+from ..registry import DATASETS
+from .base import IMAGES_CSV, DatasetSpec
 
 
 def read_identities(path: str | Path) -> pd.DataFrame:
@@ -23,7 +25,7 @@ def read_identities(path: str | Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["image_id", "identity"])
 
 
-def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_index: str | Path, *,
+def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_dir: str | Path, *,
                   max_identities: int | None = None, images_per_identity: int | None = None) -> pd.DataFrame:
     """Index the CelebA images present on disk, with their identities.
 
@@ -46,5 +48,16 @@ def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_index: 
         "path": [str(images_dir / f) for f in ids["image_id"]],
         "identity": ids["identity"].to_numpy(),
     })
-    write_csv(out_index, index)
+    write_csv(Path(out_dir) / IMAGES_CSV, index)
     return index
+
+
+def _ingest(cfg: dict, out_dir: Path) -> None:
+    from .fetch import resolve_celeba
+    src = cfg["data"]["celeba"]
+    images_dir, identity_file = resolve_celeba(src["source"], Path(cfg["data"]["cache"]) / "celeba")
+    ingest_celeba(images_dir, identity_file, out_dir, max_identities=src["max_identities"],
+                  images_per_identity=src["images_per_identity"])
+
+
+DATASETS.register("celeba", DatasetSpec("celeba", "training", _ingest, ("data.celeba", "data.cache")))

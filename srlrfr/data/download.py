@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
-import html
 import http.client
-import http.cookiejar
 import os
 import re
 import socket
@@ -45,14 +43,6 @@ class ChecksumError(ValueError):
     def __init__(self, path: Path, kind: str, expected: str | int, actual: str | int):
         self.path, self.kind, self.expected, self.actual = Path(path), kind, expected, actual
         super().__init__(f"{kind} mismatch for {path}: expected {expected}, got {actual}")
-
-
-class _HtmlInsteadOfFile(Exception):
-    """Raised (with the page text) when a server answers a file request with an HTML page."""
-
-    def __init__(self, url: str, page: str):
-        self.url, self.page = url, page
-        super().__init__(f"{url} returned an HTML page instead of the file")
 
 
 # ---------------------------------------------------------------- digests
@@ -136,8 +126,7 @@ def _content_range(resp) -> tuple[int | None, int | None]:
     return first, total
 
 
-def _transfer(opener, url: str, part: Path, *, timeout: float, progress: bool,
-              reject_html: bool, label: str) -> None:
+def _transfer(opener, url: str, part: Path, *, timeout: float, progress: bool, label: str) -> None:
     """One attempt: request the bytes after what ``part`` holds and append them.
 
     Returns normally when the server says the file is complete; raises on any
@@ -159,8 +148,6 @@ def _transfer(opener, url: str, part: Path, *, timeout: float, progress: bool,
             raise ConnectionError(f"range request rejected (416) at byte {start}; restarting") from None
         raise
     with resp:
-        if reject_html and "text/html" in resp.headers.get("Content-Type", ""):
-            raise _HtmlInsteadOfFile(resp.geturl(), resp.read(2 << 20).decode("utf-8", "replace"))
         first, total = _content_range(resp)
         length = resp.headers.get("Content-Length")
         if resp.status == 206:
@@ -187,8 +174,7 @@ def _transfer(opener, url: str, part: Path, *, timeout: float, progress: bool,
 def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
              sha256: str | None = None, git_blob: str | None = None, size: int | None = None,
              progress: bool = True, timeout: float = 30, retries: int = 3,
-             hint: str | None = None, backoff: float = 2.0,
-             reject_html: bool = False, opener=None) -> Path:
+             hint: str | None = None, backoff: float = 2.0, opener=None) -> Path:
     """Fetch ``url`` to ``dest`` (resuming, retrying, verifying); return ``dest``.
 
     An existing ``dest`` that passes the given checks is kept without any
@@ -211,8 +197,7 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
     while True:
         before = part.stat().st_size if part.exists() else 0
         try:
-            _transfer(opener, url, part, timeout=timeout, progress=progress,
-                      reject_html=reject_html, label=dest.name)
+            _transfer(opener, url, part, timeout=timeout, progress=progress, label=dest.name)
             break
         except urllib.error.HTTPError as exc:
             if exc.code not in RETRYABLE_STATUS:
@@ -253,53 +238,45 @@ def download_first(urls: tuple[str, ...] | list[str], dest: str | os.PathLike, *
 
 # ---------------------------------------------------------------- Google Drive
 
-GDRIVE_URL = "https://drive.usercontent.google.com/download"
-
-
-def _gdrive_confirm_url(page: str, page_url: str) -> str:
-    """The real download URL from Drive's "can't scan this file for viruses" page.
-
-    Current pages hold a ``<form id="download-form" action=...>`` whose hidden
-    inputs (id, export, confirm, uuid) make up the query; older pages linked
-    ``/uc?export=download&confirm=<token>`` instead.
-    """
-    form = re.search(r'<form[^>]*id="download-form"[^>]*>(.*?)</form>', page, re.S)
-    if form:
-        action = re.search(r'action="([^"]+)"', form.group(0))
-        fields = dict(re.findall(r'<input[^>]*type="hidden"[^>]*name="([^"]+)"[^>]*value="([^"]*)"',
-                                 form.group(1)))
-        base = html.unescape(action.group(1)) if action else page_url
-        return base.split("?")[0] + "?" + urllib.parse.urlencode(fields)
-    link = re.search(r'href="(/uc\?export=download[^"]+)"', page)
-    if link:
-        return urllib.parse.urljoin("https://drive.google.com", html.unescape(link.group(1)))
-    error = re.search(r'class="uc-error-subcaption">(.*?)<', page, re.S)
-    reason = html.unescape(error.group(1)).strip() if error else "no download link in the page"
-    raise DownloadError(f"Google Drive refused the download ({reason}); the file may be over its "
-                        f"daily quota or no longer shared")
-
-
 def download_google_drive(file_id: str, dest: str | os.PathLike, *, md5: str | None = None,
-                          sha256: str | None = None, size: int | None = None,
-                          base_url: str = GDRIVE_URL, **kwargs) -> Path:
-    """Fetch a shared Google Drive file, passing the virus-scan confirmation page.
+                          sha256: str | None = None, size: int | None = None, progress: bool = True,
+                          timeout: float = 30, retries: int = 3, hint: str | None = None,
+                          url: str | None = None, **_ignored) -> Path:
+    """Fetch a shared Google Drive file with gdown (which follows Drive's ever-changing
+    confirmation pages), resuming a partial transfer, then verify it.
 
-    ``confirm=t`` usually skips the page; if Drive still answers with HTML,
-    the confirmation form is parsed and followed once.
+    gdown writes ``<dest>.unverified``; only verified bytes are renamed onto
+    ``dest``. ``url`` replaces the Drive address (a mirror, or a local test server).
     """
-    query = urllib.parse.urlencode({"id": file_id, "export": "download", "confirm": "t"})
-    url = f"{base_url}?{query}"
-    kwargs.setdefault("opener", urllib.request.build_opener(
-        urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar())))
-    try:
-        return download(url, dest, md5=md5, sha256=sha256, size=size, reject_html=True, **kwargs)
-    except _HtmlInsteadOfFile as page:
-        confirmed = _gdrive_confirm_url(page.page, page.url)
-    try:
-        return download(confirmed, dest, md5=md5, sha256=sha256, size=size, reject_html=True,
-                        **kwargs)
-    except _HtmlInsteadOfFile as page:
-        _gdrive_confirm_url(page.page, page.url)  # raises with Drive's own error text if any
-        raise DownloadError(f"Google Drive kept answering {file_id} with a web page instead of "
-                            f"the file. {kwargs.get('hint') or DEFAULT_HINT}") from None
+    import gdown
+    import requests
+    from gdown.exceptions import DownloadError as GdownError
+    from gdown.exceptions import FileURLRetrievalError
 
+    dest = Path(dest)
+    checks = {"md5": md5, "sha256": sha256, "size": size}
+    if dest.is_file():
+        if matches(dest, **checks):
+            return dest
+        dest.unlink()  # stale or corrupt copy: fetch it again
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    unverified = dest.with_name(dest.name + ".unverified")
+    hint = hint or DEFAULT_HINT
+    source = url or f"Google Drive file {file_id}"
+    try:
+        gdown.download(url=url, id=None if url else file_id, output=str(unverified), quiet=not progress,
+                       resume=True, timeout=timeout, retries=retries, use_cookies=False)
+    except FileURLRetrievalError as exc:  # quota exceeded, no longer shared, page changed
+        raise DownloadError(f"Google Drive refused {dest.name} ({exc}). {hint}") from None
+    except requests.exceptions.ConnectionError as exc:
+        raise DownloadError(f"cannot download {source} -> {dest}: network unreachable ({exc}). {hint}") from None
+    except (GdownError, requests.exceptions.RequestException, OSError) as exc:
+        raise DownloadError(f"cannot download {source} -> {dest}: {exc}; the bytes received are kept "
+                            f"for the next attempt. {hint}") from None
+    try:
+        verify(unverified, **checks)
+    except ChecksumError as exc:
+        unverified.unlink(missing_ok=True)
+        raise ChecksumError(dest, exc.kind, exc.expected, exc.actual) from None
+    os.replace(unverified, dest)
+    return dest

@@ -14,8 +14,7 @@ from pathlib import Path
 
 from . import sources
 from .archive import extract
-from .download import ChecksumError, DownloadError, download_first, download_google_drive, \
-    matches, verify
+from .download import ChecksumError, DownloadError, download_first, download_google_drive, matches, verify
 from .sources import Artefact
 
 DOWNLOAD = "download"
@@ -231,7 +230,7 @@ def fetch_authors_weights(name: str, dest_dir: str | os.PathLike,
             if not local.is_file() and (local_dir / checkpoint).is_file() and len(artefacts) > 1:
                 # Unpacked by hand as the authors' README says; no published digest to check.
                 warnings.warn(f"using {local_dir / checkpoint} unverified: the archive volumes "
-                              f"that carry its git blob ids are not in {local_dir}")
+                              f"that carry its git blob ids are not in {local_dir}", stacklevel=2)
                 return local_dir / checkpoint
             if not local.is_file():
                 raise FileNotFoundError(f"no {art.filename} in {local_dir} "

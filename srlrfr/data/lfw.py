@@ -6,6 +6,8 @@ from pathlib import Path
 import pandas as pd
 
 from ..atomic import write_csv
+from ..registry import DATASETS
+from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec
 
 
 class PairsError(ValueError):
@@ -76,7 +78,7 @@ def assign_folds(pairs: pd.DataFrame, sets: int, n: int, folds: int) -> pd.Serie
 
 
 def ingest_lfw(images_root: str | Path, pairs_path: str | Path, folds: int,
-               out_index: str | Path, out_pairs: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+               out_dir: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write the image index (only images the pairs use) and the normalised pairs table."""
     images_root = Path(images_root).resolve()
     pairs, sets, n = parse_pairs(pairs_path)
@@ -93,6 +95,16 @@ def ingest_lfw(images_root: str | Path, pairs_path: str | Path, folds: int,
         "path": [str(images_root / i) for i in used],
         "identity": [i.split("/")[0] for i in used],
     })
-    write_csv(out_index, index)
-    write_csv(out_pairs, pairs[["pair", "fold", "label", "left", "right"]])
+    write_csv(Path(out_dir) / IMAGES_CSV, index)
+    write_csv(Path(out_dir) / PAIRS_CSV, pairs[["pair", "fold", "label", "left", "right"]])
     return index, pairs
+
+
+def _ingest(cfg: dict, out_dir: Path) -> None:
+    from .fetch import resolve_lfw_images, resolve_lfw_pairs
+    src, cache = cfg["data"]["lfw"], Path(cfg["data"]["cache"]) / "lfw"
+    ingest_lfw(resolve_lfw_images(src["images"], cache), resolve_lfw_pairs(src["pairs"], cache),
+               cfg["evaluate"]["folds"], out_dir)
+
+
+DATASETS.register("lfw", DatasetSpec("lfw", "verification", _ingest, ("data.lfw", "data.cache", "evaluate.folds")))

@@ -7,22 +7,10 @@ pixel centres at integers (OpenCV's convention) in both images.
 """
 from __future__ import annotations
 
-import logging
-import os
-from typing import Sequence
-
 import cv2
 import numpy as np
-import pandas as pd
-from tqdm import tqdm
 
-from ..atomic import save_npz
 from ..geometry import Geometry, get_geometry
-from .detect import ImageReadError, read_rgb
-from .landmarks_io import landmarks_array
-
-log = logging.getLogger(__name__)
-NO_FACE_POLICIES = ("center", "exclude")
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -64,61 +52,3 @@ def align_face(img: np.ndarray, points: np.ndarray, geometry: Geometry | str) ->
     crop = cv2.warpAffine(img, matrix, (geo.width, geo.height), flags=cv2.INTER_CUBIC,
                           borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
     return crop.reshape(geo.height, geo.width, -1)
-
-
-def align_images(items: Sequence[tuple[str, str]], landmarks_df: pd.DataFrame, geometry_name: str,
-                 out_npz: str | os.PathLike, *, no_face: str = "center") -> dict[str, np.ndarray]:
-    """Align every (image_id, path) into one npz: ``images`` uint8 (N,H,W,3) RGB,
-    ``ids`` (str, items' order), ``landmark_ok`` bool, ``points`` (N,5,2) source
-    points used (NaN for a black placeholder).
-
-    Images without landmarks (status not ok): ``no_face="center"`` aligns them
-    with a fallback point set, the mean landmark position of this run's ok
-    images in relative coordinates (x / width, y / height), scaled to the
-    image's size; ``"exclude"`` writes a black placeholder. Either way
-    ``landmark_ok`` is False so evaluation can tell. An unreadable image is a
-    black placeholder too (logged with its path).
-    """
-    if no_face not in NO_FACE_POLICIES:
-        raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
-    geo = get_geometry(geometry_name)
-    ids = [image_id for image_id, _ in items]
-    points, ok = landmarks_array(landmarks_df, ids)
-    images = np.zeros((len(items), geo.height, geo.width, 3), np.uint8)
-    used = np.full((len(items), 5, 2), np.nan)
-    relative: list[np.ndarray] = []
-    pending: list[int] = []
-
-    def read(k: int) -> np.ndarray | None:
-        try:
-            return read_rgb(items[k][1])
-        except ImageReadError as err:
-            log.warning("%s (image_id %s): black placeholder", err, items[k][0])
-            return None
-
-    for k in tqdm(range(len(items)), desc=f"align {geometry_name}", unit="img"):
-        if not ok[k]:
-            pending.append(k)
-            continue
-        img = read(k)
-        if img is None:
-            ok[k] = False
-            continue
-        images[k], used[k] = align_face(img, points[k], geo), points[k]
-        relative.append(points[k] / [img.shape[1], img.shape[0]])
-
-    if pending and no_face == "center":
-        if relative:
-            mean_rel = np.mean(relative, axis=0)
-        else:  # nothing detected in this run: treat the whole image as the aligned crop
-            log.warning("no image of this run has landmarks; fallback uses the %s reference layout", geo.name)
-            mean_rel = geo.reference_points() / [geo.width, geo.height]
-        for k in pending:
-            img = read(k)
-            if img is not None:
-                used[k] = mean_rel * [img.shape[1], img.shape[0]]
-                images[k] = align_face(img, used[k], geo)
-    result = {"images": images, "ids": np.array(ids, dtype=np.str_), "landmark_ok": ok.astype(bool),
-              "points": used}
-    save_npz(out_npz, **result)
-    return result

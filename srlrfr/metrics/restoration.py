@@ -11,7 +11,6 @@ import math
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
@@ -95,37 +94,47 @@ def _finite_mean(values: list[float]) -> tuple[float | None, int]:
     return (float(np.mean(finite)) if finite else None), len(values) - len(finite)
 
 
-def restoration_report(restored: np.ndarray, reference: np.ndarray) -> dict:
-    """Mean PSNR/SSIM over a batch of uint8 RGB images (N,H,W,3) vs their references.
+class RestorationMeter:
+    """Per-image PSNR/SSIM (Y and RGB) accumulated over batches; ``report()`` gives the means."""
 
-    Infinite PSNRs (identical images) are left out of the PSNR means and
-    counted in ``n_inf_psnr_y`` / ``n_inf_psnr_rgb``; a mean with no finite
-    value is None (JSON null).
-    """
-    restored = np.asarray(restored)
-    reference = np.asarray(reference)
-    for name, arr in (("restored", restored), ("reference", reference)):
-        if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
-            raise ValueError(f"{name} must be uint8 (N,H,W,3), got {arr.dtype} {arr.shape}")
-    _same_shape(restored, reference)
-    if len(restored) == 0:
-        raise ValueError("restoration_report got an empty batch")
-    psnr_y, ssim_y, psnr_rgb, ssim_rgb = [], [], [], []
-    pairs = zip(restored, reference)  # ~6 ms per 112x96 image; LFW probes take ~35 s
-    for out, ref in tqdm(pairs, total=len(restored), desc="PSNR/SSIM", disable=len(restored) < 500):
-        y_out, y_ref = rgb_to_y(out), rgb_to_y(ref)
-        psnr_y.append(psnr(y_out, y_ref))
-        ssim_y.append(ssim(y_out, y_ref))
-        psnr_rgb.append(psnr(out, ref))
-        ssim_rgb.append(ssim(out, ref))
-    mean_psnr_y, inf_y = _finite_mean(psnr_y)
-    mean_psnr_rgb, inf_rgb = _finite_mean(psnr_rgb)
-    return {
-        "psnr_y": mean_psnr_y,
-        "ssim_y": float(np.mean(ssim_y)),
-        "psnr_rgb": mean_psnr_rgb,
-        "ssim_rgb": float(np.mean(ssim_rgb)),
-        "n_images": int(len(restored)),
-        "n_inf_psnr_y": inf_y,
-        "n_inf_psnr_rgb": inf_rgb,
-    }
+    def __init__(self):
+        self.values: dict[str, list[float]] = {"psnr_y": [], "ssim_y": [], "psnr_rgb": [], "ssim_rgb": []}
+
+    def update(self, restored: np.ndarray, reference: np.ndarray) -> None:
+        restored, reference = np.asarray(restored), np.asarray(reference)
+        for name, arr in (("restored", restored), ("reference", reference)):
+            if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
+                raise ValueError(f"{name} must be uint8 (N,H,W,3), got {arr.dtype} {arr.shape}")
+        _same_shape(restored, reference)
+        v = self.values
+        for out, ref in zip(restored, reference):  # ~6 ms per 112x96 image
+            y_out, y_ref = rgb_to_y(out), rgb_to_y(ref)
+            v["psnr_y"].append(psnr(y_out, y_ref))
+            v["ssim_y"].append(ssim(y_out, y_ref))
+            v["psnr_rgb"].append(psnr(out, ref))
+            v["ssim_rgb"].append(ssim(out, ref))
+
+    def report(self) -> dict:
+        """Infinite PSNRs (identical images) are left out of the PSNR means and counted in
+        ``n_inf_psnr_y`` / ``n_inf_psnr_rgb``; a mean with no finite value is None (JSON null)."""
+        v = self.values
+        if not v["psnr_y"]:
+            raise ValueError("restoration_report got an empty batch")
+        mean_psnr_y, inf_y = _finite_mean(v["psnr_y"])
+        mean_psnr_rgb, inf_rgb = _finite_mean(v["psnr_rgb"])
+        return {
+            "psnr_y": mean_psnr_y,
+            "ssim_y": float(np.mean(v["ssim_y"])),
+            "psnr_rgb": mean_psnr_rgb,
+            "ssim_rgb": float(np.mean(v["ssim_rgb"])),
+            "n_images": len(v["psnr_y"]),
+            "n_inf_psnr_y": inf_y,
+            "n_inf_psnr_rgb": inf_rgb,
+        }
+
+
+def restoration_report(restored: np.ndarray, reference: np.ndarray) -> dict:
+    """Mean PSNR/SSIM over a batch of uint8 RGB images (N,H,W,3) vs their references."""
+    meter = RestorationMeter()
+    meter.update(restored, reference)
+    return meter.report()

@@ -7,6 +7,7 @@ Pixel convention across srlrfr: tensors are float, NCHW, RGB, in [-1, 1]
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import torch
@@ -25,6 +26,11 @@ class FNetSpec:
     normalize: maps a tensor in [-1, 1] (already in the
         backbone's channel order) to the backbone's input range.
     weights: how the default weights are obtained, for error messages.
+    weights_default: the default of ``fnets.<name>.weights`` in params (e.g.
+        'download', 'package'); any other value is a local path.
+    prepare_weights(source, out, cache_dir) -> dict: write a state dict that
+        loads into ``build()`` to ``out`` (atomically) from ``source`` and
+        return its provenance (at least ``source``); the fnet_weights step.
     """
     name: str
     build: Callable[[], nn.Module]
@@ -34,6 +40,8 @@ class FNetSpec:
     channel_order: str
     normalize: Callable[[torch.Tensor], torch.Tensor]
     weights: str = ""
+    weights_default: str = "download"
+    prepare_weights: Callable[[str, Path, Path], dict] | None = None
     licence: str = ""
     extra: dict = field(default_factory=dict)
 

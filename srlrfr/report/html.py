@@ -44,32 +44,6 @@ def _frame_html(frame: pd.DataFrame) -> str:
     return frame.to_html(index=False, border=0, na_rep="-", float_format=_fmt_number, escape=True)
 
 
-def _markdown_html(text: str) -> str:
-    """Pipe tables become <table>; any other paragraph is shown as escaped text."""
-    out, table = [], []
-
-    def flush_table() -> None:
-        if not table:
-            return
-        rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in table]
-        body = [r for r in rows[1:] if not all(set(c) <= set(":- ") for c in r)]
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in rows[0])
-        lines = ["<table>", f"<thead><tr>{head}</tr></thead>", "<tbody>"]
-        lines += ["<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in body]
-        out.append("\n".join(lines + ["</tbody>", "</table>"]))
-        table.clear()
-
-    for line in text.splitlines():
-        if line.strip().startswith("|"):
-            table.append(line)
-            continue
-        flush_table()
-        if line.strip():
-            out.append(f"<p>{html.escape(line)}</p>")
-    flush_table()
-    return "\n".join(out)
-
-
 def _figure_uri(key: str, path: str | os.PathLike) -> str:
     path = Path(path)
     if not path.is_file():
@@ -91,16 +65,16 @@ def _params_html(params: dict) -> str:
 def write_report(out_html: str | os.PathLike, *, title: str,
                  tables: dict[str, pd.DataFrame | str], figures: dict[str, str | os.PathLike],
                  params: dict) -> Path:
-    """Write one HTML page: title, tables (DataFrame or markdown), figures, run parameters."""
+    """Write one HTML page: title, tables (pandas-rendered; a str is a paragraph), figures, run parameters."""
     parts = [f"<h1>{html.escape(title)}</h1>"]
     for name, table in tables.items():
         parts.append(f"<h2>{html.escape(name)}</h2>")
         if isinstance(table, pd.DataFrame):
             parts.append(_frame_html(table))
         elif isinstance(table, str):
-            parts.append(_markdown_html(table))
+            parts.append(f"<p>{html.escape(table)}</p>")
         else:
-            raise TypeError(f"report table {name!r} must be a DataFrame or markdown str, got {type(table).__name__}")
+            raise TypeError(f"report table {name!r} must be a DataFrame or a str, got {type(table).__name__}")
     for name, path in figures.items():
         parts.append(f"<figure><img alt=\"{html.escape(name)}\" src=\"{_figure_uri(name, path)}\">"
                      f"<figcaption>{html.escape(name)}</figcaption></figure>")

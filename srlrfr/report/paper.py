@@ -1,20 +1,14 @@
 """The published LFW table (Lai, He & Lam, ICIP 2019) and the comparison with ours.
 
-Method names used by the pipeline:
-- ``bicubic``: true bicubic upsampling of the probe;
-- ``bilinear_authors``: bilinear upsampling, which is what the authors'
-  "Bicubic" row actually ran (their resize call put the interpolation flag in
-  the output-argument position, so OpenCV used its default, bilinear);
-- ``edsr_lambda{l}``: an SRNet trained here with identity-loss weight l;
-- ``authors_edsr_lambda{l}``: the authors' released checkpoint for weight l.
-``l`` is written ``f"{float(l):g}"`` (0, 0.5, 0.25). Accuracies are percent.
+Method names are srlrfr.methods'; accuracies are percent.
 """
 from __future__ import annotations
 
 import math
-import re
 
 import pandas as pd
+
+from ..methods import parse_sr, sr_method
 
 FNET_PAPER = "sphereface20"
 RESOLUTIONS_PAPER = ("7x6", "14x12", "28x24", "112x96")
@@ -37,51 +31,16 @@ PAPER_NOTE = ("The paper's 'Bicubic' row was produced by bilinear upsampling: th
               "default (bilinear) is used. Our 'bilinear_authors' reproduces that row; 'bicubic' "
               "is true bicubic upsampling and is expected to differ from it.")
 
-# summary table: one row per (fnet, method, resolution); NaN where not applicable
-# (plus tar_far_<tag> and n_negative_far_<tag> per FAR target)
-SUMMARY_COLUMNS = ("fnet", "method", "resolution", "acc_mean", "acc_std", "auc", "eer",
-                   "n_pairs", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
-
-_EDSR = re.compile(r"^(authors_)?edsr_lambda(.+)$")
-
-
-def method_name(lam: float, authors: bool = False) -> str:
-    """Pipeline name of an EDSR SRNet with identity weight ``lam``."""
-    return f"{'authors_' if authors else ''}edsr_lambda{float(lam):g}"
-
-
 def paper_row_for(method: str) -> tuple[str | None, str]:
     """(paper row key or None, note) that a pipeline method is compared with."""
     if method == "bilinear_authors":
         return "bicubic_authors", "reproduces the paper's (bilinear) Bicubic row"
     if method == "bicubic":
         return "bicubic_authors", "true bicubic vs the paper's (bilinear) Bicubic row"
-    match = _EDSR.match(method)
-    if match:
-        try:
-            key = f"edsr_lambda{float(match.group(2)):g}"
-        except ValueError:
-            return None, ""
-        who = "authors' checkpoint" if match.group(1) else "trained here"
-        return key, who
+    sr = parse_sr(method)
+    if sr and sr[0] == "edsr":
+        return sr_method("edsr", sr[1]), "authors' checkpoint" if sr[2] else "trained here"
     return None, ""
-
-
-def summary_row(fnet: str, method: str, resolution: str, verification: dict | None = None,
-                restoration: dict | None = None) -> dict:
-    """One summary-table row from ``verification_report`` / ``restoration_report`` dicts."""
-    row = {c: math.nan for c in SUMMARY_COLUMNS}
-    row.update(fnet=fnet, method=method, resolution=resolution)
-    if verification:
-        row.update({k: verification[k] for k in ("acc_mean", "acc_std", "auc", "eer", "n_pairs")})
-        for tag, entry in verification.get("tar_at_far", {}).items():
-            row[f"tar_far_{tag}"] = entry["tar"]
-            row[f"n_negative_far_{tag}"] = entry["n_negative"]
-    if restoration:
-        for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"):
-            value = restoration.get(k)
-            row[k] = math.nan if value is None else value
-    return row
 
 
 def _check_percent(summary_df: pd.DataFrame) -> None:

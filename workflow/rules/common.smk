@@ -1,13 +1,15 @@
-# Validated config and the names every rule shares. No constants live here:
-# they come from params.yaml (defaults from srlrfr's JSON schema) and the
-# package's registries.
+# Validated config, the names every rule shares, and every input function.
+# No constants live here: values come from params.yaml (defaults from
+# srlrfr's JSON schema) and names from the package's registries.
 import json
 import os
 
 from srlrfr import config as params
-from srlrfr.models import catalog  # noqa: F401  (fills the registries)
-from srlrfr.registry import FNETS, GEOMETRIES
+from srlrfr import methods
+from srlrfr.catalog import load_all
+from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
+load_all()
 _validated = params.validate(config)
 config.clear()
 config.update(_validated)
@@ -17,17 +19,24 @@ GEOMETRY = GEOMETRIES.get(FNETS.get(FNET).geometry)
 GEOM = GEOMETRY.name
 FACTORS = {GEOMETRY.resolution_name(f): f for f in config["degrade"]["factors"]}
 FULL_RES = f"{GEOMETRY.height}x{GEOMETRY.width}"
+EVAL_SET = "lfw"
+TRAIN_SET = "celeba"
 LAMBDAS = params.trained_lambdas(config)
-EXP_METHOD = f"edsr_lambda{params.lambda_tag(config['lambda'])}"
-AUTHORS = {"edsr_baseline": "authors_edsr_lambda0", "edsr_lambda0.5": "authors_edsr_lambda0.5"}
-SR_METHODS = [f"edsr_lambda{l}" for l in LAMBDAS] + [AUTHORS[n] for n in config["evaluate"]["authors_checkpoints"]]
-CONFIGS = [(m, r) for m in config["evaluate"]["baselines"] + SR_METHODS for r in FACTORS] + [("hr", FULL_RES)]
+SRNET = params.srnet_name(config)
+SR_METHODS = [methods.sr_method(SRNET, lam) for lam in LAMBDAS]
+AUTHORS_METHODS = [methods.authors_method(n) for n in config["evaluate"]["authors_checkpoints"]]
+CONFIGS = [
+    (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
+] + [(methods.FULL, FULL_RES)]
+EVAL_DIR = "results/eval/{fnet}/{method}/{res}"
+
 
 wildcard_constraints:
-    dataset="lfw|celeba",
+    dataset="|".join(DATASETS.keys()),
     geometry="[a-z0-9_]+x[0-9]+",
     fnet="[a-z0-9_]+",
-    lam="[0-9]+(\\.[0-9]+)?",
+    srnet="[a-z0-9_]+",
+    lam=methods.LAMBDA_PATTERN,
     method="[A-Za-z0-9_.]+",
     res="[0-9]+x[0-9]+",
 
@@ -48,12 +57,73 @@ def settings(*keys):
     return json.dumps(doc, sort_keys=True)
 
 
+# ---- paths
+
+
+def aligned_dir(dataset):
+    return f"data/aligned/{dataset}_{GEOM}"
+
+
+def degraded_dir(dataset):
+    return f"data/degraded/{dataset}_{GEOM}"
+
+
 def srnet_path(method):
-    if method.startswith("authors_"):
-        name = {v: k for k, v in AUTHORS.items()}[method]
-        return f"models/authors/{name}/model.pt"
+    if methods.parse_sr(method)[2]:  # an authors' checkpoint
+        return f"models/authors/{methods.authors_checkpoint(method)}/model.pt"
     return f"models/srnets/{FNET}/{method}/model.pt"
 
 
-FNET_WEIGHTS = f"models/fnets/{FNET}.pt"
-EVAL_DIR = "results/eval/{fnet}/{method}/{res}"
+def eval_files(name):
+    return [f"results/eval/{FNET}/{m}/{r}/{name}" for m, r in CONFIGS]
+
+
+# ---- input and param functions of the rules
+
+
+def ingest_settings(wildcards):
+    return settings(*DATASETS.get(wildcards.dataset).settings)
+
+
+def landmark_settings(wildcards):
+    return settings(
+        f"align.landmarks.{wildcards.dataset}",
+        "align.min_face_size",
+        "align.thresholds",
+        "align.batch_size",
+        "align.device",
+    )
+
+
+def train_inputs(wildcards):
+    inputs = {"aligned": aligned_dir(TRAIN_SET), "degraded": degraded_dir(TRAIN_SET)}
+    if float(wildcards.lam) > 0:  # lambda = 0 needs no FNet at all
+        inputs["weights"] = f"models/fnets/{wildcards.fnet}.pt"
+    return inputs
+
+
+def train_weights_flag(wildcards, input):
+    return f"--weights {input.weights}" if "weights" in input.keys() else ""
+
+
+def eval_inputs(wildcards):
+    inputs = {
+        "pairs": f"data/index/{EVAL_SET}",
+        "aligned": aligned_dir(EVAL_SET),
+        "features": f"results/features/{wildcards.fnet}/hr.npz",
+        "weights": f"models/fnets/{wildcards.fnet}.pt",
+    }
+    if wildcards.res != FULL_RES:
+        inputs["degraded"] = degraded_dir(EVAL_SET)
+    if methods.is_sr(wildcards.method):
+        inputs["srnet"] = srnet_path(wildcards.method)
+    return inputs
+
+
+def eval_flags(wildcards, input):
+    flags = []
+    if "degraded" in input.keys():
+        flags += [f"--degraded {input.degraded}", f"--factor {FACTORS[wildcards.res]}"]
+    if "srnet" in input.keys():
+        flags.append(f"--srnet {input.srnet}")
+    return " ".join(flags)

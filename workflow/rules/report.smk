@@ -3,21 +3,25 @@ rule report:
         summary="results/summary.csv",
         accuracy="results/accuracy.csv",
         folds="results/folds.csv",
-        pairs="data/index/lfw_pairs.csv",
-        scores=[f"results/eval/{FNET}/{m}/{r}/scores.csv" for m, r in CONFIGS],
-        examples=[f"results/eval/{FNET}/{m}/{r}/examples.npz" for m, r in CONFIGS],
-        losses=[f"models/srnets/{FNET}/edsr_lambda{l}/losses.csv" for l in LAMBDAS],
+        pairs=f"data/index/{EVAL_SET}",
+        scores=eval_files("scores.csv"),
+        examples=eval_files("examples.npz"),
+        losses=[f"models/srnets/{FNET}/{m}/losses.csv" for m in SR_METHODS],
     output:
-        html="results/report.html",
-        figures=directory("results/figures"),
+        html=report("results/report.html", caption="../report/html.rst", category="Report"),
+        figures=report(
+            directory("results/figures"),
+            patterns=["{name}.png"],
+            caption="../report/figures.rst",
+            category="Figures",
+        ),
         plots=directory("results/plots"),
-    params:
-        settings=settings("lambda", "lambdas", "fnet", "report", "train", "degrade", "evaluate"),
     log:
         "logs/report.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=settings("lambda", "lambdas", "fnet", "report", "train", "degrade", "evaluate"),
     shell:
-        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs} "
+        "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs}/pairs.csv "
         "--scores {input.scores} --train-logs {input.losses} --out-dir results > {log} 2>&1"
-
-
-REPORT_OUTPUTS = rules.report.output

@@ -226,6 +226,13 @@ def convert_dlib_weights(dat_path: str | os.PathLike | None, out_pt: str | os.Pa
     return {"source": str(dat), "sha256": file_sha256(dat), "out": str(out_pt)}
 
 
+def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
+    """'package': the .dat inside face-recognition-models; otherwise the path of a .dat."""
+    info = convert_dlib_weights(default_dat_path() if source == "package" else Path(source), out)
+    print(f"converted {info['source']} (sha256 {info['sha256']}) -> {out}")
+    return info
+
+
 def dlib_normalize(x: Tensor) -> Tensor:
     """RGB in [-1, 1] -> dlib's input: (pixel - mean) / 256 with pixel in 0..255."""
     mean = x.new_tensor(DLIB_MEAN_RGB).view(1, 3, 1, 1)
@@ -242,6 +249,8 @@ FNETS.register("dlib_resnet34", FNetSpec(
     normalize=dlib_normalize,
     weights=(f"{DAT_NAME} from the pip package {PIP_PACKAGE!r}, converted with "
              "srlrfr.models.fnets.dlib_resnet.convert_dlib_weights"),
+    weights_default="package",
+    prepare_weights=_prepare_weights,
     licence=f"CC0 (dlib model by Davis King, redistributed in {PIP_PACKAGE})",
     extra={"reported_lfw_accuracy": 99.38},
 ))

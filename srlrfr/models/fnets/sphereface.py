@@ -7,8 +7,12 @@ plain ``nn.Sequential`` whose indices 0..13 are conv, PReLU, residual stage
 """
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 from torch import Tensor, nn
 
+from ...atomic import atomic_path
 from ...registry import FNETS
 from ..base import FNetSpec
 
@@ -58,6 +62,16 @@ def _normalize(x: Tensor) -> Tensor:
     return x * (127.5 / 128.0)
 
 
+def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
+    """The authors' sface.pth, downloaded or local, checked against its git blob id either way."""
+    from ...data.download import git_blob_id
+    from ...data.fetch import fetch_authors_weights
+    src = fetch_authors_weights("sface", Path(cache) / "authors", source=source)
+    with atomic_path(out) as tmp:
+        shutil.copyfile(src, tmp)
+    return {"source": str(src), "git_blob": git_blob_id(src)}
+
+
 FNETS.register("sphereface20", FNetSpec(
     name="sphereface20",
     build=SphereFace20,
@@ -68,6 +82,8 @@ FNETS.register("sphereface20", FNetSpec(
     normalize=_normalize,
     weights=("sface.pth from the authors' repository: srlrfr fnet-weights --fnet sphereface20 "
              "(fnets.sphereface20.weights: download, or the path of your copy)"),
+    weights_default="download",
+    prepare_weights=_prepare_weights,
     licence=("converted by Lai et al. from the official SphereFace release "
              "(MIT, Weiyang Liu and Yandong Wen); the SR_LRFR repository ships no licence file"),
 ))

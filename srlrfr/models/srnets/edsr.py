@@ -63,4 +63,4 @@ class EDSR(nn.Module):
 
 
 SRNETS.register("edsr", SRNetSpec(
-    "edsr", EDSR, scale=4, defaults={"n_blocks": 32, "n_feats": 256, "res_scale": 0.1, "scale": 4}))
+    "edsr", EDSR, scale=4, defaults={"n_blocks": 32, "n_feats": 256, "res_scale": 0.1}))

@@ -1,4 +1,4 @@
-"""The report step: figures, DVC plot data and the HTML page, from saved results only."""
+"""Rule report: figures, DVC plot data and the self-contained HTML page, from saved results only."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,35 +6,43 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..aggregate import FULL, long_table, resolution_order
 from ..atomic import write_csv
+from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
-from .html import write_report
-from .paper import compare_to_paper, comparison_markdown
-from .plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from ..report.html import write_report
+from ..report.paper import PAPER_NOTE, compare_to_paper
+from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from ..report.tables import long_table, metric_name, resolution_order
+
+NAME = "report"
+HELP = "figures and the self-contained HTML report"
 
 
-# Columns of the DVC plot data: fixed names, so `dvc plots diff` lines up
-# experiments; 'edsr' is the experiment's own SRNet (its lambda is a param).
-PLOT_METHODS = ("bicubic", "bilinear_authors", "edsr")
+def plot_methods(cfg: dict) -> list[str]:
+    """Columns of the DVC plot data: the baselines, then each SRNet trained here (by SRNet name,
+    its lambda being a param), so `dvc plots diff` lines up experiments."""
+    from ..catalog import load_all
+    from ..registry import BASELINES
+    load_all()
+    return list(BASELINES.keys()) + [cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"])]
 
 
 def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: dict, plots_dir: Path) -> None:
     """Wide tables that `dvc plots show/diff` draws itself (see dvc.yaml)."""
-    from ..config import lambda_tag
-    lam = lambda_tag(cfg["lambda"])
-    names = {"bicubic": "bicubic", "bilinear_authors": "bilinear_authors", f"edsr_lambda{lam}": "edsr"}
-    sub = long[long["method"].isin(names)].assign(method=lambda d: d["method"].map(names))
-    wide = sub.pivot_table(index="resolution", columns="method", values="acc_mean").reindex(columns=PLOT_METHODS)
-    wide = wide.dropna(subset=["edsr"])  # the low resolutions: SRNets have no full-resolution cell
+    own = sr_method(cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"]), cfg["lambda"])
+    columns = plot_methods(cfg)
+    names = long["method"].map(lambda m: metric_name(m, float(cfg["lambda"])))
+    sub = long[names.isin(columns)].assign(method=names[names.isin(columns)])
+    wide = sub.pivot_table(index="resolution", columns="method", values="acc_mean").reindex(columns=columns)
+    wide = wide.dropna(subset=columns[-1:])  # the low resolutions: SRNets have no full-resolution cell
     wide.insert(0, "height", [int(r.split("x")[0]) for r in wide.index])
     write_csv(plots_dir / "accuracy.csv", wide.sort_values("height").reset_index())
-    if lam in logs:
+    if own in logs:
         cols = ["step", "loss_pixel", "loss_identity", "loss_total"]
-        write_csv(plots_dir / "losses.csv", logs[lam][cols].fillna(0.0))
+        write_csv(plots_dir / "losses.csv", logs[own][cols].fillna(0.0))
 
 
-def build_report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir) -> Path:
+def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
     examples.npz beside each), so results of other experiments never leak in."""
     out_dir = Path(out_dir)
@@ -69,13 +77,9 @@ def build_report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs,
         rows.append(("ground truth", truth))
         figures[f"Restored faces from {res}"] = plot_face_grid(rows, figures_dir / f"faces_{res}.png")
 
-    logs = {}
-    for path in train_logs:
-        lam = Path(path).parent.name.removeprefix("edsr_lambda")
-        logs[lam] = pd.read_csv(path)
+    logs = {Path(path).parent.name: pd.read_csv(path) for path in train_logs}  # .../<method>/losses.csv
     if logs:
-        figures["SRNet training losses"] = plot_training_curves(
-            {f"lambda={lam}": df for lam, df in logs.items()}, figures_dir / "training_losses.png")
+        figures["SRNet training losses"] = plot_training_curves(logs, figures_dir / "training_losses.png")
     write_dvc_plot_data(long, logs, cfg, plots_dir)
 
     table = pd.read_csv(out_dir / "accuracy.csv")
@@ -85,8 +89,29 @@ def build_report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs,
     tables = {
         "LFW verification accuracy (%)": table,
         "Per-fold accuracy (%)": folds.reset_index(),
-        "Comparison with the published table": comparison_markdown(compare_to_paper(long)),
+        "Comparison with the published table": _comparison(long),
+        "The paper's Bicubic row": PAPER_NOTE,
         "All metrics": summary,
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures, params=cfg)
+
+
+def _comparison(long: pd.DataFrame) -> pd.DataFrame | str:
+    table = compare_to_paper(long)
+    if table.empty:
+        return "The paper reports SphereFace-20 only; this run's FNet has no published numbers to compare with."
+    return table.drop(columns=["cell"]).rename(columns={"ours": "ours (%)", "paper": "paper (%)", "diff": "diff (pp)"})
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--summary", required=True)
+    p.add_argument("--pairs", required=True, help="the pairs table every scores file must match")
+    p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
+    p.add_argument("--train-logs", nargs="*", default=[])
+    p.add_argument("--out-dir", required=True)
+
+
+def main(args, cfg) -> None:
+    report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
+           train_logs=args.train_logs, out_dir=args.out_dir)

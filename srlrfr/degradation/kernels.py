@@ -1,8 +1,7 @@
-"""Resize kernels and the multi-scale degradation of aligned crops.
+"""Resize kernels, registered by name; the paper's is OpenCV bicubic *without* antialiasing.
 
-Both evaluation probes and SR training pyramids come from ``downsample`` so the
-two can never drift apart. Kernels are registered by name; the paper's is
-OpenCV bicubic *without* antialiasing.
+Both evaluation probes and SR training pyramids come from ``downsample`` (the
+``degrade`` step), so the two can never drift apart.
 """
 from __future__ import annotations
 
@@ -11,7 +10,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from .registry import RESIZE_KERNELS
+from ..registry import RESIZE_KERNELS
 
 Kernel = Callable[[np.ndarray, tuple[int, int]], np.ndarray]
 
@@ -50,17 +49,3 @@ def downsample(images: np.ndarray, factor: int, kernel: str = "cv2_bicubic") -> 
     if h % factor or w % factor:
         raise ValueError(f"factor {factor} does not divide a {h}x{w} crop")
     return resize_batch(images, (h // factor, w // factor), kernel)
-
-
-def pyramid(images: np.ndarray, factors: list[int], kernel: str = "cv2_bicubic") -> dict[int, np.ndarray]:
-    """``{factor: downsampled batch}``; factor 1 is the crop itself."""
-    return {f: images if f == 1 else downsample(images, f, kernel) for f in factors}
-
-
-def degrade_file(aligned_npz, factors: list[int], kernel: str, out_npz) -> None:
-    """Write ``x{factor}`` arrays (and the ids) for an aligned-crop file."""
-    from .atomic import save_npz
-    with np.load(aligned_npz, allow_pickle=False) as z:
-        images, ids = z["images"], z["ids"]
-    levels = pyramid(images, sorted(set(factors)), kernel)
-    save_npz(out_npz, ids=ids, **{f"x{f}": arr for f, arr in levels.items()})

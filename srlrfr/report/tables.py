@@ -1,4 +1,7 @@
-"""Collect per-configuration metrics into the paper's table and DVC metrics."""
+"""Tables from per-configuration metrics: the summary, the paper's table, per-fold rows, DVC metrics.
+
+Used by the aggregate and report steps (srlrfr.steps), never the other way round.
+"""
 from __future__ import annotations
 
 import json
@@ -7,14 +10,33 @@ from pathlib import Path
 
 import pandas as pd
 
-from .atomic import write_csv, write_json, write_text
+from ..methods import BASELINES, FULL, parse_sr
 
-FULL = "hr"  # method name of the undegraded configuration
+# summary table: one row per (fnet, method, resolution); NaN where not applicable
+# (plus tar_far_<tag> and n_negative_far_<tag> per FAR target)
+SUMMARY_COLUMNS = ("fnet", "method", "resolution", "acc_mean", "acc_std", "auc", "eer",
+                   "n_pairs", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+
+
+def summary_row(fnet: str, method: str, resolution: str, verification: dict | None = None,
+                restoration: dict | None = None) -> dict:
+    """One summary-table row from ``verification_report`` / ``restoration_report`` dicts."""
+    row = {c: math.nan for c in SUMMARY_COLUMNS}
+    row.update(fnet=fnet, method=method, resolution=resolution)
+    if verification:
+        row.update({k: verification[k] for k in ("acc_mean", "acc_std", "auc", "eer", "n_pairs")})
+        for tag, entry in verification.get("tar_at_far", {}).items():
+            row[f"tar_far_{tag}"] = entry["tar"]
+            row[f"n_negative_far_{tag}"] = entry["n_negative"]
+    if restoration:
+        for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"):
+            value = restoration.get(k)
+            row[k] = math.nan if value is None else value
+    return row
 
 
 def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     """Long-form summary, one row per (fnet, method, resolution)."""
-    from .report.paper import summary_row
     rows = []
     for path in metric_files:
         m = json.loads(Path(path).read_text())
@@ -40,10 +62,6 @@ def resolution_order(names) -> list[str]:
     return sorted(set(names), key=lambda r: int(r.split("x")[0]))
 
 
-def is_sr(method: str) -> bool:
-    return "edsr" in method
-
-
 def long_table(summary: pd.DataFrame) -> pd.DataFrame:
     """Per-method rows, with the undegraded evaluation as every baseline's full-resolution cell.
 
@@ -53,7 +71,7 @@ def long_table(summary: pd.DataFrame) -> pd.DataFrame:
     parts = [summary[summary["method"] != FULL]]
     full = summary[summary["method"] == FULL]
     for (fnet, method) in summary[["fnet", "method"]].drop_duplicates().itertuples(index=False):
-        if method != FULL and not is_sr(method):
+        if method in BASELINES:
             parts.append(full[full["fnet"] == fnet].assign(method=method))
     return pd.concat(parts, ignore_index=True)
 
@@ -72,30 +90,30 @@ def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
     return order.merge(table, on=keys, how="left").reset_index(drop=True)
 
 
-def dvc_metrics(summary: pd.DataFrame, experiment_method: str, lam: float) -> dict:
-    """Stable metric names for `dvc exp show` / `dvc metrics diff`.
+def metric_name(method: str, lam: float) -> str | None:
+    """The stable DVC metric name of a method in an experiment with lambda ``lam``.
 
-    The experiment's own SRNet is reported as 'edsr' (its lambda is a param),
-    so keys stay the same across experiments and compare cell by cell.
+    Baselines and ``hr`` keep their names; an SRNet trained here with this
+    experiment's lambda is named by its SRNet alone (``edsr``: its lambda is a
+    param), so keys compare cell by cell across experiments. Other rows
+    (other lambdas of the grid, the authors' checkpoints) are not DVC metrics.
     """
+    if method == FULL or method in BASELINES:
+        return method
+    sr = parse_sr(method)
+    if sr and not sr[2] and sr[1] == float(lam):
+        return sr[0]
+    return None
+
+
+def dvc_metrics(summary: pd.DataFrame, lam: float) -> dict:
+    """``{"lambda": lam, "acc": {res: {name: value}}, "std": ..., "auc": ..., "eer": ...}``."""
     out: dict = {"lambda": lam}
-    keep = summary[summary["method"].isin(["bicubic", "bilinear_authors", experiment_method, FULL])]
-    for _, r in keep.iterrows():
-        name = "edsr" if r["method"] == experiment_method else r["method"]
+    for _, r in summary.iterrows():
+        name = metric_name(r["method"], lam)
+        if name is None:
+            continue
         for key, value in (("acc", r["acc_mean"]), ("std", r["acc_std"]), ("auc", r["auc"]), ("eer", r["eer"])):
             if not (isinstance(value, float) and math.isnan(value)):
                 out.setdefault(key, {}).setdefault(r["resolution"], {})[name] = round(float(value), 4)
     return out
-
-
-def aggregate(metric_files, out_dir, *, experiment_method: str, lam: float) -> pd.DataFrame:
-    from .report.paper import compare_to_paper, comparison_markdown
-    out_dir = Path(out_dir)
-    summary = collect(metric_files)
-    table = accuracy_table(summary)
-    write_csv(out_dir / "summary.csv", summary)
-    write_csv(out_dir / "folds.csv", fold_table(metric_files))
-    write_csv(out_dir / "accuracy.csv", table)
-    write_json(out_dir / "metrics.json", dvc_metrics(summary, experiment_method, lam))
-    write_text(out_dir / "paper_comparison.md", comparison_markdown(compare_to_paper(long_table(summary))))
-    return table

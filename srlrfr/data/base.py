@@ -1,0 +1,33 @@
+"""What a registered dataset declares, and the index folder every ingest writes.
+
+``data/index/<dataset>/images.csv`` lists the images (image_id, path,
+identity); verification sets add ``pairs.csv`` (pair, fold, label, left,
+right). A new dataset is one module under ``srlrfr/data`` that registers a
+:class:`DatasetSpec` plus its import line in ``srlrfr/data/catalog.py``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+IMAGES_CSV = "images.csv"
+PAIRS_CSV = "pairs.csv"
+ROLES = ("verification", "training")
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """role: 'verification' (pairs; probes degraded by degrade.factors) or
+    'training' (the SRNet's multi-scale pyramid).
+    ingest(cfg, out_dir): resolve the source (download or local copy) and
+    write the index folder; it may read only the config keys in ``settings``.
+    """
+    name: str
+    role: str
+    ingest: Callable[[dict, Path], None]
+    settings: tuple[str, ...]
+
+    def __post_init__(self):
+        if self.role not in ROLES:
+            raise ValueError(f"dataset {self.name}: role must be one of {ROLES}, got {self.role!r}")

@@ -1,0 +1,33 @@
+"""Rule aggregate: every configuration's metrics -> the paper's table, per-fold table, DVC metrics."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+NAME = "aggregate"
+HELP = "the accuracy table, paper comparison and DVC metrics"
+
+
+def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:
+    from ..atomic import write_csv, write_json, write_text
+    from ..report.paper import compare_to_paper, comparison_markdown
+    from ..report.tables import accuracy_table, collect, dvc_metrics, fold_table, long_table
+    out_dir = Path(out_dir)
+    summary = collect(metric_files)
+    table = accuracy_table(summary)
+    write_csv(out_dir / "summary.csv", summary)
+    write_csv(out_dir / "folds.csv", fold_table(metric_files))
+    write_csv(out_dir / "accuracy.csv", table)
+    write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
+    write_text(out_dir / "paper_comparison.md", comparison_markdown(compare_to_paper(long_table(summary))))
+    return table
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--metrics", nargs="+", required=True, help="every configuration's metrics.json")
+    p.add_argument("--out-dir", required=True)
+
+
+def main(args, cfg) -> None:
+    aggregate(args.metrics, args.out_dir, lam=float(cfg["lambda"]))

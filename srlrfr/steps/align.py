@@ -1,0 +1,102 @@
+"""Rule align: every indexed image warped onto a geometry's reference points.
+
+Writes ``data/aligned/<dataset>_<geometry>/``: ``images.npy`` (uint8 RGB
+crops, streamed: memory stays one image whatever the dataset size) and
+``faces.csv`` (image_id, status, landmark_ok, the five source points used).
+
+Images without landmarks (status not ok): ``no_face="center"`` aligns them
+with a fallback point set, the mean landmark position of this run's ok images
+in relative coordinates (x / width, y / height) scaled to the image's size;
+``"exclude"`` writes a black placeholder. Either way ``landmark_ok`` is False
+so evaluation can tell. An image that cannot be read is a black placeholder
+with status ``unreadable``.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+NAME = "align"
+HELP = "warp faces onto a geometry's reference points"
+NO_FACE_POLICIES = ("center", "exclude")
+
+log = logging.getLogger(__name__)
+
+
+def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center") -> Path:
+    from ..atomic import atomic_path, write_csv
+    from ..face.align import align_face
+    from ..face.detect import ImageReadError, read_rgb
+    from ..face.landmarks_io import LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
+    from ..geometry import get_geometry
+    from ..storage import FACES, IMAGES, write_npy
+
+    if no_face not in NO_FACE_POLICIES:
+        raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+    geo = get_geometry(geometry_name)
+    index = pd.read_csv(index_csv)
+    items = list(zip(index["image_id"].astype(str), index["path"]))
+    table = read_landmarks_csv(landmarks_csv)
+    points, ok = landmarks_array(table, [i for i, _ in items])
+    status = table.set_index("image_id").loc[[i for i, _ in items], "status"].to_numpy(dtype=object)
+    used = np.full((len(items), 5, 2), np.nan)
+    relative: list[np.ndarray] = []
+    pending: list[int] = []
+    blank = np.zeros((1, geo.height, geo.width, 3), np.uint8)
+
+    def read(k: int) -> np.ndarray | None:
+        try:
+            return read_rgb(items[k][1])
+        except ImageReadError as err:
+            log.warning("%s (image_id %s): black placeholder", err, items[k][0])
+            status[k] = "unreadable"
+            return None
+
+    out_dir = Path(out_dir)
+    with atomic_path(out_dir, is_dir=True) as tmp:
+        with write_npy(tmp / IMAGES, (len(items), geo.height, geo.width, 3)) as out:
+            for k in tqdm(range(len(items)), desc=f"align {geometry_name}", unit="img"):
+                img = read(k) if ok[k] else None
+                if img is None:
+                    ok[k] = False
+                    pending.append(k)
+                    out.write(blank)
+                    continue
+                used[k] = points[k]
+                out.write(align_face(img, points[k], geo)[None])
+                relative.append(points[k] / [img.shape[1], img.shape[0]])
+
+            if no_face == "center":
+                if relative:
+                    mean_rel = np.mean(relative, axis=0)
+                else:  # nothing detected in this run: treat the whole image as the aligned crop
+                    log.warning("no image of this run has landmarks; fallback uses the %s reference layout",
+                                geo.name)
+                    mean_rel = geo.reference_points() / [geo.width, geo.height]
+                for k in pending:
+                    img = read(k) if status[k] != "unreadable" else None
+                    if img is not None:
+                        used[k] = mean_rel * [img.shape[1], img.shape[0]]
+                        out.write_at(k, align_face(img, used[k], geo)[None])
+        faces = pd.DataFrame({"image_id": [i for i, _ in items], "status": status, "landmark_ok": ok})
+        faces[LANDMARK_COLUMNS] = used.reshape(len(items), 10).round(4)
+        write_csv(tmp / FACES, faces)
+    n_bad = int((~ok).sum())
+    print(f"align {geometry_name}: {len(items) - n_bad}/{len(items)} faces aligned from landmarks; "
+          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'})")
+    return out_dir
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--index", required=True, help="the dataset's images.csv")
+    p.add_argument("--landmarks", required=True)
+    p.add_argument("--geometry", required=True)
+    p.add_argument("--out", required=True, help="aligned folder (data/aligned/<dataset>_<geometry>)")
+
+
+def main(args, cfg) -> None:
+    align(args.index, args.landmarks, args.geometry, args.out, no_face=cfg["align"]["no_face"])

@@ -1,0 +1,142 @@
+"""Rule evaluate: LFW verification of one (method, resolution) configuration.
+
+The first image of every pair stays at full resolution; the second is
+degraded, then brought back to the crop size by the method under test
+(METHOD.md; srlrfr.methods). Full-resolution features come from the
+``features`` rule; only the distinct probe images are restored and embedded,
+in chunks, so memory stays flat whatever the number of pairs.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from tqdm import tqdm
+
+NAME = "evaluate"
+HELP = "score every pair of one (method, resolution) configuration"
+
+log = logging.getLogger(__name__)
+
+
+def cosine_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
+    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
+    return np.einsum("ij,ij->i", a, b)
+
+
+def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
+    """The fixed, seeded set of pair indices shown in the restored-face grid."""
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n_pairs, size=min(k, n_pairs), replace=False))
+
+
+def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor: int = 1, method: str,
+             resolution: str, fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
+             threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
+             device: str = "auto", examples: int = 6, seed: int = 0) -> dict:
+    """Score every pair for one configuration; write scores.csv, metrics.json and examples.npz."""
+    from ..atomic import save_npz, write_csv, write_json
+    from ..device import resolve_device
+    from ..methods import restore
+    from ..metrics.restoration import RestorationMeter
+    from ..metrics.verification import threshold_grid, verification_report
+    from ..models.fnet import extract_features, load_fnet
+    from ..storage import CHUNK, AlignedSet, open_level
+
+    out_dir = Path(out_dir)
+    dev = resolve_device(device)
+    pairs = pd.read_csv(pairs_csv)
+    aligned = AlignedSet(aligned_dir)
+    with np.load(features_npz, allow_pickle=False) as z:
+        hr_feats, hr_ids = z["features"], z["ids"].astype(str)
+    if not np.array_equal(hr_ids, aligned.ids):
+        raise ValueError(f"{features_npz} was computed for other images than {aligned_dir}; rebuild it")
+
+    left = aligned.rows(pairs["left"])
+    right_ids = pd.unique(pairs["right"])
+    right_rows = aligned.rows(right_ids)
+    right_pos = {k: i for i, k in enumerate(right_ids)}
+    right = np.array([right_pos[i] for i in pairs["right"]])
+    keep = np.ones(len(pairs), dtype=bool)
+    if no_face == "exclude":
+        keep = aligned.ok[left] & aligned.ok[right_rows[right]]
+    chosen = example_pairs(len(pairs), examples, seed)
+    ex_right = right[chosen]
+    shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # probe position -> (low-res, restored)
+
+    if degraded_dir is None:  # full resolution: no degradation, nothing restored
+        probe_feats = hr_feats[right_rows]
+        crops = aligned.images.take(right_rows[ex_right])
+        shown = {int(p): (c, c) for p, c in zip(ex_right, crops)}
+        restoration = None
+    else:
+        level = open_level(aligned_dir, degraded_dir, factor)
+        srnet = None
+        if srnet_path is not None:
+            from ..models.srnet import load_srnet
+            srnet = load_srnet(srnet_path, dev)
+        fnet = load_fnet(fnet_name, fnet_weights, dev)
+        meter = RestorationMeter()
+        probe_feats = np.empty((len(right_rows), hr_feats.shape[1]), np.float32)
+        rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
+        wanted = set(int(p) for p in ex_right)
+        for start in tqdm(range(0, len(right_rows), rows), desc=f"{method} {resolution}", unit="chunk"):
+            stop = min(start + rows, len(right_rows))
+            lr = level.take(right_rows[start:stop])
+            restored = restore(method, lr, aligned.size, srnet=srnet, batch_size=batch_size, device=dev)
+            probe_feats[start:stop] = extract_features(fnet, restored, batch_size=batch_size, device=dev,
+                                                       progress=False)
+            meter.update(restored, aligned.images.take(right_rows[start:stop]))
+            for p in wanted.intersection(range(start, stop)):
+                shown[p] = (lr[p - start], restored[p - start])
+        restoration = meter.report()
+
+    scores = cosine_scores(hr_feats[left], probe_feats[right])
+    # Every pair keeps its row (so scores line up with the pairs list); 'used'
+    # is False for pairs excluded by the no-face policy.
+    table = pairs[["pair", "fold", "label"]].assign(score=scores, used=keep)
+    write_csv(out_dir / "scores.csv", table)
+
+    used = table[keep]
+    metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
+                                  used["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
+                                  far_targets=tuple(far_targets))
+    metrics.update(method=method, resolution=resolution, fnet=fnet_name,
+                   n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
+                   n_probe_images=int(len(right_ids)))
+    if restoration is not None:
+        metrics["restoration"] = restoration
+    write_json(out_dir / "metrics.json", metrics)
+
+    save_npz(out_dir / "examples.npz", pair=pairs["pair"].to_numpy()[chosen],
+             restored=np.stack([shown[int(p)][1] for p in ex_right]),
+             probe=np.stack([shown[int(p)][0] for p in ex_right]),
+             ground_truth=aligned.images.take(right_rows[ex_right]))
+    log.info("%s %s %s: acc %.2f%% +- %.2f", fnet_name, method, resolution, metrics["acc_mean"], metrics["acc_std"])
+    return metrics
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--pairs", required=True)
+    p.add_argument("--aligned", required=True, help="aligned folder")
+    p.add_argument("--features", required=True, help="full-resolution features (features rule)")
+    p.add_argument("--weights", required=True, help="FNet weights")
+    p.add_argument("--method", required=True)
+    p.add_argument("--resolution", required=True)
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--degraded", help="degraded folder (omit for full resolution)")
+    p.add_argument("--factor", type=int, default=1)
+    p.add_argument("--srnet", help="SRNet checkpoint for SR methods")
+
+
+def main(args, cfg) -> None:
+    e = cfg["evaluate"]
+    evaluate(pairs_csv=args.pairs, aligned_dir=args.aligned, features_npz=args.features,
+             degraded_dir=args.degraded, factor=args.factor, method=args.method, resolution=args.resolution,
+             fnet_name=cfg["fnet"], fnet_weights=args.weights, srnet_path=args.srnet, out_dir=args.out_dir,
+             no_face=cfg["align"]["no_face"], threshold_steps=e["threshold_steps"],
+             far_targets=cfg["report"]["far_targets"], batch_size=e["batch_size"], device=e["device"],
+             examples=e["examples"], seed=e["seed"])

@@ -1,0 +1,49 @@
+"""Rule train: one SRNet for one identity-loss weight, from the cached training pyramid."""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+NAME = "train"
+HELP = "train one SRNet for one identity-loss weight"
+
+
+def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir) -> Path:
+    from ..atomic import atomic_path
+    from ..device import resolve_device
+    from ..models.fnet import load_fnet
+    from ..training import PyramidData, TrainOptions, train_srnet
+    t = cfg["train"]
+    device = resolve_device(t["device"])
+    fnet = None
+    if lam > 0:
+        if not fnet_weights:
+            raise ValueError(f"lambda={lam} needs FNet weights (--weights)")
+        fnet = load_fnet(cfg["fnet"], fnet_weights, device)
+    model = train_srnet(
+        PyramidData.open(aligned_dir, degraded_dir), fnet=fnet, lam=lam, out_dir=out_dir,
+        srnet=srnet_spec(cfg), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
+        device=str(device), stale_checkpoint="set_aside",  # a rerun with new params starts afresh
+    )
+    # train_log.csv is the working log that survives a kill and is trimmed on
+    # resume; the declared output is a snapshot taken once training is done.
+    with atomic_path(Path(out_dir) / "losses.csv") as tmp:
+        shutil.copyfile(Path(out_dir) / "train_log.csv", tmp)
+    return model
+
+
+def srnet_spec(cfg: dict) -> dict:
+    """``train.srnet`` as build kwargs: ``{"type": ..., **kwargs}`` without the display name."""
+    return {k: v for k, v in cfg["train"]["srnet"].items() if k != "name"}
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--aligned", required=True, help="aligned folder of the training set")
+    p.add_argument("--degraded", required=True, help="its degraded (pyramid) folder")
+    p.add_argument("--lam", type=float, required=True)
+    p.add_argument("--weights", help="FNet weights (needed when lam > 0)")
+    p.add_argument("--out-dir", required=True)
+
+
+def main(args, cfg) -> None:
+    train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir)

@@ -1,0 +1,209 @@
+"""``train_srnet``: one SRNet for one identity-loss weight.
+
+loss = L1(SR, target) + lam * identity_loss; Adam with step decay; data order
+a pure function of (seed, step) and every random state checkpointed, so runs
+are resumable and (on the CPU) bit-for-bit deterministic.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..device import resolve_device
+from ..models.fnet import FaceRecognizer
+from ..models.srnet import build_srnet, save_srnet, to_tensor
+from . import checkpoint as ckpt
+from .losses import UPSAMPLE_MODES, identity_loss
+from .pyramid import SCALE_EXPONENTS, SR_SCALE, BatchSampler, PyramidData
+
+log = logging.getLogger(__name__)
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """The optimisation settings of one run (params.yaml ``train``, less the SRNet and device)."""
+    batch_size: int = 64
+    iterations: int = 50_000
+    lr: float = 1e-4
+    betas: tuple[float, float] = (0.9, 0.999)
+    lr_step: int = 25_000
+    lr_gamma: float = 0.5
+    identity_upsample: str = "bilinear"
+    amp: str = "none"
+    seed: int = 0
+    checkpoint_every: int = 1000
+    log_every: int = 50
+
+    @classmethod
+    def from_params(cls, train: dict) -> "TrainOptions":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in train.items() if k in names})
+
+    def check(self, lam: float, fnet: FaceRecognizer | None, data: PyramidData) -> None:
+        if lam < 0:
+            raise ValueError(f"lam must be >= 0, got {lam}")
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")
+        if self.identity_upsample not in UPSAMPLE_MODES:
+            raise ValueError(f"identity_upsample must be one of {UPSAMPLE_MODES}, got {self.identity_upsample!r}")
+        if lam > 0:
+            if not isinstance(fnet, FaceRecognizer):
+                raise ValueError(f"lam = {lam} > 0 needs fnet (a FaceRecognizer, see load_fnet), "
+                                 f"got {type(fnet).__name__}")
+            if data.size != fnet.geometry.size:
+                raise ValueError(f"crops are {data.size[0]}x{data.size[1]} but FNet {fnet.name} wants geometry "
+                                 f"{fnet.geometry.name} ({fnet.geometry.height}x{fnet.geometry.width})")
+
+
+def _run_config(srnet_type: str, kwargs: dict, kernel: str, lam: float, fnet, opts: TrainOptions,
+                data: PyramidData) -> dict[str, Any]:
+    """What a checkpoint must agree on to be resumed."""
+    return {"version": CONFIG_VERSION, "arch": srnet_type, "arch_kwargs": kwargs, "kernel": kernel, "lam": lam,
+            "fnet": fnet.name if lam > 0 else None, "batch_size": int(opts.batch_size),
+            "iterations": int(opts.iterations), "lr": float(opts.lr), "betas": [float(b) for b in opts.betas],
+            "lr_step": int(opts.lr_step), "lr_gamma": float(opts.lr_gamma),
+            "identity_upsample": opts.identity_upsample, "amp": opts.amp, "seed": int(opts.seed),
+            "data": {"n": len(data), "hw": list(data.size), "sha256": data.fingerprint()}}
+
+
+def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, lam: float,
+                out_dir: str | os.PathLike, srnet: dict | None = None, options: TrainOptions = TrainOptions(),
+                kernel: str = "cv2_bicubic", device: str | torch.device = "auto", progress: bool = True,
+                stale_checkpoint: str = "error",
+                step_callback: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+    """Train an SRNet; returns ``out_dir/model.pt``.
+
+    ``data``: the training pyramid, or uint8 crops (N, H, W, 3) whose levels
+    are then built here with ``kernel``. ``srnet``: ``{"type": name, **kwargs}``
+    of a registered SRNet (default EDSR). ``fnet`` may be None when lam == 0.
+    Resumes from ``out_dir/checkpoint.pt`` when its run config matches.
+    ``step_callback(step, losses)`` runs after every step (monitoring, tests).
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lam = float(lam)
+    if not isinstance(data, PyramidData):
+        data = PyramidData.from_images(data, kernel)
+    srnet = dict(srnet or {"type": "edsr"})
+    srnet_type = srnet.pop("type")
+    with torch.random.fork_rng(devices=[]):  # init from the seed, caller's RNG untouched
+        torch.manual_seed(options.seed)
+        model, kwargs = build_srnet(srnet_type, srnet)
+    if int(getattr(model, "scale", SR_SCALE)) != SR_SCALE:
+        raise ValueError(f"the training scheme maps 1/2^k -> 1/2^(k-2) (x{SR_SCALE}); "
+                         f"the SRNet has scale {model.scale}")
+    options.check(lam, fnet, data)
+    dev = resolve_device(str(device))
+    config = _run_config(srnet_type, kwargs, kernel, lam, fnet, options, data)
+
+    model.to(dev).train()
+    if lam > 0:
+        fnet.freeze().to(dev)
+    opt = options
+    optimizer = torch.optim.Adam(model.parameters(), lr=opt.lr, betas=tuple(opt.betas))
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=opt.lr_step, gamma=opt.lr_gamma)
+    scaler = torch.amp.GradScaler(dev.type, enabled=opt.amp == "fp16")
+    np_rng = np.random.default_rng(opt.seed)  # scale k per step
+    torch_rng = torch.Generator().manual_seed(opt.seed)  # flips per sample
+
+    start, state = 0, ckpt.load_resumable(out_dir, config, stale_checkpoint)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        scaler.load_state_dict(state["scaler"])
+        np_rng.bit_generator.state = state["np_rng"]
+        torch_rng.set_state(state["torch_rng"])
+        start = int(state["step"])
+        log.info("resuming %s from step %d", out_dir, start)
+    losslog = ckpt.LossLog(out_dir / ckpt.LOG, resume_step=start)
+    sampler = BatchSampler(len(data), opt.batch_size, opt.seed)
+    amp_dtype = AMP_DTYPES[opt.amp]
+
+    def autocast() -> contextlib.AbstractContextManager:
+        return torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
+
+    def one_step(step: int) -> dict[str, Any]:
+        k = int(np_rng.choice(SCALE_EXPONENTS))
+        idx = sampler.indices(step - 1)
+        flip = (torch.rand(opt.batch_size, generator=torch_rng) < 0.5).to(dev)[:, None, None, None]
+
+        def batch(factor: int) -> Tensor:
+            x = to_tensor(data.gather(factor, idx), dev)
+            return torch.where(flip, x.flip(-1), x)  # same flip at every scale
+
+        lr_in, target = batch(2 ** k), batch(2 ** k // SR_SCALE)
+        with autocast():
+            sr = model(lr_in)
+            loss_pixel = F.l1_loss(sr.float(), target)
+            loss_id = None
+            loss = loss_pixel
+            if lam > 0:
+                with torch.no_grad():
+                    hr_feat = fnet(batch(1))
+                loss_id = identity_loss(fnet, sr, hr_feat, opt.identity_upsample)
+                loss = loss_pixel + lam * loss_id
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        lr = scheduler.get_last_lr()[0]
+        scheduler.step()
+        return {"lr": lr, "pixel": loss_pixel, "identity": loss_id, "total": loss}
+
+    def save_checkpoint(step: int) -> None:
+        losslog.sync()
+        ckpt.save_state(out_dir, {"config": config, "step": step, "model": model.state_dict(),
+                                  "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                                  "scaler": scaler.state_dict(), "np_rng": np_rng.bit_generator.state,
+                                  "torch_rng": torch_rng.get_state()})
+
+    was_det = torch.are_deterministic_algorithms_enabled()
+    was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    if dev.type == "cpu":
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    losses: dict[str, Any] = {}
+    try:
+        with tqdm(total=opt.iterations, initial=start, disable=not progress, desc=f"train {srnet_type} lam={lam:g}",
+                  unit="it") as bar:
+            for step in range(start + 1, opt.iterations + 1):
+                out = one_step(step)
+                if step % opt.log_every == 0 or step_callback is not None:
+                    losses = {"lr": out["lr"], "loss_pixel": out["pixel"].item(),
+                              "loss_identity": None if out["identity"] is None else out["identity"].item(),
+                              "loss_total": out["total"].item()}
+                if step % opt.log_every == 0:
+                    losslog.write(step, out["lr"], losses)
+                    ident = losses["loss_identity"]
+                    bar.set_postfix(pix=f"{losses['loss_pixel']:.4f}",
+                                    id="-" if ident is None else f"{ident:.4f}", lr=f"{out['lr']:.1e}")
+                bar.update(1)
+                if step % opt.checkpoint_every == 0 or step == opt.iterations:
+                    save_checkpoint(step)
+                if step_callback is not None:
+                    step_callback(step, losses)
+    finally:
+        losslog.close()
+        if dev.type == "cpu":
+            torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
+
+    meta = {"lambda": lam, "iterations": int(opt.iterations), "fnet": fnet.name if lam > 0 else None,
+            "fnet_weights": fnet.source if lam > 0 else None, "seed": int(opt.seed), "kernel": kernel,
+            "batch_size": int(opt.batch_size), "lr": float(opt.lr), "lr_step": int(opt.lr_step),
+            "lr_gamma": float(opt.lr_gamma), "identity_upsample": opt.identity_upsample, "amp": opt.amp,
+            "data_sha256": config["data"]["sha256"], "n_images": len(data), "trained_on": str(dev)}
+    return save_srnet(out_dir / "model.pt", model, srnet_type, kwargs, channel_order="rgb", meta=meta)

@@ -1,0 +1,106 @@
+"""A new FNet or SRNet is one file plus one registry line: nothing else changes.
+
+In a copy of the repository, a toy FNet and a toy SRNet are added exactly as
+the README says (a module under srlrfr/models/fnets|srnets and its import in
+srlrfr/models/catalog.py); then params select them by name and the real DAG
+plans with them, and the FNet's own weight preparation runs through its rule.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+BIN = Path(sys.executable).parent
+
+TOY_FNET = '''
+import torch
+from torch import nn
+
+from ...atomic import save_torch
+from ...registry import FNETS
+from ..base import FNetSpec
+
+
+class ToyFNet(nn.Sequential):
+    def __init__(self):
+        super().__init__(nn.Conv2d(3, 4, 8, 8), nn.Flatten(), nn.Linear(4 * 14 * 12, 16))
+
+
+def _prepare(source, out, cache):
+    torch.manual_seed(0)
+    save_torch(out, ToyFNet().state_dict())
+    return {"source": "random init"}
+
+
+FNETS.register("toy_fnet", FNetSpec(
+    name="toy_fnet", build=ToyFNet, geometry="sphereface_112x96", input_size=(112, 96), feature_dim=16,
+    channel_order="rgb", normalize=lambda x: x, weights="random", weights_default="random",
+    prepare_weights=_prepare))
+'''
+
+TOY_SRNET = '''
+from torch import nn
+
+from ...registry import SRNETS
+from ..base import SRNetSpec
+
+
+class ToySR(nn.Module):
+    scale = 4
+
+    def __init__(self, width: int = 8):
+        super().__init__()
+        self.body = nn.Sequential(nn.Conv2d(3, width, 3, padding=1), nn.Conv2d(width, 48, 3, padding=1),
+                                  nn.PixelShuffle(4))
+
+    def forward(self, x):
+        return self.body(x).tanh()
+
+
+SRNETS.register("toy_sr", SRNetSpec("toy_sr", ToySR, scale=4, defaults={"width": 8}))
+'''
+
+
+def _run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, f"{' '.join(map(str, cmd))}:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
+    return out.stdout
+
+
+def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(tmp_path, repo_root):
+    work = tmp_path / "repo"
+    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=repo_root,
+                           capture_output=True, check=True).stdout.decode().split("\0")
+    for rel in filter(None, files):
+        if (repo_root / rel).is_file():
+            (work / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(repo_root / rel, work / rel)
+    (work / "srlrfr/models/fnets/toy.py").write_text(TOY_FNET)
+    (work / "srlrfr/models/srnets/toy.py").write_text(TOY_SRNET)
+    catalog = work / "srlrfr/models/catalog.py"
+    catalog.write_text(catalog.read_text() + "from .fnets import toy as toy_fnet  # noqa: F401,E402\n"
+                       "from .srnets import toy as toy_srnet  # noqa: F401,E402\n")
+    params = yaml.safe_load((work / "params.yaml").read_text())
+    params["fnet"] = "toy_fnet"
+    params["train"]["srnet"] = {"type": "toy_sr", "width": 4}
+    params["fnets"]["toy_fnet"] = {"weights": "random"}
+    (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    env = dict(os.environ, PYTHONPATH=str(work), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+    printed = yaml.safe_load(_run([BIN / "srlrfr", "config", "--print"], work, env))
+    assert printed["train"]["srnet"] == {"type": "toy_sr", "width": 4}
+
+    plan = _run([BIN / "snakemake", "-n", "--forceall", "all"], work, env)
+    assert "models/srnets/toy_fnet/toy_sr_lambda0.5/model.pt" in plan
+    assert "results/eval/toy_fnet/toy_sr_lambda0/7x6/metrics.json" in plan
+    assert "models/fnets/toy_fnet.pt" in plan
+
+    _run([BIN / "snakemake", "--cores", "1", "models/fnets/toy_fnet.pt"], work, env)
+    provenance = json.loads((work / "models/fnets/toy_fnet.source.json").read_text())
+    assert provenance["fnet"] == "toy_fnet" and provenance["source"] == "random init"

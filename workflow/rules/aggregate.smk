@@ -1,0 +1,27 @@
+rule aggregate:
+    input:
+        eval_files("metrics.json"),
+    output:
+        accuracy=report(
+            "results/accuracy.csv",
+            caption="../report/accuracy.rst",
+            category="Results",
+            labels={"table": "LFW accuracy"},
+        ),
+        summary="results/summary.csv",
+        folds="results/folds.csv",
+        metrics="results/metrics.json",
+        paper=report(
+            "results/paper_comparison.md",
+            caption="../report/paper_comparison.rst",
+            category="Results",
+            labels={"table": "paper comparison"},
+        ),
+    log:
+        "logs/aggregate.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=settings("lambda", "fnet"),
+    shell:
+        "srlrfr aggregate --settings {params.settings:q} --metrics {input} --out-dir results > {log} 2>&1"

@@ -1,0 +1,14 @@
+rule degrade:
+    input:
+        "data/aligned/{dataset}_{geometry}",
+    output:
+        directory("data/degraded/{dataset}_{geometry}"),
+    log:
+        "logs/degrade_{dataset}_{geometry}.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=settings("degrade", "fnet"),
+    shell:
+        "srlrfr degrade {wildcards.dataset} --settings {params.settings:q} --aligned {input} "
+        "--out {output} > {log} 2>&1"

@@ -1,0 +1,18 @@
+rule features:
+    input:
+        aligned=aligned_dir(EVAL_SET),
+        weights="models/fnets/{fnet}.pt",
+    output:
+        "results/features/{fnet}/hr.npz",
+    log:
+        "logs/features_{fnet}.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        settings=settings("fnet", "evaluate.batch_size", "evaluate.device"),
+    shell:
+        "srlrfr features --settings {params.settings:q} --threads {threads} --aligned {input.aligned} "
+        "--weights {input.weights} --out {output} > {log} 2>&1"

@@ -1,0 +1,13 @@
+rule fnet_weights:
+    output:
+        weights="models/fnets/{fnet}.pt",
+        provenance="models/fnets/{fnet}.source.json",
+    log:
+        "logs/fnet_weights_{fnet}.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=lambda w: settings(f"fnets.{w.fnet}", "data.cache"),
+    shell:
+        "srlrfr fnet-weights --settings {params.settings:q} --fnet {wildcards.fnet} --out {output.weights} "
+        "--provenance {output.provenance} > {log} 2>&1"

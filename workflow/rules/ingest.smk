@@ -1,0 +1,11 @@
+rule ingest:
+    output:
+        directory("data/index/{dataset}"),
+    log:
+        "logs/ingest_{dataset}.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=ingest_settings,
+    shell:
+        "srlrfr ingest {wildcards.dataset} --settings {params.settings:q} --out {output} > {log} 2>&1"

@@ -1,0 +1,18 @@
+rule landmarks:
+    input:
+        "data/index/{dataset}",
+    output:
+        csv="data/landmarks/{dataset}.csv",
+        report="data/landmarks/{dataset}_no_face.csv",
+    log:
+        "logs/landmarks_{dataset}.log",
+    conda:
+        "../envs/srlrfr.yaml"
+    threads: 2
+    resources:
+        gpu=1,
+    params:
+        settings=landmark_settings,
+    shell:
+        "srlrfr landmarks {wildcards.dataset} --settings {params.settings:q} --threads {threads} "
+        "--index {input}/images.csv --out {output.csv} --report {output.report} > {log} 2>&1"
