@@ -140,6 +140,18 @@ def cmd_dvc_yaml(args) -> None:
         write_dvc_yaml(Path(args.file))
 
 
+def cmd_doctor(args) -> None:
+    from .doctor import FAIL, Check, failures, render, run_checks
+    try:
+        cfg, broken = _settings(args), []
+    except ImportError as exc:  # validating params imports torch and OpenCV: report the install instead
+        cfg, broken = None, [Check("params", "params", FAIL, f"not checked: {exc}", fix="fix the install above")]
+    checks = run_checks(cfg, network=not args.quick, timeout=args.timeout) + broken
+    print(render(checks))
+    if failures(checks):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="srlrfr", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -213,6 +225,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
     p.add_argument("--train-logs", nargs="*", default=[])
     p.add_argument("--out-dir", required=True)
+
+    p = add("doctor", cmd_doctor, "what this machine has and what the params need: python, torch and GPUs, "
+                                   "data, weights, network, disk (exit 1 when something is missing)")
+    p.add_argument("--quick", action="store_true", help="skip the network probes")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds per network probe (default 3)")
 
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakefile, or --check that they agree")
     p.add_argument("--file", default="dvc.yaml")
