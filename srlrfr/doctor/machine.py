@@ -116,17 +116,15 @@ def _variant_for(driver: Driver) -> str | None:
 
 
 def torch_install_command(torch_version: str, driver: Driver | None) -> str:
-    """The pip command for the torch build that runs on ``driver`` (CPU build without one)."""
-    base = torch_version.split("+")[0]
+    """The pip command for the torch build that runs on ``driver`` (the CPU build without one)."""
     variant = _variant_for(driver) if driver else "cpu"
     if variant is None:
         return "no torch build runs on this driver: update the NVIDIA driver, or use the CPU build"
-    tv = _version("torchvision") or ""
-    tv = tv.split("+")[0]
+    base, tv = torch_version.split("+")[0], (_version("torchvision") or "").split("+")[0]
     if variant == "cu118":
         base, tv = CU118_TORCH
-    return (f"pip install torch=={base} torchvision=={tv} --index-url {TORCH_INDEX}{variant}"
-            if tv else f"pip install torch=={base} --index-url {TORCH_INDEX}{variant}")
+    pkgs = f"torch=={base}+{variant}" + (f" torchvision=={tv}+{variant}" if tv else "")
+    return f"pip install {pkgs} --index-url {TORCH_INDEX}{variant}"
 
 
 def check_torch(info: TorchInfo, driver: Driver | None) -> list[Check]:
@@ -149,7 +147,8 @@ def check_torch(info: TorchInfo, driver: Driver | None) -> list[Check]:
     if not info.cuda_build:
         why = "this torch is a CPU-only build"
     out.append(Check("gpu", "GPU", WARN, f"{drv}, but torch sees no GPU: {why}",
-                     fix=f"{torch_install_command(info.version, driver)}; then rerun srlrfr doctor"))
+                     fix=f"{torch_install_command(info.version, driver)} after removing the current build "
+                         f"(README, 'GPU: the torch build for your driver'); then rerun srlrfr doctor"))
     return out
 
 
@@ -170,14 +169,15 @@ def _resolve(device: str, info: TorchInfo) -> tuple[str, Gpu | None, str]:
 
 def check_devices(cfg: dict, info: TorchInfo, driver: Driver | None = None) -> list[Check]:
     out = []
-    fix_gpu = (torch_install_command(info.version, driver) if driver else
-               "run on a machine with an NVIDIA GPU and driver, or set the key to cpu / auto")
     for key in ("align.device", "train.device", "evaluate.device"):
         stage, leaf = key.split(".")
         asked = cfg[stage][leaf]
         dev, gpu, problem = _resolve(asked, info)
         if problem:
-            out.append(Check("gpu", key, FAIL, problem, fix=fix_gpu))
+            fix = (f"set {key}: auto, or one of cuda:0..cuda:{len(info.gpus) - 1}" if info.gpus else
+                   f"{torch_install_command(info.version, driver)} (README, 'GPU: the torch build for your driver')"
+                   if driver else f"run on a machine with an NVIDIA GPU and driver, or set {key}: cpu")
+            out.append(Check("gpu", key, FAIL, problem, fix=fix))
         elif gpu is not None:
             out.append(Check("gpu", key, OK, f"{asked} -> {dev} ({gpu.name})"))
         elif asked == "auto":
