@@ -137,6 +137,14 @@ def test_local_sources_are_found_and_counted(tmp_path):
     assert plan.celeba_images == 3 and plan.downloads == []  # ids 1 and 2, at most 2 each: 2 + 1
 
 
+def test_pairs_naming_images_the_folder_lacks_fail(tmp_path):
+    cfg, plan = local_params(tmp_path), Plan()
+    (tmp_path / "lfwsrc/lfw/Bo_Ma/Bo_Ma_0001.jpg").unlink()
+    bad = failures(check_lfw(cfg, tmp_path, plan))
+    assert [c.name for c in bad] == ["data.lfw.pairs"] and "1 of the 3 images" in bad[0].detail
+    assert "Bo_Ma/Bo_Ma_0001.jpg" in bad[0].detail
+
+
 def test_celeba_selection_follows_the_ingest_rules(tmp_path):
     ident = make_celeba(tmp_path) / "identity_CelebA.txt"  # id 1: 3 images, id 2: 1, id 3: 5
     assert celeba_selection(ident, None, None) == 9

@@ -88,7 +88,7 @@ def check_lfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
     from ..data import fetch, sources
     from ..data.lfw import parse_pairs
     data, cache = cfg["data"]["lfw"], params_path(root, cfg["data"]["cache"]) / "lfw"  # as srlrfr.ingest
-    out = []
+    out, images = [], None
     src = data["images"]
     if src == fetch.DOWNLOAD:
         art = sources.LFW_IMAGE_ARCHIVES["original"]
@@ -124,12 +124,19 @@ def check_lfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
     if pairs_file is not None and pairs_file.is_file():
         try:
             pairs, _, _ = parse_pairs(pairs_file)
-            plan.lfw_images = len(set(pairs["left"]) | set(pairs["right"]))
-            if src != fetch.DOWNLOAD:
-                out.append(Check("data", "data.lfw.pairs", OK,
-                                 f"{len(pairs):,} pairs over {plan.lfw_images:,} images in {pairs_file}"))
         except ValueError as exc:
             out.append(Check("data", "data.lfw.pairs", FAIL, str(exc), fix=fetch.HINT_PAIRS))
+            return out
+        used = set(pairs["left"]) | set(pairs["right"])
+        plan.lfw_images = len(used)
+        missing = sorted(p for p in used if not (images / p).is_file()) if images else []
+        if missing:  # the ingest would stop on these; e.g. a pairs file of another LFW release
+            out.append(Check("data", "data.lfw.pairs", FAIL, f"{len(missing):,} of the {len(used):,} images "
+                             f"{pairs_file.name} names are not in {images} (e.g. {missing[0]})",
+                             fix="use the pairs.txt that belongs to these images"))
+        elif src != fetch.DOWNLOAD:
+            out.append(Check("data", "data.lfw.pairs", OK,
+                             f"{len(pairs):,} pairs over {plan.lfw_images:,} images in {pairs_file}"))
     return out
 
 
