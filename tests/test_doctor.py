@@ -23,7 +23,8 @@ from srlrfr import cli, config
 from srlrfr.data import sources
 from srlrfr.doctor import FAIL, INFO, OK, WARN, PreflightError, failures, preflight, render
 from srlrfr.doctor.disk import check_disk, plan_outputs
-from srlrfr.doctor.inputs import Download, Plan, celeba_selection, check_celeba, check_lfw, check_weights
+from srlrfr.doctor.inputs import Download, Plan, celeba_selection, check_celeba, check_lfw, check_weights, \
+    mtcnn_weights_dir
 from srlrfr.doctor.machine import Driver, Gpu, TorchInfo, check_devices, check_torch, nvidia_driver, probe_torch, \
     torch_install_command
 from srlrfr.doctor.network import Reach, check_network, probe_url
@@ -135,6 +136,11 @@ def test_local_sources_are_found_and_counted(tmp_path):
     assert "3 LFW images" in checks[0].detail
     assert plan.lfw_images == 3  # Ann_Lee 1, 2 and Bo_Ma 1
     assert plan.celeba_images == 3 and plan.downloads == []  # ids 1 and 2, at most 2 each: 2 + 1
+
+
+def test_mtcnn_weights_are_looked_up_where_the_detector_reads_them():
+    from srlrfr.face.mtcnn import weights_dir
+    assert mtcnn_weights_dir() == weights_dir()
 
 
 def test_pairs_naming_images_the_folder_lacks_fail(tmp_path):

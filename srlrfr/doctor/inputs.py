@@ -7,6 +7,7 @@ the ``Plan`` for the disk check.
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +249,15 @@ def _local_file(key: str, path: Path, filename: str, hint: str) -> Check:
     return Check("data", key, FAIL, f"{path} does not exist", fix=hint)
 
 
+def mtcnn_weights_dir() -> Path:
+    """The folder srlrfr.face.mtcnn.weights_dir() reads, found without importing torchvision
+    (seconds of the preflight); tests/test_doctor.py checks that the two agree."""
+    spec = importlib.util.find_spec("mtcnn")
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError("the 'mtcnn' pip package (source of the MTCNN weights) is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
+
+
 def check_landmarks(cfg: dict, root: Path) -> list[Check]:
     out, detect = [], False
     for ds in ("lfw", "celeba"):
@@ -261,8 +271,7 @@ def check_landmarks(cfg: dict, root: Path) -> list[Check]:
             out.append(Check("data", key, OK, str(params_path(root, src))))
     if detect:
         try:
-            from ..face.mtcnn import weights_dir
-            folder = weights_dir()
+            folder = mtcnn_weights_dir()
             missing = [f"{n}.lz4" for n in ("pnet", "rnet", "onet") if not (folder / f"{n}.lz4").is_file()]
             out.append(Check("data", "MTCNN weights", FAIL, f"missing {', '.join(missing)} in {folder}",
                              fix=f"pip install --force-reinstall mtcnn; or {FIX_LOCK}") if missing else
