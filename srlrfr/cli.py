@@ -63,6 +63,18 @@ def cmd_step(args) -> None:
     args.step.main(args, _settings(args))
 
 
+def cmd_doctor(args) -> None:
+    from .doctor import FAIL, Check, failures, render, run_checks
+    try:
+        cfg, broken = _settings(args), []
+    except ImportError as exc:  # validating params imports torch and OpenCV: report the install instead
+        cfg, broken = None, [Check("params", "params", FAIL, f"not checked: {exc}", fix="fix the install above")]
+    checks = run_checks(cfg, network=not args.quick, timeout=args.timeout) + broken
+    print(render(checks))
+    if failures(checks):
+        raise SystemExit(1)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .steps import STEPS
     parser = argparse.ArgumentParser(prog="srlrfr", description=__doc__.splitlines()[0])
@@ -73,6 +85,13 @@ def build_parser() -> argparse.ArgumentParser:
     _common(p)
     p.add_argument("--print", action="store_true")
     p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("doctor", help="what this machine has and what the params need: python, torch and GPUs, "
+                                      "data, weights, network, disk (exit 1 when something is missing)")
+    _common(p)
+    p.add_argument("--quick", action="store_true", help="skip the network probes")
+    p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds per network probe (default 3)")
+    p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakefile, or --check that they agree")
     p.add_argument("--file", default="dvc.yaml")

@@ -103,8 +103,9 @@ def test_face_grid(tmp_path):
             ("edsr_lambda0.5", [rng.integers(0, 256, (112, 96, 3), dtype=np.uint8) for _ in range(k)]),
             ("ground truth", rng.integers(0, 256, (k, 112, 96, 3), dtype=np.uint8))]
     w, h, var = _png_stats(plot_face_grid(rows, tmp_path / "faces.png"))
-    # 160 px label column + 120 px per face; rows 120 * 112 / 96 = 140 px each
-    assert (w, h) == (160 + 120 * k, 4 * 140) and var > 100
+    # 160 px label column + 120 px per face; rows 120 * 112 / 96 = 140 px each. Within
+    # 1 px: matplotlib before 3.11.2 rounds the fractional inches x dpi down (519 px).
+    assert abs(w - (160 + 120 * k)) <= 1 and abs(h - 4 * 140) <= 1 and var > 100
     with pytest.raises(ValueError, match="same non-zero number"):
         plot_face_grid([("a", rows[0][1]), ("b", rows[1][1][:2])], tmp_path / "bad.png")
 

@@ -1,0 +1,105 @@
+"""``srlrfr doctor``: what this machine has, and what the current params need from it.
+
+Every check is a small function returning ``Check`` records (status, what was
+found, how to fix it), so the same checks serve three callers: the ``srlrfr
+doctor`` report, the pipeline's preflight (``preflight``, called by the
+Snakefile before the first job) and the tests. What a check asks of the
+outside world comes through a provider a caller can replace: ``probe_torch``
+(the GPUs torch sees), ``nvidia_driver`` (nvidia-smi), ``probe_url`` (one HTTP
+HEAD) and ``shutil.disk_usage``.
+
+  machine.py   python, packages, torch build, GPUs, driver, the device keys
+  inputs.py    data sets, weights and landmarks: present, local or to download
+  network.py   whether the download hosts answer (short timeouts)
+  disk.py      the space the run needs against what is free
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable
+
+from .base import FAIL, FIX_LOCK, INFO, OK, WARN, Check
+from .disk import check_disk, plan_outputs
+from .inputs import Plan, check_celeba, check_landmarks, check_lfw, check_weights
+from .machine import (
+    Driver,
+    TorchInfo,
+    check_devices,
+    check_packages,
+    check_python,
+    check_torch,
+    nvidia_driver,
+    probe_torch,
+)
+from .network import Reach, check_network, probe_url
+
+__all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "failures", "preflight", "render", "run_checks"]
+
+
+def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool = True,
+               torch_info: TorchInfo | None = None, driver: Driver | None | str = "probe",
+               probe: Callable[[str, float], Reach] = probe_url, usage: Callable = shutil.disk_usage,
+               timeout: float = 3.0) -> list[Check]:
+    """Every check for the validated params ``cfg`` (None: the machine only); providers default to the real one."""
+    root = Path(root)
+    checks = [check_python(), *check_packages()]
+    try:
+        info = torch_info or probe_torch()
+    except ImportError as exc:  # nothing below works without torch
+        return checks + [Check("environment", "torch", FAIL, f"cannot import torch: {exc}", fix=FIX_LOCK)]
+    drv = nvidia_driver() if driver == "probe" else driver
+    checks += check_torch(info, drv)
+    if cfg is None:
+        return checks
+    checks += check_devices(cfg, info, drv)
+    plan = Plan()
+    checks += check_lfw(cfg, root, plan) + check_celeba(cfg, root, plan)
+    checks += check_weights(cfg, root, plan) + check_landmarks(cfg, root)
+    if network:
+        checks += check_network(plan.downloads, probe, timeout)
+    elif plan.downloads:
+        checks.append(Check("network", "network", INFO, f"{len(plan.downloads)} file(s) to download; "
+                                                         "network not checked (--quick)"))
+    checks += check_disk(plan.disk + plan_outputs(cfg, root, plan), usage)
+    return checks
+
+
+def failures(checks: list[Check]) -> list[Check]:
+    return [c for c in checks if c.status == FAIL]
+
+
+def render(checks: list[Check], *, problems_only: bool = False) -> str:
+    shown = [c for c in checks if not (problems_only and c.status in (OK, INFO))]
+    width = max((len(c.name) for c in shown), default=0)
+    lines, section = [], None
+    for c in shown:
+        if c.section != section:
+            section = c.section
+            lines.append(section)
+        lines.append(f"  {c.status:<4}  {c.name:<{width}}  {c.detail}")
+        if c.fix and c.status in (WARN, FAIL):
+            lines.append(f"  {'':<4}  {'':<{width}}  fix: {c.fix}")
+    bad = failures(checks)
+    lines.append(f"{len(bad)} problem(s) stop this run: fix them, then rerun `srlrfr doctor`." if bad else
+                 "No problems found for these params.")
+    return "\n".join(lines)
+
+
+class PreflightError(RuntimeError):
+    """The params need something this machine lacks; the message lists each problem and its fix."""
+
+
+def preflight(cfg: dict, *, network: bool = True, stream=sys.stderr, **providers) -> list[Check]:
+    """The doctor's checks before a run: print problems and warnings; raise if the run cannot succeed."""
+    checks = run_checks(cfg, network=network, **providers)
+    print(f"srlrfr preflight (python {platform.python_version()}):\n" + render(checks, problems_only=True),
+          file=stream)
+    bad = failures(checks)
+    if bad:
+        raise PreflightError(f"{len(bad)} problem(s) found before any job ran (listed above): "
+                             + ", ".join(dict.fromkeys(c.name for c in bad)))
+    return checks
