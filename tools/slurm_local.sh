@@ -45,7 +45,7 @@ ours() {  # ours NAME: the PID we recorded for NAME, if that process still runs 
     [[ -f $f ]] || return 1
     pid=$(<"$f")
     # The command name guards against a recycled PID.
-    [[ $pid =~ ^[0-9]+$ && -d /proc/$pid && $(</proc/$pid/comm) == "$1" ]] || return 1
+    [[ $pid =~ ^[0-9]+$ && -d /proc/$pid && $(<"/proc/$pid/comm") == "$1" ]] || return 1
     echo "$pid"
 }
 
@@ -73,8 +73,8 @@ wait_for() {  # wait_for NAME SECONDS CMD...: poll CMD until it succeeds
 start() {  # start NAME CMD...: start NAME unless it already answers (NAME_ok)
     local name=$1 probe=${1}_ok; shift
     if "$probe" >/dev/null 2>&1; then
-        ours "$name" >/dev/null && log "$name already running (ours, PID $(ours "$name"))" \
-            || log "$name already running (not ours: left alone by 'down')"
+        if ours "$name" >/dev/null; then log "$name already running (ours, PID $(ours "$name"))"
+        else log "$name already running (not ours: left alone by 'down')"; fi
         return
     fi
     rm -f "$STATE/$name.pid"
@@ -251,6 +251,7 @@ wait_node_idle() {
 
 smoke_test() {  # a job runs, and sacct (what the Snakemake plugin polls) knows it
     local out id
+    # shellcheck disable=SC2016  # expanded inside the job
     out=$(timeout 60 srun -N1 -n1 -t 1 -A "$ACCOUNT" bash -c 'echo "$SLURM_JOB_ID $(hostname)"') \
         || die "srun hostname failed; see $LOG_DIR/slurmctld.log and slurmd.log"
     id=${out%% *}
@@ -295,7 +296,7 @@ down() {
     local ids i
     # Jobs left running would orphan their slurmstepd processes.
     if ours slurmctld >/dev/null && ids=$(squeue -h -o %A 2>/dev/null) && [[ -n $ids ]]; then
-        log "cancelling jobs: $(echo $ids)"
+        log "cancelling jobs: ${ids//$'\n'/ }"
         # shellcheck disable=SC2086  # one argument per job ID
         scancel $ids || true
         for _ in $(seq 60); do [[ -z $(squeue -h -o %A 2>/dev/null) ]] && break; sleep 0.5; done
