@@ -142,6 +142,10 @@ StateSaveLocation=/var/spool/slurmctld
 SlurmdSpoolDir=/var/spool/slurmd
 SlurmctldLogFile=$LOG_DIR/slurmctld.log
 SlurmdLogFile=$LOG_DIR/slurmd.log
+# The daemons' own PID files are this script's records (same PIDs). In /run they
+# would outlive 'down', and slurmctld's package scripts then fail on removal.
+SlurmctldPidFile=$STATE/slurmctld.pid
+SlurmdPidFile=$STATE/slurmd.pid
 # No systemd/cgroup delegation in containers: track processes by parent PID and
 # do not confine tasks (jobs can then use more than they asked for).
 ProctrackType=proctrack/linuxproc
@@ -169,6 +173,7 @@ AuthType=auth/munge
 DbdHost=localhost
 SlurmUser=slurm
 LogFile=$LOG_DIR/slurmdbd.log
+PidFile=$STATE/slurmdbd.pid
 StorageType=accounting_storage/mysql
 StorageHost=localhost
 StorageLoc=$DB
