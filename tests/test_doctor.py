@@ -21,7 +21,7 @@ import torch
 
 from srlrfr import cli, config
 from srlrfr.data import sources
-from srlrfr.doctor import FAIL, INFO, OK, WARN, PreflightError, failures, preflight, render
+from srlrfr.doctor import FAIL, INFO, OK, WARN, PreflightError, failures, preflight, render, run_checks
 from srlrfr.doctor.disk import check_disk, plan_outputs
 from srlrfr.doctor.inputs import (
     Download,
@@ -346,20 +346,43 @@ def test_preflight_prints_only_problems_and_stops_the_run(tmp_path):
 
 
 def test_snakefile_onstart_preflight_stops_before_any_job(tmp_path):
-    """The lines README proposes for workflow/Snakefile: a failing check ends snakemake in seconds."""
+    """The lines of workflow/Snakefile: a failing check ends snakemake in seconds, and only
+    a check that a scheduled job needs (a bad LFW source does not stop a job that does not read it)."""
     (tmp_path / "Snakefile").write_text(
         "from srlrfr import config as params\n"
         "config.update(params.validate(config))\n\n"
         "onstart:\n"
-        "    from srlrfr.doctor import preflight\n"
-        "    preflight(config)\n\n"
-        "rule all:\n"
-        "    output: 'done.txt'\n"
+        "    from srlrfr.doctor import preflight, scheduled\n"
+        "    preflight(config, jobs=scheduled(workflow.dag.needrun_jobs()))\n\n"
+        "rule ingest:\n"
+        "    output: 'index_{dataset}.txt'\n"
+        "    shell: 'touch {output}'\n\n"
+        "rule other:\n"
+        "    output: 'other.txt'\n"
         "    shell: 'touch {output}'\n")
     (tmp_path / "p.yaml").write_text(f"data: {{lfw: {{images: {tmp_path}/no_lfw}}}}\n")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                          os.environ.get("PYTHONPATH", "")])}
-    run = subprocess.run([sys.executable, "-m", "snakemake", "--cores", "1", "--configfile", "p.yaml"],
-                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
-    assert run.returncode != 0 and not (tmp_path / "done.txt").exists()
+
+    def snakemake(target):
+        return subprocess.run([sys.executable, "-m", "snakemake", target, "--cores", "1", "--configfile", "p.yaml"],
+                              cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+
+    run = snakemake("index_lfw.txt")
+    assert run.returncode != 0 and not (tmp_path / "index_lfw.txt").exists()
     assert "FAIL  data.lfw.images" in run.stderr and "PreflightError" in run.stderr
+    run = snakemake("other.txt")
+    assert run.returncode == 0 and (tmp_path / "other.txt").exists(), run.stderr
+    assert "data.lfw.images" not in run.stderr
+
+
+def test_scheduled_jobs_limit_the_input_checks(tmp_path):
+    cfg = local_params(tmp_path)
+    cfg = config.deep_merge(cfg, {"data": {"lfw": {"images": str(tmp_path / "no_lfw")}}})
+    every = run_checks(cfg, root=tmp_path, network=False, torch_info=NO_GPU, driver=None, usage=BIG_DISK)
+    assert "data.lfw.images" in {c.name for c in failures(every)}
+    some = run_checks(cfg, root=tmp_path, network=False, torch_info=NO_GPU, driver=None, usage=BIG_DISK,
+                      jobs={"fnet_weights", "train"})
+    assert not {c.name for c in some} & {"data.lfw.images", "data.lfw.pairs", "data.celeba.source"}
+    assert any(c.name.startswith("fnets.") for c in some)
+    assert not any(c.name == "evaluate.authors_weights" for c in some)

@@ -52,13 +52,13 @@ def test_missing_images_reported(tmp_path):
     (tmp_path / "img" / "P0_0").mkdir(parents=True)
     (tmp_path / "img" / "P0_0" / "P0_0_0001.jpg").write_bytes(b"x")
     with pytest.raises(PairsError, match=r"names 2 image\(s\) not under"):
-        ingest_lfw(tmp_path / "img", tmp_path / "p.txt", 1, tmp_path / "i.csv", tmp_path / "o.csv")
-    assert not (tmp_path / "i.csv").exists()
+        ingest_lfw(tmp_path / "img", tmp_path / "p.txt", 1, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_ingest_shared_fold(shared_data, tmp_path):
     index, pairs = ingest_lfw(shared_data / "lfw-fold1" / "images", shared_data / "lfw-fold1" / "pairs.txt",
-                              10, tmp_path / "index.csv", tmp_path / "pairs.csv")
+                              10, tmp_path / "out")
     assert len(pairs) == 600 and pairs["label"].sum() == 300
     assert set(pairs["left"]) | set(pairs["right"]) == set(index["image_id"])
     assert all(Path(p).is_file() for p in index["path"])

@@ -20,7 +20,7 @@ import platform
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from .base import FAIL, FIX_LOCK, INFO, OK, WARN, Check
 from .disk import check_disk, plan_outputs
@@ -37,15 +37,21 @@ from .machine import (
 )
 from .network import Reach, check_network, probe_url
 
-__all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "failures", "preflight", "render", "run_checks"]
+__all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "failures", "preflight", "render", "run_checks",
+           "scheduled"]
 
 
 def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool = True,
                torch_info: TorchInfo | None = None, driver: Driver | None | str = "probe",
                probe: Callable[[str, float], Reach] = probe_url, usage: Callable = shutil.disk_usage,
-               timeout: float = 3.0) -> list[Check]:
-    """Every check for the validated params ``cfg`` (None: the machine only); providers default to the real one."""
+               timeout: float = 3.0, jobs: Iterable[str] | None = None) -> list[Check]:
+    """Every check for the validated params ``cfg`` (None: the machine only); providers default to the real one.
+
+    ``jobs`` (see ``scheduled``) limits the input checks to what those jobs read:
+    building only the FNet weights must not need the data sets. None: everything.
+    """
     root = Path(root)
+    wants = _wanted(jobs)
     checks = [check_python(), *check_packages()]
     try:
         info = torch_info or probe_torch()
@@ -57,8 +63,10 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool
         return checks
     checks += check_devices(cfg, info, drv)
     plan = Plan()
-    checks += check_lfw(cfg, root, plan) + check_celeba(cfg, root, plan)
-    checks += check_weights(cfg, root, plan) + check_landmarks(cfg, root)
+    checks += check_lfw(cfg, root, plan) if wants("ingest:lfw") else []
+    checks += check_celeba(cfg, root, plan) if wants("ingest:celeba") else []
+    checks += check_weights(cfg, root, plan, fnet=wants("fnet_weights"), authors=wants("import_authors"))
+    checks += check_landmarks(cfg, root, [ds for ds in ("lfw", "celeba") if wants(f"landmarks:{ds}")])
     if network:
         checks += check_network(plan.downloads, probe, timeout)
     elif plan.downloads:
@@ -66,6 +74,24 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool
                                                          "network not checked (--quick)"))
     checks += check_disk(plan.disk + plan_outputs(cfg, root, plan), usage)
     return checks
+
+
+def scheduled(dag_jobs) -> set[str]:
+    """Snakemake jobs as the names ``run_checks(jobs=...)`` takes: the rule, and the
+    rule with its ``dataset`` wildcard (``ingest:lfw``)."""
+    out = set()
+    for job in dag_jobs:
+        out.add(job.rule.name)
+        if "dataset" in job.wildcards.keys():
+            out.add(f"{job.rule.name}:{job.wildcards['dataset']}")
+    return out
+
+
+def _wanted(jobs: Iterable[str] | None) -> Callable[[str], bool]:
+    if jobs is None:
+        return lambda step: True
+    jobs = set(jobs)
+    return lambda step: step in jobs
 
 
 def failures(checks: list[Check]) -> list[Check]:
@@ -93,9 +119,11 @@ class PreflightError(RuntimeError):
     """The params need something this machine lacks; the message lists each problem and its fix."""
 
 
-def preflight(cfg: dict, *, network: bool = True, stream=sys.stderr, **providers) -> list[Check]:
-    """The doctor's checks before a run: print problems and warnings; raise if the run cannot succeed."""
-    checks = run_checks(cfg, network=network, **providers)
+def preflight(cfg: dict, *, network: bool = True, stream=sys.stderr, jobs: Iterable[str] | None = None,
+              **providers) -> list[Check]:
+    """The doctor's checks before a run (limited to ``jobs`` when given): print problems and
+    warnings; raise if the run cannot succeed."""
+    checks = run_checks(cfg, network=network, jobs=jobs, **providers)
     print(f"srlrfr preflight (python {platform.python_version()}):\n" + render(checks, problems_only=True),
           file=stream)
     bad = failures(checks)

@@ -193,21 +193,24 @@ def state_bytes(build: Callable, **kwargs) -> int:
     return sum(t.numel() * t.element_size() for t in net.state_dict().values())
 
 
-def check_weights(cfg: dict, root: Path, plan: Plan) -> list[Check]:
+def check_weights(cfg: dict, root: Path, plan: Plan, *, fnet: bool = True, authors: bool = True) -> list[Check]:
+    """The FNet's weights (``fnet``) and the authors' SRNet checkpoints (``authors``)."""
     from ..data import fetch, sources
     from ..models import catalog  # noqa: F401  (fills the registries)
     from ..registry import FNETS, SRNETS
     cache = params_path(root, cfg["data"]["cache"]) / "authors"  # as the fnet_weights step
-    fnet, out = cfg["fnet"], []
-    key, src = f"fnets.{fnet}.weights", cfg["fnets"][fnet]["weights"]
-    if fnet == "sphereface20":
-        size = state_bytes(FNETS.get(fnet).build)
+    fnet_name, out = cfg["fnet"], []
+    key, src = f"fnets.{fnet_name}.weights", cfg["fnets"][fnet_name]["weights"]
+    if not fnet:
+        pass
+    elif fnet_name == "sphereface20":
+        size = state_bytes(FNETS.get(fnet_name).build)
         if src == fetch.DOWNLOAD:
             out.append(_want(plan, key, (sources.SFACE_PTH,), cache, size, "SphereFace-20 weights",
                              fetch.HINT_WEIGHTS))
         else:
             out.append(_local_file(key, params_path(root, src), sources.SFACE_PTH.filename, fetch.HINT_WEIGHTS))
-    elif fnet == "dlib_resnet34":
+    elif fnet_name == "dlib_resnet34":
         from ..models.fnets.dlib_resnet import PIP_PACKAGE, default_dat_path
         try:
             path = default_dat_path() if src == "package" else params_path(root, src)
@@ -217,9 +220,9 @@ def check_weights(cfg: dict, root: Path, plan: Plan) -> list[Check]:
         except FileNotFoundError as exc:
             out.append(Check("data", key, FAIL, str(exc), fix=FIX_LOCK))
     else:
-        out.append(Check("data", key, INFO, f"{src} (doctor knows no check for fnet {fnet!r})"))
+        out.append(Check("data", key, INFO, f"{src} (doctor knows no check for fnet {fnet_name!r})"))
     edsr = SRNETS.get("edsr")
-    for name in cfg["evaluate"]["authors_checkpoints"]:
+    for name in cfg["evaluate"]["authors_checkpoints"] if authors else ():
         artefacts, checkpoint = sources.AUTHORS_WEIGHTS[name]
         size = state_bytes(edsr.build, **edsr.defaults)
         src = cfg["evaluate"]["authors_weights"]
@@ -258,9 +261,9 @@ def mtcnn_weights_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
 
 
-def check_landmarks(cfg: dict, root: Path) -> list[Check]:
+def check_landmarks(cfg: dict, root: Path, datasets=("lfw", "celeba")) -> list[Check]:
     out, detect = [], False
-    for ds in ("lfw", "celeba"):
+    for ds in datasets:
         src, key = cfg["align"]["landmarks"][ds], f"align.landmarks.{ds}"
         if src == "detect":
             detect = True
