@@ -5,6 +5,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
+from torchvision.ops import roi_align
 
 from srlrfr.face import mtcnn as M
 from srlrfr.face.detect import choose_face, detect_landmarks, failures, read_rgb
@@ -66,6 +68,60 @@ def test_min_nms_drops_nested_box_iou_would_keep():
     assert keep == [1, 2]  # the nested box has the better score, its container goes
     keep_other_image = M._nms_min(boxes, scores, torch.tensor([0, 1, 0]), 0.7).tolist()
     assert sorted(keep_other_image) == [0, 1, 2]
+
+
+def _reference_forward(net, x):
+    """The nets as plainly written (NCHW, max_pool2d, one layer per head): what the fast forward must equal."""
+    if isinstance(net, M.PNet):
+        x = F.max_pool2d(net.prelu1(net.conv1(x)), 2, 2, ceil_mode=True)
+        x = net.prelu3(net.conv3(net.prelu2(net.conv2(x))))
+        return net.conv4_1(x), F.softmax(net.conv4_2(x), dim=1)
+    x = F.max_pool2d(net.prelu1(net.conv1(x)), 3, 2, ceil_mode=True)
+    x = F.max_pool2d(net.prelu2(net.conv2(x)), 3, 2)
+    if isinstance(net, M.RNet):
+        x = net.prelu4(net.fc4(M._flatten_whc(net.prelu3(net.conv3(x)))))
+        return net.fc5_1(x), F.softmax(net.fc5_2(x), dim=1)
+    x = F.max_pool2d(net.prelu3(net.conv3(x)), 2, 2, ceil_mode=True)
+    x = net.prelu5(net.fc5(M._flatten_whc(net.prelu4(net.conv4(x)))))
+    return net.fc6_1(x), net.fc6_2(x), F.softmax(net.fc6_3(x), dim=1)
+
+
+def test_fast_forward_matches_plain_layers():
+    g = torch.Generator().manual_seed(0)
+    with torch.inference_mode():
+        for net, shape in zip(M.load_nets(), [(2, 3, 31, 26), (5, 3, 24, 24), (5, 3, 48, 48)]):
+            x = torch.rand(shape, generator=g) * 2 - 1
+            fast = net.to(memory_format=torch.channels_last)(x.contiguous(memory_format=torch.channels_last))
+            for a, b in zip(fast, _reference_forward(net, x)):
+                np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+
+
+def test_max_pool_2x2_is_ceil_mode_pooling():
+    x = torch.randn(2, 3, 7, 10)
+    for h, w in [(7, 10), (6, 9), (7, 9), (6, 10)]:
+        torch.testing.assert_close(M._max_pool_2x2(x[..., :h, :w]), F.max_pool2d(x[..., :h, :w], 2, 2, ceil_mode=True))
+
+
+def test_area_pyramid_matches_interpolate():
+    images = torch.randint(0, 256, (2, 3, 37, 53)).float()
+    sizes = [(23, 32), (16, 23), (5, 7), (37, 53)]
+    for level, size in zip(M.area_pyramid(images, sizes), sizes):
+        torch.testing.assert_close(level, F.interpolate(images, size=size, mode="area"), atol=1e-4, rtol=0)
+
+
+def test_roi_resample_matches_roi_align():
+    """Inside, overlapping the border, far outside, huge, tiny, empty and inverted boxes."""
+    g = torch.Generator().manual_seed(1)
+    canvas = torch.rand(3, 3, 40, 50, generator=g) * 255
+    xy = torch.rand(300, 2, generator=g) * 90 - 25
+    boxes = torch.cat([xy, xy + torch.rand(300, 2, generator=g) * 120 - 10], dim=1)
+    boxes[:3] = torch.tensor([[5.0, 5.0, 5.0, 30.0], [10.0, 12.0, 10.5, 12.2], [-60.0, -60.0, -45.0, -45.0]])
+    idx = torch.randint(0, 3, (300,), generator=g)
+    rois = torch.cat([idx[:, None].float(), boxes], dim=1)
+    for size in (24, 48):
+        ours = M.roi_resample(canvas, boxes, idx, size)
+        torch.testing.assert_close(ours, roi_align(canvas, rois, size, 1.0, -1, aligned=True), atol=2e-3, rtol=0)
+    assert M.roi_resample(canvas, boxes[:0], idx[:0], 24).shape == (0, 3, 24, 24)
 
 
 def test_pyramid_scales(detector):
