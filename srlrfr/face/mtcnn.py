@@ -15,8 +15,28 @@ eyes land above the nose, left eye at the smaller x).
 
 Coordinates: internally a box [x1, x2) uses pixel edges (pixel i covers
 [i, i+1)), which is what ``roi_align(aligned=True)`` samples. Returned boxes
-and landmarks are in the usual pixel-centre convention of OpenCV (pixel i
-centred at i), i.e. shifted by -0.5; boxes are not clipped to the image.
+are in the usual pixel-centre convention of OpenCV (pixel i centred at i),
+i.e. shifted by -0.5, and not clipped to the image.
+
+Landmarks follow the reference implementations. O-Net gives each point as a
+fraction p of the crop it saw. The authors' MATLAB code and TropComplique's
+mtcnn-pytorch (with which the published LFW/CelebA landmark files that
+``align.landmarks: authors`` reads were made) turn it into pixels as
+``first + p * w``: ``first`` the index, i.e. the centre, of the crop's first
+pixel, ``w`` the crop's width in pixels. So for a crop [x1, x2) in pixel edges
+a point is ``x1 - 0.5 + LANDMARK_SHIFT + p * (x2 - x1)`` with LANDMARK_SHIFT =
+0.5: half a pixel right of (below) the purely geometric reading, p = 0 at the
+crop's edge, which srlrfr used before (subtract LANDMARK_SHIFT for that).
+Measured on the 807 deep-funneled LFW images of the sample fold (the chosen
+face, the same face in 806): srlrfr minus TropComplique's detector was
+(-0.55, -0.51) px in (x, y) with the geometric reading and is (-0.05, -0.01) px
+now. What remains is not a constant but per-image scatter (sd 1.0-1.5 px per
+coordinate): the cascades crop differently (TropComplique rounds boxes to
+whole pixels, its P-Net windows are 13 px and one scaled pixel off, it
+resamples with PIL) and O-Net's points move a little with the crop.
+facenet-pytorch writes the same formula but crops from truncated box
+coordinates, a crop that starts on average half a pixel left of its box, so
+its points sit right of / below these (numbers: benchmarks/bench_mtcnn.py).
 
 Speed (CPU): channels-last networks with fused heads; the image pyramid as
 area-averaging ``embedding_bag`` over rows plus a matmul over columns; the
@@ -40,11 +60,12 @@ from torch import nn
 from torchvision.ops import batched_nms, roi_align
 
 NETS = ("pnet", "rnet", "onet")
+LANDMARK_SHIFT = 0.5  # px: reference landmark convention minus the geometric one (module doc)
 
 
 @dataclass
 class Detections:
-    """Faces found in one image, best score first (pixel-centre coordinates)."""
+    """Faces found in one image, best score first (pixel-centre coordinates, see module doc)."""
     boxes: np.ndarray      # (K, 4) float32 x1, y1, x2, y2
     scores: np.ndarray     # (K,) float32 O-Net face probability
     landmarks: np.ndarray  # (K, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth
@@ -229,6 +250,13 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     """Apply the nets' box regression: offsets are fractions of the box width/height."""
     w, h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
     return boxes + offsets * torch.stack([w, h, w, h], dim=1)
+
+
+def _points_to_pixels(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """O-Net points (K, 10): x1..x5, y1..y5 as fractions of the crop ``boxes`` (pixel edges)
+    -> (K, 5, 2) pixel-centre image coordinates in the reference convention (module doc)."""
+    size = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
+    return boxes[:, None, :2] - 0.5 + LANDMARK_SHIFT + torch.stack([rel[:, :5], rel[:, 5:]], dim=2) * size
 
 
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
@@ -510,16 +538,15 @@ class MTCNN:
             reg, lm, prob = self._run(self.onet, "onet", canvas, boxes, idx, 48)
             ok = prob[:, 1] > self.thresholds[2]
             boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
-            wh = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
-            lms = boxes[:, None, :2] + torch.stack([lm[:, :5], lm[:, 5:]], dim=2) * wh
+            lms = _points_to_pixels(boxes, lm)
             boxes = _regress(boxes, reg)
             keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
             boxes, idx, scores, lms = boxes[keep], idx[keep], scores[keep], lms[keep]
         else:
             scores = boxes.new_zeros(0)
 
-        # Pixel-edge -> pixel-centre coordinates; split per image, best first.
-        boxes, lms = (boxes - 0.5).cpu().numpy(), (lms - 0.5).cpu().numpy()
+        # Boxes: pixel edges -> pixel centres. Split per image, best first.
+        boxes, lms = (boxes - 0.5).cpu().numpy(), lms.cpu().numpy()
         scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
         out = []
         for k in range(len(images)):
