@@ -132,8 +132,9 @@ def _load_layers(net: nn.Module, arrays: list[np.ndarray], kinds: list[tuple[str
 
 
 # ----------------------------------------------------------------------------- networks
-# The forward passes are written for speed on CPU: channels-last tensors (oneDNN's
-# fast path; NCHW max pooling is several times slower), each net's output heads
+# Inputs are pixel values (0..255). The forward passes are written for speed on
+# CPU: channels-last tensors (oneDNN's fast path; NCHW max pooling is several
+# times slower), input normalisation folded into conv1, each net's output heads
 # fused into one conv/matmul, and P-Net's 2x2 pool as strided maxima.
 
 def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
@@ -148,6 +149,13 @@ def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
         x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
     return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
                          torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def _conv_on_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv((x - 127.5) / 128)`` for pixel values x: the nets' input normalisation folded into
+    their first (unpadded) convolution, which saves a pass over every input."""
+    w = conv.weight * 0.0078125
+    return F.conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
 
 
 def _heads(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
@@ -171,7 +179,7 @@ class PNet(nn.Module):
         self.conv4_2 = nn.Conv2d(32, 2, 1)  # face / not-face
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _max_pool_2x2(self.prelu1(self.conv1(x)))  # Keras 'same' pooling == Caffe ceil mode here
+        x = _max_pool_2x2(self.prelu1(_conv_on_pixels(self.conv1, x)))  # Keras 'same' == Caffe ceil mode
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
         out = _heads(x, self.conv4_1, self.conv4_2)
         return out[:, :4], F.softmax(out[:, 4:], dim=1)
@@ -193,7 +201,7 @@ class RNet(nn.Module):
         self.fc5_2 = nn.Linear(128, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(self.prelu1(_conv_on_pixels(self.conv1, x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
         x = self.prelu3(self.conv3(x))
         out = _heads(self.prelu4(self.fc4(_flatten_whc(x))), self.fc5_1, self.fc5_2)
@@ -219,7 +227,7 @@ class ONet(nn.Module):
         self.fc6_3 = nn.Linear(256, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = F.max_pool2d(self.prelu1(self.conv1(x)), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(self.prelu1(_conv_on_pixels(self.conv1, x)), 3, 2, ceil_mode=True)
         x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
         x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
         x = self.prelu4(self.conv4(x))
@@ -329,66 +337,75 @@ def area_pyramid(images: torch.Tensor, sizes: list[tuple[int, int]]) -> list[tor
     return out
 
 
-def _sample_taps(lo: torch.Tensor, hi: torch.Tensor, size: int, n: int, g: int) -> tuple[torch.Tensor, ...]:
+def _sample_taps(lo: np.ndarray, hi: np.ndarray, size: int, n: int, g: int) -> tuple[np.ndarray, np.ndarray]:
     """One axis of ``roi_align(aligned=True, sampling_ratio=-1)`` for boxes [lo, hi) in pixel edges.
 
     Each of the ``size`` bins averages ``ceil((hi - lo) / size)`` bilinear samples
     (boxes here all have at most ``g``; unused slots get weight 0). Returns the
     two pixel taps per sample and their weights, already divided by the sample
-    count: (K, size, 2g) long and float. roi_align's edge rules: a sample more
-    than one pixel outside the image is zero, one within a pixel of it is
-    clamped to the border pixel.
+    count: (K, size, 2g) int64 and float32. roi_align's edge rules: a sample
+    more than one pixel outside the image is zero, one within a pixel of it is
+    clamped to the border pixel. float32 like roi_align; numpy because these
+    small arrays are bookkeeping, not worth a thread team each.
     """
-    length = hi - lo
-    count = torch.ceil(length / size)[:, None, None]  # <= 0 for an empty box: no samples
-    step = (length / size)[:, None, None]
-    pos = (lo - 0.5)[:, None, None] + torch.arange(size, dtype=lo.dtype, device=lo.device)[:, None] * step \
-        + (torch.arange(g, dtype=lo.dtype, device=lo.device) + 0.5) * (step / count.clamp(min=1))
-    weight = ((torch.arange(g, device=lo.device) < count) & (pos >= -1) & (pos <= n)) / count.clamp(min=1)
-    pos = pos.clamp(0, n - 1)
-    low = pos.floor()
+    lo, hi = lo[:, None, None], hi[:, None, None]
+    count = np.ceil((hi - lo) / np.float32(size))  # <= 0 for an empty box: no samples
+    step = (hi - lo) / np.float32(size)
+    pos = (lo - np.float32(0.5)) + np.arange(size, dtype=np.float32)[:, None] * step \
+        + (np.arange(g, dtype=np.float32) + np.float32(0.5)) * (step / np.maximum(count, 1))
+    weight = ((np.arange(g) < count) & (pos >= -1) & (pos <= n)) / np.maximum(count, 1)
+    pos = np.clip(pos, 0, n - 1)
+    low = np.floor(pos)
     high_weight = (pos - low) * weight
-    low = low.long()
-    return torch.cat([low, (low + 1).clamp(max=n - 1)], dim=2), torch.cat([weight - high_weight, high_weight], dim=2)
+    low = low.astype(np.int64)
+    return (np.concatenate([low, np.minimum(low + 1, n - 1)], axis=2),
+            np.concatenate([weight - high_weight, high_weight], axis=2).astype(np.float32))
+
+
+def _slices(sorted_counts: np.ndarray, most: int) -> list[slice]:
+    """Cut ascending per-box sample counts into slices of at most ``most`` boxes, where the largest
+    count is at most 1.5x the smallest: little padding, yet few (thread-pool bound) operations."""
+    out, start = [], 0
+    for k in range(1, len(sorted_counts) + 1):
+        if k == len(sorted_counts) or k - start == most or sorted_counts[k] > 1.5 * max(sorted_counts[start], 1):
+            out.append(slice(start, k))
+            start = k
+    return out
 
 
 def roi_resample(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
-    """``roi_align(canvas, [idx, boxes], size, 1.0, -1, aligned=True)``, computed separably.
+    """``roi_align(canvas, [idx, boxes], size, 1.0, -1, aligned=True)`` on CPU, computed separably.
 
     roi_align averages bilinear samples on a grid, which factors into (row
     weights) x image x (column weights): each crop is a weighted sum of a few
-    image rows (``embedding_bag``) followed by a small matmul over columns. On
-    CPU that is 2-3x cheaper than torchvision's kernel (which also uses one
+    image rows (``embedding_bag``) followed by a small matmul over columns.
+    That is 2-3x less CPU time than torchvision's kernel (which also uses one
     core only); results agree to float rounding (~1e-4 on 0..255 values).
-    Boxes are grouped by samples per bin, so no bag carries unused taps, and
-    processed in slices that keep the intermediate rows near 16 MB.
+    Boxes go sorted by samples per bin, in slices (:func:`_slices`); a slice's
+    bags get as many taps as its largest box needs.
     """
     n, c, height, width = canvas.shape
-    rows = canvas.reshape(n * c * height, width)
-    per_bin = torch.ceil((boxes[:, 3] - boxes[:, 1]) / size).clamp(min=0).long()
-    order = torch.argsort(per_bin)
-    slice_len = max(1, (1 << 22) // (c * size * width))
-    parts, start = [], 0
-    for g, count in enumerate(torch.bincount(per_bin).tolist()):
-        for first in range(start, start + count, slice_len):
-            sel = order[first:min(first + slice_len, start + count)]
-            k = len(sel)
-            if g == 0:  # empty box: roi_align gives zeros
-                parts.append(canvas.new_zeros((k, c, size, size)))
-                continue
-            b = boxes[sel]
-            ty, wy = _sample_taps(b[:, 1], b[:, 3], size, height, g)
-            bags = (idx[sel, None] * c + torch.arange(c, device=canvas.device))[:, :, None, None] * height
-            part = F.embedding_bag((bags + ty[:, None]).reshape(-1, 2 * g), rows, mode="sum",
-                                   per_sample_weights=wy[:, None].expand(-1, c, -1, -1).reshape(-1, 2 * g))
-            gx = max(1, math.ceil(float((b[:, 2] - b[:, 0]).max()) / size))
-            tx, wx = _sample_taps(b[:, 0], b[:, 2], size, width, gx)
-            cols = canvas.new_zeros((k, size, width)).scatter_add_(2, tx, wx)
-            parts.append(torch.bmm(part.view(k, c * size, width), cols.transpose(1, 2)).view(k, c, size, size))
-        start += count
-    if not parts:
+    if len(boxes) == 0:
         return canvas.new_zeros((0, c, size, size))
-    return torch.cat(parts)[torch.argsort(order)]
+    rows = canvas.reshape(n * c * height, width)
+    b_all, i_all = boxes.numpy().astype(np.float32), idx.numpy()
+    per_bin = np.maximum(np.ceil((b_all[:, 3] - b_all[:, 1]) / np.float32(size)), 0).astype(np.int64)
+    order = np.argsort(per_bin, kind="stable")
+    parts = []
+    for sel in _slices(per_bin[order], max(1, (1 << 22) // (c * size * width))):
+        sel = order[sel]
+        b, k, g = b_all[sel], len(sel), max(1, int(per_bin[sel[-1]]))
+        ty, wy = _sample_taps(b[:, 1], b[:, 3], size, height, g)
+        bags = (i_all[sel, None] * c + np.arange(c))[:, :, None, None] * height + ty[:, None]  # (k, c, size, 2g)
+        part = F.embedding_bag(torch.from_numpy(bags.reshape(-1, 2 * g)), rows, mode="sum",
+                               per_sample_weights=torch.from_numpy(np.repeat(wy, c, axis=0).reshape(-1, 2 * g)))
+        gx = max(1, math.ceil(float((b[:, 2] - b[:, 0]).max()) / size))
+        tx, wx = _sample_taps(b[:, 0], b[:, 2], size, width, gx)
+        cells = (np.arange(k * size).reshape(k, size, 1) * width + tx).ravel()
+        cols = np.bincount(cells, weights=wx.ravel(), minlength=k * size * width).astype(np.float32)
+        cols = torch.from_numpy(cols).view(k, size, width)
+        parts.append(torch.bmm(part.view(k, c * size, width), cols.transpose(1, 2)).view(k, c, size, size))
+    return torch.cat(parts)[torch.from_numpy(np.argsort(order))]
 
 
 # ----------------------------------------------------------------------------- detector
@@ -439,10 +456,6 @@ class MTCNN:
             side *= self.scale_factor
         return out
 
-    @staticmethod
-    def _normalise(x: torch.Tensor) -> torch.Tensor:
-        return (x - 127.5) * 0.0078125
-
     def _proposals(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """P-Net on a stack of same-size images: window boxes, scores, image index, box regression."""
         height, width = raw.shape[-2:]
@@ -451,7 +464,7 @@ class MTCNN:
         self._lap("pyramid")
         boxes, scores, idx, regs = [], [], [], []
         for (h, w), level in zip(sizes, levels):
-            reg, prob = self.pnet(self._normalise(level).contiguous(memory_format=torch.channels_last))
+            reg, prob = self.pnet(level.contiguous(memory_format=torch.channels_last))
             im, yy, xx = torch.nonzero(prob[:, 1] > self.thresholds[0], as_tuple=True)
             if len(im) == 0:
                 continue
@@ -474,23 +487,21 @@ class MTCNN:
 
     @staticmethod
     def _crops(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
-        """Resample each box to size x size (normalised, channels-last); outside the image is black."""
+        """Resample each box to size x size (channels-last); outside the image is black."""
         if canvas.device.type == "cpu":
             crops = roi_resample(canvas, boxes, idx, size)
         else:  # one fused kernel there
             rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
             crops = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
-        return MTCNN._normalise(crops).contiguous(memory_format=torch.channels_last)
+        return crops.contiguous(memory_format=torch.channels_last)
 
     def _run(self, net: nn.Module, stage: str, canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor,
              size: int) -> list[torch.Tensor]:
-        """``net`` on the size x size crops of all boxes, CHUNK boxes at a time; outputs concatenated."""
-        outs = []
-        for b, i in zip(boxes.split(self.CHUNK), idx.split(self.CHUNK)):
-            crops = self._crops(canvas, b, i, size)
-            self._lap("crops")
-            outs.append(net(crops))
-            self._lap(stage)
+        """``net`` on the size x size crops of all boxes, CHUNK crops at a time; outputs concatenated."""
+        crops = self._crops(canvas, boxes, idx, size)
+        self._lap("crops")
+        outs = [net(chunk) for chunk in crops.split(self.CHUNK)]
+        self._lap(stage)
         return [torch.cat(o) for o in zip(*outs)]
 
     @torch.inference_mode()
@@ -508,8 +519,12 @@ class MTCNN:
         canvas = torch.zeros((len(images), 3, hmax, wmax), dtype=torch.float32, device=dev)
         groups: dict[tuple[int, int], list[int]] = {}
         for k, img in enumerate(images):
-            canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
             groups.setdefault(img.shape[:2], []).append(k)
+        if len(groups) == 1:  # one copy instead of one per image
+            canvas.copy_(torch.from_numpy(np.stack(images)).to(dev).permute(0, 3, 1, 2))
+        else:
+            for k, img in enumerate(images):
+                canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
         self._lap("prepare")
 
         # Stage 1: P-Net, one pass per group of equal-size images.
