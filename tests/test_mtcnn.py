@@ -123,6 +123,12 @@ def test_roi_resample_matches_roi_align():
         ours = M.roi_resample(canvas, boxes, idx, size)
         torch.testing.assert_close(ours, roi_align(canvas, rois, size, 1.0, -1, aligned=True), atol=2e-3, rtol=0)
     assert M.roi_resample(canvas, boxes[:0], idx[:0], 24).shape == (0, 3, 24, 24)
+    wide = torch.rand(2, 3, 20, 3000, generator=g) * 255  # few boxes per slice here
+    xy = torch.rand(40, 2, generator=g) * torch.tensor([3000.0, 20.0])
+    boxes = torch.cat([xy, xy + torch.rand(40, 2, generator=g) * torch.tensor([500.0, 30.0]) + 1], dim=1)
+    idx = torch.randint(0, 2, (40,), generator=g)
+    torch.testing.assert_close(M.roi_resample(wide, boxes, idx, 48), roi_align(
+        wide, torch.cat([idx[:, None].float(), boxes], dim=1), 48, 1.0, -1, aligned=True), atol=2e-3, rtol=0)
 
 
 def test_landmark_pixels_follow_the_reference_formula():

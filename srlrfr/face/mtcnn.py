@@ -379,7 +379,7 @@ def roi_resample(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, s
     roi_align averages bilinear samples on a grid, which factors into (row
     weights) x image x (column weights): each crop is a weighted sum of a few
     image rows (``embedding_bag``) followed by a small matmul over columns.
-    That is 2-3x less CPU time than torchvision's kernel (which also uses one
+    That is about half the CPU time of torchvision's kernel (which also uses one
     core only); results agree to float rounding (~1e-4 on 0..255 values).
     Boxes go sorted by samples per bin, in slices (:func:`_slices`); a slice's
     bags get as many taps as its largest box needs.
