@@ -100,7 +100,8 @@ def test_fast_forward_matches_plain_layers():
 def test_max_pool_2x2_is_ceil_mode_pooling():
     x = torch.randn(2, 3, 7, 10)
     for h, w in [(7, 10), (6, 9), (7, 9), (6, 10)]:
-        torch.testing.assert_close(M._max_pool_2x2(x[..., :h, :w]), F.max_pool2d(x[..., :h, :w], 2, 2, ceil_mode=True))
+        part = x[..., :h, :w]
+        torch.testing.assert_close(M._max_pool_2x2(part), F.max_pool2d(part, 2, 2, ceil_mode=True))
 
 
 def test_area_pyramid_matches_interpolate():
@@ -145,6 +146,7 @@ def test_landmark_pixels_follow_the_reference_formula():
     np.testing.assert_allclose(pts, (first + 1) + p * (last - first + 1) - 1, atol=1e-5)  # 1-based form
     # the geometric reading puts p = 0 on the crop's top-left corner, (9.5, 19.5) in pixel centres
     np.testing.assert_allclose(pts - M.LANDMARK_SHIFT, [9.5, 19.5] + p * [100, 50], atol=1e-5)
+
 
 def test_pyramid_scales(detector):
     scales = detector.scales(250, 250)
@@ -206,10 +208,14 @@ def test_real_lfw_faces_and_landmarks_are_sane(shared_data, detector):
 # with sd 1.0-1.5 px around a mean offset of (-0.05, -0.01) px (it was (-0.55, -0.51) px with
 # the geometric convention srlrfr used before).
 TROPCOMPLIQUE_POINTS = {
-    "Angela_Lansbury_0001": [[104.73, 116.90], [147.36, 113.57], [124.38, 138.64], [109.45, 157.76], [149.55, 155.45]],
-    "Georgia_Giddings_0001": [[107.66, 114.59], [149.32, 114.05], [127.52, 137.23], [110.98, 157.64], [146.07, 157.49]],
-    "Jose_Theodore_0001": [[100.47, 111.98], [144.43, 110.37], [133.82, 140.59], [97.21, 154.40], [144.41, 152.11]],
-    "Ricardo_Lagos_0025": [[105.83, 113.37], [145.64, 113.04], [124.80, 141.89], [107.95, 155.04], [145.08, 156.33]],
+    "Angela_Lansbury_0001":
+        [[104.73, 116.90], [147.36, 113.57], [124.38, 138.64], [109.45, 157.76], [149.55, 155.45]],
+    "Georgia_Giddings_0001":
+        [[107.66, 114.59], [149.32, 114.05], [127.52, 137.23], [110.98, 157.64], [146.07, 157.49]],
+    "Jose_Theodore_0001":
+        [[100.47, 111.98], [144.43, 110.37], [133.82, 140.59], [97.21, 154.40], [144.41, 152.11]],
+    "Ricardo_Lagos_0025":
+        [[105.83, 113.37], [145.64, 113.04], [124.80, 141.89], [107.95, 155.04], [145.08, 156.33]],
 }
 
 
