@@ -15,13 +15,40 @@ eyes land above the nose, left eye at the smaller x).
 
 Coordinates: internally a box [x1, x2) uses pixel edges (pixel i covers
 [i, i+1)), which is what ``roi_align(aligned=True)`` samples. Returned boxes
-and landmarks are in the usual pixel-centre convention of OpenCV (pixel i
-centred at i), i.e. shifted by -0.5; boxes are not clipped to the image.
+are in the usual pixel-centre convention of OpenCV (pixel i centred at i),
+i.e. shifted by -0.5, and not clipped to the image.
+
+Landmarks follow the reference implementations. O-Net gives each point as a
+fraction p of the crop it saw. The authors' MATLAB code and TropComplique's
+mtcnn-pytorch (with which the published LFW/CelebA landmark files that
+``align.landmarks: authors`` reads were made) turn it into pixels as
+``first + p * w``: ``first`` the index, i.e. the centre, of the crop's first
+pixel, ``w`` the crop's width in pixels. So for a crop [x1, x2) in pixel edges
+a point is ``x1 - 0.5 + LANDMARK_SHIFT + p * (x2 - x1)`` with LANDMARK_SHIFT =
+0.5: half a pixel right of (below) the purely geometric reading, p = 0 at the
+crop's edge, which srlrfr used before (subtract LANDMARK_SHIFT for that).
+Measured on the 807 deep-funneled LFW images of the sample fold (the chosen
+face, the same face in 806): srlrfr minus TropComplique's detector was
+(-0.55, -0.51) px in (x, y) with the geometric reading and is (-0.05, -0.01) px
+now. What remains is not a constant but per-image scatter (sd 1.0-1.5 px per
+coordinate): the cascades crop differently (TropComplique rounds boxes to
+whole pixels, its P-Net windows are 13 px and one scaled pixel off, it
+resamples with PIL) and O-Net's points move a little with the crop.
+facenet-pytorch writes the same formula but crops from truncated box
+coordinates, a crop that starts on average half a pixel left of its box, so
+its points sit right of / below these (numbers: benchmarks/bench_mtcnn.py).
+
+Speed (CPU): channels-last networks with fused heads; the image pyramid as
+area-averaging ``embedding_bag`` over rows plus a matmul over columns; the
+R-Net/O-Net crops as a separable form of roi_align (:func:`roi_resample`).
+All of it reproduces the straightforward version to float rounding.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,11 +60,12 @@ from torch import nn
 from torchvision.ops import batched_nms, roi_align
 
 NETS = ("pnet", "rnet", "onet")
+LANDMARK_SHIFT = 0.5  # px: reference landmark convention minus the geometric one (module doc)
 
 
 @dataclass
 class Detections:
-    """Faces found in one image, best score first (pixel-centre coordinates)."""
+    """Faces found in one image, best score first (pixel-centre coordinates, see module doc)."""
     boxes: np.ndarray      # (K, 4) float32 x1, y1, x2, y2
     scores: np.ndarray     # (K,) float32 O-Net face probability
     landmarks: np.ndarray  # (K, 5, 2) float32: left eye, right eye, nose, left mouth, right mouth
@@ -104,10 +132,37 @@ def _load_layers(net: nn.Module, arrays: list[np.ndarray], kinds: list[tuple[str
 
 
 # ----------------------------------------------------------------------------- networks
+# Inputs are pixel values (0..255). The forward passes are written for speed on
+# CPU: channels-last tensors (oneDNN's fast path; NCHW max pooling is several
+# times slower), input normalisation folded into conv1, each net's output heads
+# fused into one conv/matmul, and P-Net's 2x2 pool as strided maxima.
 
 def _flatten_whc(x: torch.Tensor) -> torch.Tensor:
     """Flatten NCHW in Keras' post-Permute((2,1,3)) order: (W, H, C), C fastest."""
     return x.permute(0, 3, 2, 1).flatten(1)
+
+
+def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
+    """``max_pool2d(x, 2, 2, ceil_mode=True)`` as three elementwise maxima (faster on CPU)."""
+    h, w = x.shape[-2:]
+    if h % 2 or w % 2:
+        x = F.pad(x, (0, w % 2, 0, h % 2), value=float("-inf"))
+    return torch.maximum(torch.maximum(x[..., 0::2, 0::2], x[..., 0::2, 1::2]),
+                         torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
+
+
+def _conv_on_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    """``conv((x - 127.5) / 128)`` for pixel values x: the nets' input normalisation folded into
+    their first (unpadded) convolution, which saves a pass over every input."""
+    w = conv.weight * 0.0078125
+    return F.conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
+
+
+def _heads(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
+    """All output layers (same input) in one conv / matmul, outputs concatenated."""
+    w = torch.cat([m.weight for m in layers])
+    b = torch.cat([m.bias for m in layers])
+    return F.conv2d(x, w, b) if w.ndim == 4 else F.linear(x, w, b)
 
 
 class PNet(nn.Module):
@@ -118,16 +173,16 @@ class PNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1, self.prelu1 = nn.Conv2d(3, 10, 3), nn.PReLU(10)
-        self.pool1 = nn.MaxPool2d(2, 2, ceil_mode=True)  # Keras 'same' == Caffe ceil mode here
         self.conv2, self.prelu2 = nn.Conv2d(10, 16, 3), nn.PReLU(16)
         self.conv3, self.prelu3 = nn.Conv2d(16, 32, 3), nn.PReLU(32)
         self.conv4_1 = nn.Conv2d(32, 4, 1)  # box regression
         self.conv4_2 = nn.Conv2d(32, 2, 1)  # face / not-face
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
+        x = _max_pool_2x2(self.prelu1(_conv_on_pixels(self.conv1, x)))  # Keras 'same' == Caffe ceil mode
         x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
-        return self.conv4_1(x), F.softmax(self.conv4_2(x), dim=1)
+        out = _heads(x, self.conv4_1, self.conv4_2)
+        return out[:, :4], F.softmax(out[:, 4:], dim=1)
 
 
 class RNet(nn.Module):
@@ -139,20 +194,18 @@ class RNet(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1, self.prelu1 = nn.Conv2d(3, 28, 3), nn.PReLU(28)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2, self.prelu2 = nn.Conv2d(28, 48, 3), nn.PReLU(48)
-        self.pool2 = nn.MaxPool2d(3, 2)
         self.conv3, self.prelu3 = nn.Conv2d(48, 64, 2), nn.PReLU(64)
         self.fc4, self.prelu4 = nn.Linear(576, 128), nn.PReLU(128)
         self.fc5_1 = nn.Linear(128, 4)
         self.fc5_2 = nn.Linear(128, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
+        x = F.max_pool2d(self.prelu1(_conv_on_pixels(self.conv1, x)), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
         x = self.prelu3(self.conv3(x))
-        x = self.prelu4(self.fc4(_flatten_whc(x)))
-        return self.fc5_1(x), F.softmax(self.fc5_2(x), dim=1)
+        out = _heads(self.prelu4(self.fc4(_flatten_whc(x))), self.fc5_1, self.fc5_2)
+        return out[:, :4], F.softmax(out[:, 4:], dim=1)
 
 
 class ONet(nn.Module):
@@ -165,11 +218,8 @@ class ONet(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv1, self.prelu1 = nn.Conv2d(3, 32, 3), nn.PReLU(32)
-        self.pool1 = nn.MaxPool2d(3, 2, ceil_mode=True)
         self.conv2, self.prelu2 = nn.Conv2d(32, 64, 3), nn.PReLU(64)
-        self.pool2 = nn.MaxPool2d(3, 2)
         self.conv3, self.prelu3 = nn.Conv2d(64, 64, 3), nn.PReLU(64)
-        self.pool3 = nn.MaxPool2d(2, 2, ceil_mode=True)
         self.conv4, self.prelu4 = nn.Conv2d(64, 128, 2), nn.PReLU(128)
         self.fc5, self.prelu5 = nn.Linear(1152, 256), nn.PReLU(256)
         self.fc6_1 = nn.Linear(256, 4)   # box regression
@@ -177,12 +227,12 @@ class ONet(nn.Module):
         self.fc6_3 = nn.Linear(256, 2)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = self.pool1(self.prelu1(self.conv1(x)))
-        x = self.pool2(self.prelu2(self.conv2(x)))
-        x = self.pool3(self.prelu3(self.conv3(x)))
+        x = F.max_pool2d(self.prelu1(_conv_on_pixels(self.conv1, x)), 3, 2, ceil_mode=True)
+        x = F.max_pool2d(self.prelu2(self.conv2(x)), 3, 2)
+        x = F.max_pool2d(self.prelu3(self.conv3(x)), 2, 2, ceil_mode=True)
         x = self.prelu4(self.conv4(x))
-        x = self.prelu5(self.fc5(_flatten_whc(x)))
-        return self.fc6_1(x), self.fc6_2(x), F.softmax(self.fc6_3(x), dim=1)
+        out = _heads(self.prelu5(self.fc5(_flatten_whc(x))), self.fc6_1, self.fc6_2, self.fc6_3)
+        return out[:, :4], out[:, 4:14], F.softmax(out[:, 14:], dim=1)
 
 
 def load_nets(folder: Path | None = None) -> tuple[PNet, RNet, ONet]:
@@ -210,6 +260,13 @@ def _regress(boxes: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
     return boxes + offsets * torch.stack([w, h, w, h], dim=1)
 
 
+def _points_to_pixels(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
+    """O-Net points (K, 10): x1..x5, y1..y5 as fractions of the crop ``boxes`` (pixel edges)
+    -> (K, 5, 2) pixel-centre image coordinates in the reference convention (module doc)."""
+    size = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
+    return boxes[:, None, :2] - 0.5 + LANDMARK_SHIFT + torch.stack([rel[:, :5], rel[:, 5:]], dim=2) * size
+
+
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy NMS with overlap = intersection / smaller area (the final MTCNN stage).
 
@@ -233,16 +290,136 @@ def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, thres
     return order[torch.as_tensor(keep, dtype=torch.long, device=order.device)]
 
 
+# ----------------------------------------------------------------------------- resampling
+
+def _area_bins(n_in: int, n_out: int) -> tuple[list[int], list[int]]:
+    """Bins [start, end) of ``F.interpolate(mode='area')`` (adaptive average pooling), one axis."""
+    return ([(i * n_in) // n_out for i in range(n_out)],
+            [-((-(i + 1) * n_in) // n_out) for i in range(n_out)])
+
+
+@functools.lru_cache(maxsize=32)
+def _area_bags(n_in: int, sizes: tuple[int, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input indices and bag offsets averaging n_in samples down to each of ``sizes``, concatenated."""
+    idx, offsets = [], []
+    for n_out in sizes:
+        for a, b in zip(*_area_bins(n_in, n_out)):
+            offsets.append(len(idx))
+            idx.extend(range(a, b))
+    return torch.tensor(idx), torch.tensor(offsets)
+
+
+@functools.lru_cache(maxsize=64)
+def _area_matrix(n_in: int, n_out: int, device: torch.device) -> torch.Tensor:
+    """(n_out, n_in) matrix of the same 1-D area resampling."""
+    start, end = (torch.tensor(t)[:, None] for t in _area_bins(n_in, n_out))
+    j = torch.arange(n_in)
+    return (((j >= start) & (j < end)) / (end - start)).to(torch.float32).to(device)
+
+
+def area_pyramid(images: torch.Tensor, sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """``F.interpolate(images, size, mode='area')`` for each (h, w) in ``sizes``, to float rounding.
+
+    Area resampling is separable: the rows of all levels come from one
+    ``embedding_bag`` (mean of each bin's rows, every level at once), then one
+    matmul per level averages the columns; adaptive pooling itself is several
+    times slower on CPU.
+    """
+    n, c, height, width = images.shape
+    idx, offsets = (t.to(images.device) for t in _area_bags(height, tuple(h for h, _ in sizes)))
+    planes = torch.arange(n * c, device=images.device)[:, None]
+    rows = F.embedding_bag((planes * height + idx).reshape(-1), images.reshape(n * c * height, width),
+                           (planes * len(idx) + offsets).reshape(-1), mode="mean").view(n, c, -1, width)
+    out, top = [], 0
+    for h, w in sizes:
+        out.append(rows[:, :, top:top + h] @ _area_matrix(width, w, images.device).T)
+        top += h
+    return out
+
+
+def _sample_taps(lo: np.ndarray, hi: np.ndarray, size: int, n: int, g: int) -> tuple[np.ndarray, np.ndarray]:
+    """One axis of ``roi_align(aligned=True, sampling_ratio=-1)`` for boxes [lo, hi) in pixel edges.
+
+    Each of the ``size`` bins averages ``ceil((hi - lo) / size)`` bilinear samples
+    (boxes here all have at most ``g``; unused slots get weight 0). Returns the
+    two pixel taps per sample and their weights, already divided by the sample
+    count: (K, size, 2g) int64 and float32. roi_align's edge rules: a sample
+    more than one pixel outside the image is zero, one within a pixel of it is
+    clamped to the border pixel. float32 like roi_align; numpy because these
+    small arrays are bookkeeping, not worth a thread team each.
+    """
+    lo, hi = lo[:, None, None], hi[:, None, None]
+    count = np.ceil((hi - lo) / np.float32(size))  # <= 0 for an empty box: no samples
+    step = (hi - lo) / np.float32(size)
+    pos = (lo - np.float32(0.5)) + np.arange(size, dtype=np.float32)[:, None] * step \
+        + (np.arange(g, dtype=np.float32) + np.float32(0.5)) * (step / np.maximum(count, 1))
+    weight = ((np.arange(g) < count) & (pos >= -1) & (pos <= n)) / np.maximum(count, 1)
+    pos = np.clip(pos, 0, n - 1)
+    low = np.floor(pos)
+    high_weight = (pos - low) * weight
+    low = low.astype(np.int64)
+    return (np.concatenate([low, np.minimum(low + 1, n - 1)], axis=2),
+            np.concatenate([weight - high_weight, high_weight], axis=2).astype(np.float32))
+
+
+def _slices(sorted_counts: np.ndarray, most: int) -> list[slice]:
+    """Cut ascending per-box sample counts into slices of at most ``most`` boxes, where the largest
+    count is at most 1.5x the smallest: little padding, yet few (thread-pool bound) operations."""
+    out, start = [], 0
+    for k in range(1, len(sorted_counts) + 1):
+        if k == len(sorted_counts) or k - start == most or sorted_counts[k] > 1.5 * max(sorted_counts[start], 1):
+            out.append(slice(start, k))
+            start = k
+    return out
+
+
+def roi_resample(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
+    """``roi_align(canvas, [idx, boxes], size, 1.0, -1, aligned=True)`` on CPU, computed separably.
+
+    roi_align averages bilinear samples on a grid, which factors into (row
+    weights) x image x (column weights): each crop is a weighted sum of a few
+    image rows (``embedding_bag``) followed by a small matmul over columns.
+    That is about half the CPU time of torchvision's kernel (which also uses one
+    core only); results agree to float rounding (~1e-4 on 0..255 values).
+    Boxes go sorted by samples per bin, in slices (:func:`_slices`); a slice's
+    bags get as many taps as its largest box needs.
+    """
+    n, c, height, width = canvas.shape
+    if len(boxes) == 0:
+        return canvas.new_zeros((0, c, size, size))
+    rows = canvas.reshape(n * c * height, width)
+    b_all, i_all = boxes.numpy().astype(np.float32), idx.numpy()
+    per_bin = np.maximum(np.ceil((b_all[:, 3] - b_all[:, 1]) / np.float32(size)), 0).astype(np.int64)
+    order = np.argsort(per_bin, kind="stable")
+    parts = []
+    for sel in _slices(per_bin[order], max(1, (1 << 22) // (c * size * width))):
+        sel = order[sel]
+        b, k, g = b_all[sel], len(sel), max(1, int(per_bin[sel[-1]]))
+        ty, wy = _sample_taps(b[:, 1], b[:, 3], size, height, g)
+        bags = (i_all[sel, None] * c + np.arange(c))[:, :, None, None] * height + ty[:, None]  # (k, c, size, 2g)
+        part = F.embedding_bag(torch.from_numpy(bags.reshape(-1, 2 * g)), rows, mode="sum",
+                               per_sample_weights=torch.from_numpy(np.repeat(wy, c, axis=0).reshape(-1, 2 * g)))
+        gx = max(1, math.ceil(float((b[:, 2] - b[:, 0]).max()) / size))
+        tx, wx = _sample_taps(b[:, 0], b[:, 2], size, width, gx)
+        cells = (np.arange(k * size).reshape(k, size, 1) * width + tx).ravel()
+        cols = np.bincount(cells, weights=wx.ravel(), minlength=k * size * width).astype(np.float32)
+        cols = torch.from_numpy(cols).view(k, size, width)
+        parts.append(torch.bmm(part.view(k, c * size, width), cols.transpose(1, 2)).view(k, c, size, size))
+    return torch.cat(parts)[torch.from_numpy(np.argsort(order))]
+
+
 # ----------------------------------------------------------------------------- detector
 
 class MTCNN:
     """Batched MTCNN: P-Net over an image pyramid, then R-Net and O-Net on all crops at once.
 
     ``images`` for :meth:`detect` are uint8 RGB (H, W, 3) arrays; sizes may differ.
+    Set ``stage_seconds = {}`` to accumulate wall time per stage (benchmarks).
     """
 
     STRIDE, CELL = 2, 12
     NMS_SCALE, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
+    CHUNK = 256  # R-/O-Net candidates per forward pass: bounded memory, and faster on CPU than thousands
 
     def __init__(self, device: str | torch.device = "cpu", min_face_size: int = 20,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), scale_factor: float = 0.709,
@@ -255,7 +432,20 @@ class MTCNN:
             raise ValueError(f"thresholds must be three probabilities, got {thresholds}")
         self.device = torch.device(device)
         self.min_face_size, self.thresholds, self.scale_factor = min_face_size, tuple(thresholds), scale_factor
-        self.pnet, self.rnet, self.onet = (n.to(self.device) for n in load_nets(weights_folder))
+        self.pnet, self.rnet, self.onet = (n.to(self.device, memory_format=torch.channels_last)
+                                           for n in load_nets(weights_folder))
+        self.stage_seconds: dict[str, float] | None = None
+        self._clock = 0.0
+
+    def _lap(self, stage: str) -> None:
+        """Charge the time since the previous lap to ``stage`` (only when stage_seconds is a dict)."""
+        if self.stage_seconds is None:
+            return
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+        now = time.perf_counter()
+        self.stage_seconds[stage] = self.stage_seconds.get(stage, 0.0) + now - self._clock
+        self._clock = now
 
     def scales(self, height: int, width: int) -> list[float]:
         """Pyramid scales: the smallest face maps to the 12-px P-Net window, down to a 12-px image."""
@@ -266,18 +456,15 @@ class MTCNN:
             side *= self.scale_factor
         return out
 
-    @staticmethod
-    def _normalise(x: torch.Tensor) -> torch.Tensor:
-        return (x - 127.5) * 0.0078125
-
     def _proposals(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
         """P-Net on a stack of same-size images: window boxes, scores, image index, box regression."""
-        n, _, height, width = raw.shape
-        norm = self._normalise(raw)
+        height, width = raw.shape[-2:]
+        sizes = [(math.ceil(height * s), math.ceil(width * s)) for s in self.scales(height, width)]
+        levels = area_pyramid(raw, sizes) if sizes else []
+        self._lap("pyramid")
         boxes, scores, idx, regs = [], [], [], []
-        for scale in self.scales(height, width):
-            h, w = math.ceil(height * scale), math.ceil(width * scale)
-            reg, prob = self.pnet(F.interpolate(norm, size=(h, w), mode="area"))
+        for (h, w), level in zip(sizes, levels):
+            reg, prob = self.pnet(level.contiguous(memory_format=torch.channels_last))
             im, yy, xx = torch.nonzero(prob[:, 1] > self.thresholds[0], as_tuple=True)
             if len(im) == 0:
                 continue
@@ -292,6 +479,7 @@ class MTCNN:
             scores.append(s[keep])
             idx.append(im[keep])
             regs.append(r[keep])
+        self._lap("pnet")
         if not boxes:
             empty = raw.new_zeros((0, 4))
             return empty, raw.new_zeros(0), torch.zeros(0, dtype=torch.long, device=raw.device), empty
@@ -299,9 +487,22 @@ class MTCNN:
 
     @staticmethod
     def _crops(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
-        """Resample each box to size x size; outside the image is black, as in the original."""
-        rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
-        return MTCNN._normalise(roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True))
+        """Resample each box to size x size (channels-last); outside the image is black."""
+        if canvas.device.type == "cpu":
+            crops = roi_resample(canvas, boxes, idx, size)
+        else:  # one fused kernel there
+            rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
+            crops = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+        return crops.contiguous(memory_format=torch.channels_last)
+
+    def _run(self, net: nn.Module, stage: str, canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor,
+             size: int) -> list[torch.Tensor]:
+        """``net`` on the size x size crops of all boxes, CHUNK crops at a time; outputs concatenated."""
+        crops = self._crops(canvas, boxes, idx, size)
+        self._lap("crops")
+        outs = [net(chunk) for chunk in crops.split(self.CHUNK)]
+        self._lap(stage)
+        return [torch.cat(o) for o in zip(*outs)]
 
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
@@ -311,50 +512,56 @@ class MTCNN:
                 raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
         if not images:
             return []
+        self._clock = time.perf_counter()
         dev = self.device
         # Zero-padded canvas (black = the original's out-of-image padding) for the crops.
         hmax, wmax = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
         canvas = torch.zeros((len(images), 3, hmax, wmax), dtype=torch.float32, device=dev)
-        for k, img in enumerate(images):
-            canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
-
-        # Stage 1: P-Net, one pass per group of equal-size images.
         groups: dict[tuple[int, int], list[int]] = {}
         for k, img in enumerate(images):
             groups.setdefault(img.shape[:2], []).append(k)
+        if len(groups) == 1:  # one copy instead of one per image
+            canvas.copy_(torch.from_numpy(np.stack(images)).to(dev).permute(0, 3, 1, 2))
+        else:
+            for k, img in enumerate(images):
+                canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
+        self._lap("prepare")
+
+        # Stage 1: P-Net, one pass per group of equal-size images.
         parts = []
         for (h, w), members in groups.items():
-            sub = canvas[members, :, :h, :w]
+            sub = canvas if len(groups) == 1 else canvas[members, :, :h, :w].contiguous()
             b, s, i, r = self._proposals(sub)
             parts.append((b, s, torch.as_tensor(members, device=dev)[i], r))
         boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
         keep = batched_nms(boxes, scores, idx, self.NMS_PNET)
         boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
+        self._lap("pnet")
 
-        # Stage 2: R-Net on every candidate of every image at once.
+        # Stage 2: R-Net on every candidate of every image.
         if len(boxes):
-            reg, prob = self.rnet(self._crops(canvas, boxes, idx, 24))
+            reg, prob = self._run(self.rnet, "rnet", canvas, boxes, idx, 24)
             ok = prob[:, 1] > self.thresholds[1]
             boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
             keep = batched_nms(boxes, scores, idx, self.NMS_RNET)
             boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
+            self._lap("rnet")
 
         # Stage 3: O-Net, landmarks relative to the crop box it saw.
         lms = boxes.new_zeros((0, 5, 2))
         if len(boxes):
-            reg, lm, prob = self.onet(self._crops(canvas, boxes, idx, 48))
+            reg, lm, prob = self._run(self.onet, "onet", canvas, boxes, idx, 48)
             ok = prob[:, 1] > self.thresholds[2]
             boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
-            wh = (boxes[:, 2:] - boxes[:, :2])[:, None, :]
-            lms = boxes[:, None, :2] + torch.stack([lm[:, :5], lm[:, 5:]], dim=2) * wh
+            lms = _points_to_pixels(boxes, lm)
             boxes = _regress(boxes, reg)
             keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
             boxes, idx, scores, lms = boxes[keep], idx[keep], scores[keep], lms[keep]
         else:
             scores = boxes.new_zeros(0)
 
-        # Pixel-edge -> pixel-centre coordinates; split per image, best first.
-        boxes, lms = (boxes - 0.5).cpu().numpy(), (lms - 0.5).cpu().numpy()
+        # Boxes: pixel edges -> pixel centres. Split per image, best first.
+        boxes, lms = (boxes - 0.5).cpu().numpy(), lms.cpu().numpy()
         scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
         out = []
         for k in range(len(images)):
@@ -362,4 +569,5 @@ class MTCNN:
             sel = sel[np.argsort(-scores[sel], kind="stable")]
             out.append(Detections(boxes[sel].astype(np.float32), scores[sel].astype(np.float32),
                                   lms[sel].astype(np.float32)))
+        self._lap("onet")
         return out
