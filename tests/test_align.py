@@ -1,4 +1,4 @@
-"""Similarity fit, 5-point alignment, landmark CSV validation, and align -> re-detect on LFW."""
+"""Similarity fits (cp2tform and forward), 5-point alignment, landmark CSV validation, align -> re-detect on LFW."""
 from __future__ import annotations
 
 import cv2
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import torch
 
-from srlrfr.face.align import align_face, similarity_transform
+from srlrfr.face.align import FITS, align_face, cp2tform_transform, similarity_transform
 from srlrfr.face.detect import choose_face, detect_landmarks
 from srlrfr.face.landmarks_io import LANDMARK_COLUMNS, LandmarkCSVError, landmarks_array, read_landmarks_csv
 from srlrfr.face.mtcnn import MTCNN
@@ -76,11 +76,58 @@ def test_similarity_never_reflects():
     np.testing.assert_allclose(fit, umeyama(src, mirrored), atol=1e-8)
 
 
+def inverse_fit_by_normal_equations(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """cp2tform's answer derived independently: the 4x4 normal equations of the
+    least-squares similarity ref -> img (u = a x - b y + tx, v = b x + a y + ty),
+    solved, then that similarity inverted in closed form."""
+    x, y, u, v, n = ref[:, 0], ref[:, 1], img[:, 0], img[:, 1], len(ref)
+    sx, sy, r2 = x.sum(), y.sum(), (x * x + y * y).sum()
+    normal = np.array([[r2, 0, sx, sy],       # d/da
+                       [0, r2, -sy, sx],      # d/db
+                       [sx, -sy, n, 0],       # d/dtx
+                       [sy, sx, 0, n]])       # d/dty
+    rhs = np.array([(u * x + v * y).sum(), (v * x - u * y).sum(), u.sum(), v.sum()])
+    a, b, tx, ty = np.linalg.solve(normal, rhs)
+    k = a * a + b * b  # inverse of [[a, -b], [b, a]] is [[a, b], [-b, a]] / k
+    return np.array([[a / k, b / k, -(a * tx + b * ty) / k], [-b / k, a / k, (b * tx - a * ty) / k]])
+
+
+def test_cp2tform_matches_independent_inverse_fit_on_noisy_points():
+    rng = np.random.default_rng(5)
+    ref = GEO.reference_points()
+    for _ in range(50):
+        img = apply(random_similarity(rng), ref) + rng.normal(0, 4, (5, 2))
+        fit = cp2tform_transform(img, ref)
+        np.testing.assert_allclose(fit, inverse_fit_by_normal_equations(img, ref), atol=1e-6, rtol=0)
+        assert np.isclose(fit[0, 0], fit[1, 1]) and np.isclose(fit[0, 1], -fit[1, 0])  # a similarity
+        # the other direction's least-squares fit is a different transform on noisy points
+        assert np.abs(fit - similarity_transform(img, ref)).max() > 1e-4
+    # noise-free: both fits are the exact transform
+    true = random_similarity(rng)
+    src = rng.uniform(0, 250, (5, 2))
+    for fit in FITS.values():
+        np.testing.assert_allclose(fit(src, apply(true, src)), true, atol=1e-9)
+
+
+def test_align_face_fit_is_selectable_and_defaults_to_cp2tform():
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
+    pts = GEO.reference_points() * 2 + 20 + rng.normal(0, 3, (5, 2))  # a face twice the crop, noisy points
+    by_hand = cv2.warpAffine(img, inverse_fit_by_normal_equations(pts, GEO.reference_points()), (96, 112),
+                             flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).astype(int)
+    assert np.abs(align_face(img, pts, GEO) - by_hand).max() <= 1  # same matrix up to float rounding
+    assert np.abs(align_face(img, pts, GEO, fit="forward") - by_hand).max() > 50
+    with pytest.raises(ValueError, match="unknown alignment fit 'matlab'"):
+        align_face(img, pts, GEO, fit="matlab")
+
+
 def test_similarity_rejects_bad_input():
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         similarity_transform(np.zeros((5, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="degenerate"):
         similarity_transform(np.ones((5, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="degenerate"):
+        cp2tform_transform(np.ones((5, 2)), GEO.reference_points())
 
 
 def _dot_image(rng, size=(240, 200)):
