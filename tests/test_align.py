@@ -9,7 +9,14 @@ import torch
 
 from srlrfr.face.align import FITS, align_face, cp2tform_transform, similarity_transform
 from srlrfr.face.detect import choose_face, detect_landmarks
-from srlrfr.face.landmarks_io import LANDMARK_COLUMNS, LandmarkCSVError, landmarks_array, read_landmarks_csv
+from srlrfr.face.landmarks_io import (
+    LANDMARK_COLUMNS,
+    LandmarkCSVError,
+    detect_format,
+    landmarks_array,
+    read_landmark_file,
+    read_landmarks_csv,
+)
 from srlrfr.face.mtcnn import MTCNN
 from srlrfr.geometry import get_geometry
 from srlrfr.steps.align import align
@@ -257,3 +264,47 @@ def test_real_lfw_align_then_redetect(shared_data, tmp_path):
         assert k is not None, f"no face re-detected in the aligned crop of {image_id}"
         eye_err.append(np.linalg.norm(d.landmarks[k][:2] - GEO.reference_points()[:2], axis=1))
     assert np.mean(eye_err) <= 2.0
+
+
+# The authors' two files, in their exact layouts (values made up, precision as theirs).
+AUTHORS_LFW = ("AJ_Cook/AJ_Cook_0001.jpg,102.31299591064453,116.0447769165039,145.43927001953125,"
+               "109.51300048828125,117.12474060058594,135.09945678710938,109.48954772949219,159.13238525390625,"
+               "148.7501983642578,154.57907104492188\n"
+               "Aaron_Peirsol/Aaron_Peirsol_0002.jpg,105.29,113.42,146.66,115.09,128.62,140.0,105.8,156.83,144.08,"
+               "156.89\n")
+AUTHORS_CELEBA = ("name,lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy\n"
+                  "000001.jpg,165.5,184.25,244.0,176.0,196.75,249.0,194.0,271.5,266.0,260.25\n"
+                  "000003.jpg,217,212,295,213,260,257,230,300,288,297\n")
+
+
+def test_authors_layouts_parse(tmp_path):
+    lfw = read_landmark_file(_write(tmp_path, AUTHORS_LFW, "LFW.csv"))
+    assert detect_format(tmp_path / "LFW.csv") == "headerless"
+    assert lfw["image_id"].tolist() == ["AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg"]
+    pts, ok = landmarks_array(lfw, ["AJ_Cook/AJ_Cook_0001.jpg"])
+    assert ok.all() and (lfw["status"] == "ok").all()
+    np.testing.assert_array_equal(pts[0, 0], [102.31299591064453, 116.0447769165039])   # left eye
+    np.testing.assert_array_equal(pts[0, 4], [148.7501983642578, 154.57907104492188])   # right mouth corner
+    celeba = read_landmark_file(_write(tmp_path, AUTHORS_CELEBA, "celeba.csv"), "header")
+    assert detect_format(tmp_path / "celeba.csv") == "header"
+    assert celeba["image_id"].tolist() == ["000001.jpg", "000003.jpg"]  # header row skipped, names unused
+    np.testing.assert_array_equal(landmarks_array(celeba, ["000003.jpg"])[0][0, 2], [260, 257])  # nose
+    own = _write(tmp_path, f"{HEADER}\na,{ROW}\n", "own.csv")
+    assert detect_format(own) == "srlrfr" and read_landmark_file(own)["lex"].tolist() == [0]
+
+
+@pytest.mark.parametrize("body, fmt, message", [
+    (AUTHORS_LFW + "Bob/Bob_0001.jpg,1,2,3\n", "auto", r"line 3: 4 fields, expected 11"),
+    (AUTHORS_LFW.replace("145.43927001953125", "abc"), "auto", r"line 1, column 4 \(rex\): 'abc' is not a finite"),
+    (AUTHORS_LFW.replace(",148.7501983642578", ","), "auto", r"line 1, column 10 \(rmx\): empty"),
+    (AUTHORS_LFW + AUTHORS_LFW.splitlines(True)[0], "auto", r"line 3, column 1 \(image\): duplicate 'AJ_Cook"),
+    (AUTHORS_LFW, "header", r"line 1: expected a header row, found coordinates"),
+    (AUTHORS_CELEBA.replace("000003.jpg", ""), "auto", r"line 3, column 1 \(image\): empty"),
+    ("a,b,c\n", "auto", r"line 1: 3 fields; expected srlrfr's CSV"),
+    ("\n", "auto", "empty file"),
+])
+def test_authors_layout_errors_name_file_line_column(tmp_path, body, fmt, message):
+    path = _write(tmp_path, body)
+    with pytest.raises(LandmarkCSVError, match=message) as err:
+        read_landmark_file(path, fmt)
+    assert str(path) in str(err.value)

@@ -96,3 +96,11 @@ def test_srnet_is_configured_basicsr_style():
         config.validate({"train": {"srnet": {"type": "srcnn9"}}})
     with pytest.raises(config.ConfigError, match=r"train.srnet.name"):
         config.validate({"train": {"srnet": {"type": "edsr", "name": "My Net"}}})
+
+
+def test_authors_celeba_landmarks_need_the_in_the_wild_images():
+    with pytest.raises(config.ConfigError, match=r"align.landmarks.celeba.*data.celeba.images: in_the_wild"):
+        config.validate({"align": {"landmarks": {"celeba": "authors"}}})
+    cfg = config.validate({"align": {"landmarks": {"celeba": "authors"}},
+                           "data": {"celeba": {"images": "in_the_wild"}}})
+    assert cfg["align"]["fit"] == "cp2tform" and cfg["align"]["landmark_check"] == "fail"
