@@ -139,12 +139,15 @@ def _check_lambdas(cfg: dict) -> None:
 
 
 def _check_semantics(cfg: dict) -> None:
-    """Checks JSON schema cannot express: SRNet kwargs, lambdas, crop divisibility."""
+    """Checks JSON schema cannot express: SRNet kwargs, lambdas, landmarks vs images, crop divisibility."""
     from .registry import FNETS, GEOMETRIES, SRNETS
     from .training.pyramid import PYRAMID_FACTORS
 
     _fill_srnet(cfg)
     _check_lambdas(cfg)
+    if cfg["align"]["landmarks"].get("celeba") == "authors" and cfg["data"]["celeba"]["images"] != "in_the_wild":
+        raise ConfigError("key 'align.landmarks.celeba': the authors' CelebA landmarks are pixels of the "
+                          "in-the-wild images; set data.celeba.images: in_the_wild (or landmarks 'detect')")
     geometry = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
     for factor in cfg["degrade"]["factors"]:
         if geometry.height % factor or geometry.width % factor:

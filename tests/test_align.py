@@ -1,4 +1,4 @@
-"""Similarity fit, 5-point alignment, landmark CSV validation, and align -> re-detect on LFW."""
+"""Similarity fits (cp2tform and forward), 5-point alignment, landmark CSV validation, align -> re-detect on LFW."""
 from __future__ import annotations
 
 import cv2
@@ -7,9 +7,16 @@ import pandas as pd
 import pytest
 import torch
 
-from srlrfr.face.align import align_face, similarity_transform
+from srlrfr.face.align import FITS, align_face, cp2tform_transform, similarity_transform
 from srlrfr.face.detect import choose_face, detect_landmarks
-from srlrfr.face.landmarks_io import LANDMARK_COLUMNS, LandmarkCSVError, landmarks_array, read_landmarks_csv
+from srlrfr.face.landmarks_io import (
+    LANDMARK_COLUMNS,
+    LandmarkCSVError,
+    detect_format,
+    landmarks_array,
+    read_landmark_file,
+    read_landmarks_csv,
+)
 from srlrfr.face.mtcnn import MTCNN
 from srlrfr.geometry import get_geometry
 from srlrfr.steps.align import align
@@ -76,11 +83,58 @@ def test_similarity_never_reflects():
     np.testing.assert_allclose(fit, umeyama(src, mirrored), atol=1e-8)
 
 
+def inverse_fit_by_normal_equations(img: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """cp2tform's answer derived independently: the 4x4 normal equations of the
+    least-squares similarity ref -> img (u = a x - b y + tx, v = b x + a y + ty),
+    solved, then that similarity inverted in closed form."""
+    x, y, u, v, n = ref[:, 0], ref[:, 1], img[:, 0], img[:, 1], len(ref)
+    sx, sy, r2 = x.sum(), y.sum(), (x * x + y * y).sum()
+    normal = np.array([[r2, 0, sx, sy],       # d/da
+                       [0, r2, -sy, sx],      # d/db
+                       [sx, -sy, n, 0],       # d/dtx
+                       [sy, sx, 0, n]])       # d/dty
+    rhs = np.array([(u * x + v * y).sum(), (v * x - u * y).sum(), u.sum(), v.sum()])
+    a, b, tx, ty = np.linalg.solve(normal, rhs)
+    k = a * a + b * b  # inverse of [[a, -b], [b, a]] is [[a, b], [-b, a]] / k
+    return np.array([[a / k, b / k, -(a * tx + b * ty) / k], [-b / k, a / k, (b * tx - a * ty) / k]])
+
+
+def test_cp2tform_matches_independent_inverse_fit_on_noisy_points():
+    rng = np.random.default_rng(5)
+    ref = GEO.reference_points()
+    for _ in range(50):
+        img = apply(random_similarity(rng), ref) + rng.normal(0, 4, (5, 2))
+        fit = cp2tform_transform(img, ref)
+        np.testing.assert_allclose(fit, inverse_fit_by_normal_equations(img, ref), atol=1e-6, rtol=0)
+        assert np.isclose(fit[0, 0], fit[1, 1]) and np.isclose(fit[0, 1], -fit[1, 0])  # a similarity
+        # the other direction's least-squares fit is a different transform on noisy points
+        assert np.abs(fit - similarity_transform(img, ref)).max() > 1e-4
+    # noise-free: both fits are the exact transform
+    true = random_similarity(rng)
+    src = rng.uniform(0, 250, (5, 2))
+    for fit in FITS.values():
+        np.testing.assert_allclose(fit(src, apply(true, src)), true, atol=1e-9)
+
+
+def test_align_face_fit_is_selectable_and_defaults_to_cp2tform():
+    rng = np.random.default_rng(6)
+    img = rng.integers(0, 256, (250, 250, 3), dtype=np.uint8)
+    pts = GEO.reference_points() * 2 + 20 + rng.normal(0, 3, (5, 2))  # a face twice the crop, noisy points
+    by_hand = cv2.warpAffine(img, inverse_fit_by_normal_equations(pts, GEO.reference_points()), (96, 112),
+                             flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT).astype(int)
+    assert np.abs(align_face(img, pts, GEO) - by_hand).max() <= 1  # same matrix up to float rounding
+    assert np.abs(align_face(img, pts, GEO, fit="forward") - by_hand).max() > 50
+    with pytest.raises(ValueError, match="unknown alignment fit 'matlab'"):
+        align_face(img, pts, GEO, fit="matlab")
+
+
 def test_similarity_rejects_bad_input():
     with pytest.raises(ValueError, match=r"\(N, 2\)"):
         similarity_transform(np.zeros((5, 3)), np.zeros((5, 3)))
     with pytest.raises(ValueError, match="degenerate"):
         similarity_transform(np.ones((5, 2)), np.zeros((5, 2)))
+    with pytest.raises(ValueError, match="degenerate"):
+        cp2tform_transform(np.ones((5, 2)), GEO.reference_points())
 
 
 def _dot_image(rng, size=(240, 200)):
@@ -210,3 +264,47 @@ def test_real_lfw_align_then_redetect(shared_data, tmp_path):
         assert k is not None, f"no face re-detected in the aligned crop of {image_id}"
         eye_err.append(np.linalg.norm(d.landmarks[k][:2] - GEO.reference_points()[:2], axis=1))
     assert np.mean(eye_err) <= 2.0
+
+
+# The authors' two files, in their exact layouts (values made up, precision as theirs).
+AUTHORS_LFW = ("AJ_Cook/AJ_Cook_0001.jpg,102.31299591064453,116.0447769165039,145.43927001953125,"
+               "109.51300048828125,117.12474060058594,135.09945678710938,109.48954772949219,159.13238525390625,"
+               "148.7501983642578,154.57907104492188\n"
+               "Aaron_Peirsol/Aaron_Peirsol_0002.jpg,105.29,113.42,146.66,115.09,128.62,140.0,105.8,156.83,144.08,"
+               "156.89\n")
+AUTHORS_CELEBA = ("name,lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy\n"
+                  "000001.jpg,165.5,184.25,244.0,176.0,196.75,249.0,194.0,271.5,266.0,260.25\n"
+                  "000003.jpg,217,212,295,213,260,257,230,300,288,297\n")
+
+
+def test_authors_layouts_parse(tmp_path):
+    lfw = read_landmark_file(_write(tmp_path, AUTHORS_LFW, "LFW.csv"))
+    assert detect_format(tmp_path / "LFW.csv") == "headerless"
+    assert lfw["image_id"].tolist() == ["AJ_Cook/AJ_Cook_0001.jpg", "Aaron_Peirsol/Aaron_Peirsol_0002.jpg"]
+    pts, ok = landmarks_array(lfw, ["AJ_Cook/AJ_Cook_0001.jpg"])
+    assert ok.all() and (lfw["status"] == "ok").all()
+    np.testing.assert_array_equal(pts[0, 0], [102.31299591064453, 116.0447769165039])   # left eye
+    np.testing.assert_array_equal(pts[0, 4], [148.7501983642578, 154.57907104492188])   # right mouth corner
+    celeba = read_landmark_file(_write(tmp_path, AUTHORS_CELEBA, "celeba.csv"), "header")
+    assert detect_format(tmp_path / "celeba.csv") == "header"
+    assert celeba["image_id"].tolist() == ["000001.jpg", "000003.jpg"]  # header row skipped, names unused
+    np.testing.assert_array_equal(landmarks_array(celeba, ["000003.jpg"])[0][0, 2], [260, 257])  # nose
+    own = _write(tmp_path, f"{HEADER}\na,{ROW}\n", "own.csv")
+    assert detect_format(own) == "srlrfr" and read_landmark_file(own)["lex"].tolist() == [0]
+
+
+@pytest.mark.parametrize("body, fmt, message", [
+    (AUTHORS_LFW + "Bob/Bob_0001.jpg,1,2,3\n", "auto", r"line 3: 4 fields, expected 11"),
+    (AUTHORS_LFW.replace("145.43927001953125", "abc"), "auto", r"line 1, column 4 \(rex\): 'abc' is not a finite"),
+    (AUTHORS_LFW.replace(",148.7501983642578", ","), "auto", r"line 1, column 10 \(rmx\): empty"),
+    (AUTHORS_LFW + AUTHORS_LFW.splitlines(True)[0], "auto", r"line 3, column 1 \(image\): duplicate 'AJ_Cook"),
+    (AUTHORS_LFW, "header", r"line 1: expected a header row, found coordinates"),
+    (AUTHORS_CELEBA.replace("000003.jpg", ""), "auto", r"line 3, column 1 \(image\): empty"),
+    ("a,b,c\n", "auto", r"line 1: 3 fields; expected srlrfr's CSV"),
+    ("\n", "auto", "empty file"),
+])
+def test_authors_layout_errors_name_file_line_column(tmp_path, body, fmt, message):
+    path = _write(tmp_path, body)
+    with pytest.raises(LandmarkCSVError, match=message) as err:
+        read_landmark_file(path, fmt)
+    assert str(path) in str(err.value)

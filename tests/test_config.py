@@ -96,3 +96,23 @@ def test_srnet_is_configured_basicsr_style():
         config.validate({"train": {"srnet": {"type": "srcnn9"}}})
     with pytest.raises(config.ConfigError, match=r"train.srnet.name"):
         config.validate({"train": {"srnet": {"type": "edsr", "name": "My Net"}}})
+
+
+def test_authors_celeba_landmarks_need_the_in_the_wild_images():
+    with pytest.raises(config.ConfigError, match=r"align.landmarks.celeba.*data.celeba.images: in_the_wild"):
+        config.validate({"align": {"landmarks": {"celeba": "authors"}}})
+    cfg = config.validate({"align": {"landmarks": {"celeba": "authors"}},
+                           "data": {"celeba": {"images": "in_the_wild"}}})
+    assert cfg["align"]["fit"] == "cp2tform" and cfg["align"]["landmark_check"] == "fail"
+
+
+def test_authors_preset_selects_every_authors_choice(repo_root: Path):
+    cfg = config.load([repo_root / "params.yaml", repo_root / "presets" / "authors.yaml"])
+    assert cfg["fnet"] == "sphereface20" and cfg["align"]["fit"] == "cp2tform"
+    assert cfg["align"]["landmarks"] == {"lfw": "authors", "celeba": "authors"}
+    assert cfg["data"]["celeba"]["images"] == "in_the_wild" and cfg["evaluate"]["flip"] == "authors"
+    assert "bilinear_authors" in cfg["evaluate"]["baselines"]
+    assert cfg["evaluate"]["authors_checkpoints"] == ["edsr_baseline", "edsr_lambda0.5"]
+    t = cfg["train"]
+    assert (t["srnet"]["n_blocks"], t["srnet"]["n_feats"], t["batch_size"], t["iterations"], t["lr"],
+            t["lr_step"], t["lr_gamma"]) == (32, 256, 64, 50000, 1e-4, 25000, 0.5)

@@ -85,8 +85,15 @@ def test_celeba_layouts_and_errors(tmp_path):
     flat = tmp_path / "flat"
     (flat / "img_celeba").mkdir(parents=True)
     (flat / "identity_CelebA.txt").write_text("000001.jpg 1\n")
-    assert fetch.resolve_celeba(flat, tmp_path) == (flat / "img_celeba",
-                                                    flat / "identity_CelebA.txt")
+    assert fetch.resolve_celeba(flat, tmp_path, images="in_the_wild") == (flat / "img_celeba",
+                                                                          flat / "identity_CelebA.txt")
+    # the setting names the image set; the other one alone is an error, not a silent substitute
+    with pytest.raises(FileNotFoundError, match=r"holds img_celeba/ but not img_align_celeba/.*"
+                                                r"data.celeba.images: in_the_wild"):
+        fetch.resolve_celeba(flat, tmp_path, images="aligned")
+    (flat / "img_align_celeba").mkdir()  # both present: the setting chooses
+    assert fetch.resolve_celeba(flat, tmp_path)[0] == flat / "img_align_celeba"
+    assert fetch.resolve_celeba(flat, tmp_path, images="in_the_wild")[0] == flat / "img_celeba"
     official = tmp_path / "CelebA"
     (official / "Img" / "img_align_celeba").mkdir(parents=True)
     (official / "Anno").mkdir()
@@ -107,6 +114,7 @@ def test_real_sample_celeba_resolves(shared_data, tmp_path):
     src = shared_data / "celeba-sample"
     images, identity = fetch.resolve_celeba(src, tmp_path / "cache")
     assert images == src / "images" and identity == src / "identity_CelebA.txt"
+    assert fetch.resolve_celeba(src, tmp_path / "cache", images="in_the_wild")[0] == src / "images"
     assert len(identity.read_text().splitlines()) == 2000
 
 
@@ -194,9 +202,42 @@ def test_authors_weights_download_and_local(tmp_path, monkeypatch):
         fetch.fetch_authors_weights("edsr", tmp_path / "w4")
 
 
+def test_celeba_in_the_wild_download_names_the_files_to_fetch(tmp_path, monkeypatch):
+    identity = b"000001.jpg 1\n"
+    site = Site()
+    site.files["/identity_CelebA.txt"] = identity
+    with serve(site) as base:
+        art = Artefact("identity_CelebA.txt", (f"{base}/identity_CelebA.txt",), "identity_CelebA.txt",
+                       md5=hashlib.md5(identity).hexdigest())
+        monkeypatch.setattr(sources, "CELEBA_IDENTITY", art)
+        with pytest.raises(FileNotFoundError) as err:
+            fetch.resolve_celeba("download", tmp_path / "cache", images="in_the_wild", progress=False)
+        text = str(err.value)
+        assert all(f"img_celeba.7z.{i:03d}" in text for i in range(1, 15)) and "img_celeba.7z.015" not in text
+        assert "data.celeba.source" in text and str(tmp_path / "cache" / "img_celeba") in text
+        (tmp_path / "cache" / "img_celeba").mkdir()  # extracted by hand where the message says
+        assert fetch.resolve_celeba("download", tmp_path / "cache", images="in_the_wild", progress=False) == (
+            tmp_path / "cache" / "img_celeba", tmp_path / "cache" / "identity_CelebA.txt")
+
+
+def test_landmark_sources(tmp_path):
+    own = tmp_path / "mine.csv"
+    own.write_text("x")
+    assert fetch.resolve_landmarks(str(own), "lfw", tmp_path) == (own, "auto")
+    with pytest.raises(FileNotFoundError, match=r"align.landmarks.lfw.*'detect', 'authors'"):
+        fetch.resolve_landmarks(str(tmp_path / "nope.csv"), "lfw", tmp_path)
+    with pytest.raises(ValueError, match="not for 'toyset'"):
+        fetch.resolve_landmarks("authors", "toyset", tmp_path)
+
+
 def test_source_tables_are_consistent():
     for art in (sources.SFACE_PTH, *sources.EDSR_BASELINE_PARTS, *sources.EDSR_LAMBDA05_PARTS):
-        assert len(art.git_blob) == 40 and all(u.endswith("/" + art.filename) for u in art.urls)
+        assert len(art.git_blob) == 40 and all(u.endswith("/pretrained/" + art.filename) for u in art.urls)
+    for dataset, (art, layout) in sources.AUTHORS_LANDMARKS.items():
+        assert len(art.git_blob) == 40 and all(u.endswith("/data/" + art.filename) for u in art.urls)
+        assert layout in ("headerless", "header"), dataset
+    assert sources.LFW_LANDMARKS_AUTHORS.git_blob == "989bbeefafca299e2a7ad5d0bc22ff84a7da9fea"
+    assert sources.CELEBA_LANDMARKS_AUTHORS.git_blob == "3cdfaab9d33624feedf49f6ad787e5856fee61f1"
     for art in (sources.CELEBA_IMG_ALIGN_ZIP, sources.CELEBA_IDENTITY):
         assert art.google_drive_id and len(art.md5) == 32
 

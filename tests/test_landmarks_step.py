@@ -1,6 +1,9 @@
-"""A supplied landmark CSV replaces detection; failures are reported, never dropped."""
+"""A supplied landmark file (srlrfr's or the authors') replaces detection; failures are reported, never
+dropped; points made for other copies of the images are caught."""
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from srlrfr.steps.landmarks import landmarks as landmarks_step
 
@@ -28,3 +31,111 @@ def test_supplied_csv_missing_rows_named(tmp_path):
     with pytest.raises(ValueError, match=r"no row for 1 indexed image.*c\.jpg"):
         landmarks_step(tmp_path / "index.csv", tmp_path / "lm.csv", tmp_path / "r.csv", source=str(tmp_path / "m.csv"))
     assert not (tmp_path / "lm.csv").exists()
+
+
+# ---- the authors' files and the check against the images on disk
+
+def _index(tmp_path, ids, paths=None) -> str:
+    paths = paths or [f"/nowhere/{i}" for i in ids]
+    pd.DataFrame({"image_id": ids, "path": paths, "identity": range(len(ids))}).to_csv(tmp_path / "index.csv",
+                                                                                        index=False)
+    return tmp_path / "index.csv"
+
+
+def _headerless(path, ids, points) -> str:
+    with open(path, "w") as fh:
+        for i, p in zip(ids, points):
+            fh.write(i + "," + ",".join(repr(float(v)) for v in np.ravel(p)) + "\n")
+    return path
+
+
+def test_authors_file_fetched_by_git_blob_and_read(tmp_path, monkeypatch):
+    from test_download import Site, serve
+
+    from srlrfr.data import sources
+    from srlrfr.data.download import ChecksumError, git_blob_id
+    from srlrfr.data.sources import Artefact
+    ids = ["A/A_0001.jpg", "B/B_0002.jpg"]
+    served = _headerless(tmp_path / "LFW.csv", ["Z/Z_0001.jpg", *ids], np.arange(30).reshape(3, 10))
+    site = Site()
+    site.files["/data/LFW.csv"] = served.read_bytes()
+    with serve(site) as base:
+        art = Artefact("LFW.csv", (f"{base}/data/LFW.csv",), "LFW.csv", git_blob=git_blob_id(served))
+        monkeypatch.setitem(sources.AUTHORS_LANDMARKS, "lfw", (art, "headerless"))
+        df = landmarks_step(_index(tmp_path, ids), tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw",
+                            source="authors", cache=str(tmp_path / "cache"), check="off")
+        assert (tmp_path / "cache" / "authors" / "LFW.csv").read_bytes() == served.read_bytes()
+        bad = Artefact("LFW.csv", (f"{base}/data/LFW.csv",), "LFW.csv", git_blob="0" * 40)
+        monkeypatch.setitem(sources.AUTHORS_LANDMARKS, "lfw", (bad, "headerless"))
+        with pytest.raises(ChecksumError):
+            landmarks_step(tmp_path / "index.csv", tmp_path / "lm2.csv", tmp_path / "r2.csv", dataset="lfw",
+                           source="authors", cache=str(tmp_path / "cache2"), check="off")
+    assert df["image_id"].tolist() == ids and (df["status"] == "ok").all()  # index order; Z ignored
+    np.testing.assert_array_equal(df.loc[1, COLS].to_numpy(float), np.arange(20, 30))
+    assert df["path"].tolist() == [f"/nowhere/{i}" for i in ids]
+
+
+def test_pairs_image_missing_from_landmark_file_fails_naming_it(tmp_path):
+    given = _headerless(tmp_path / "LFW.csv", ["A/A_0001.jpg"], [np.arange(10)])
+    with pytest.raises(ValueError, match=r"no row for 1 indexed image\(s\) the pairs use: B/B_0002\.jpg"):
+        landmarks_step(_index(tmp_path, ["A/A_0001.jpg", "B/B_0002.jpg"]), tmp_path / "lm.csv",
+                       tmp_path / "r.csv", dataset="lfw", source=str(given), check="off")
+    assert not (tmp_path / "lm.csv").exists()
+
+
+def test_training_list_leaves_unlisted_images_out(tmp_path):
+    given = tmp_path / "celeba_clean_landmarks.csv"
+    given.write_text("name,a,b,c,d,e,f,g,h,i,j\n000001.jpg,1,2,3,4,5,6,7,8,9,10\n")
+    df = landmarks_step(_index(tmp_path, ["000001.jpg", "000002.jpg"]), tmp_path / "lm.csv", tmp_path / "r.csv",
+                        dataset="celeba", source=str(given), training=True, check="off")
+    assert df["status"].tolist() == ["ok", "not_listed"]
+    assert pd.read_csv(tmp_path / "r.csv")["image_id"].tolist() == ["000002.jpg"]
+    with pytest.raises(ValueError, match="no row for any of the 1 indexed images"):
+        landmarks_step(_index(tmp_path, ["000009.jpg"]), tmp_path / "lm.csv", tmp_path / "r.csv",
+                       dataset="celeba", source=str(given), training=True, check="off")
+
+
+@pytest.fixture(scope="module")
+def lfw_sample(shared_data, tmp_path_factory):
+    """20 deep-funneled LFW images and their MTCNN points (the stand-in for 'the right variant')."""
+    from srlrfr.face.detect import detect_landmarks
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    files = sorted((shared_data / "lfw-fold1" / "images").glob("*/*.jpg"))[3::40][:20]
+    ids = [f"{f.parent.name}/{f.name}" for f in files]
+    df = detect_landmarks(list(zip(ids, map(str, files))), tmp_path_factory.mktemp("lm") / "lm.csv")
+    assert (df["status"] == "ok").all()
+    return ids, [str(f) for f in files], df[COLS].to_numpy(float).reshape(-1, 5, 2)
+
+
+def _moved(points, rng, shift_px, degrees):
+    """Each image's points moved by its own similarity, as funneling moves the face (mean |shift| ~ shift_px)."""
+    out = []
+    for p in points:
+        angle = np.deg2rad(rng.uniform(-degrees, degrees))
+        rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+        centre = p.mean(0)
+        direction = rng.uniform(0, 2 * np.pi)
+        out.append((p - centre) @ rot.T + centre + shift_px * np.array([np.cos(direction), np.sin(direction)]))
+    return np.array(out)
+
+
+def test_landmarks_of_another_lfw_variant_are_caught(lfw_sample, tmp_path, caplog):
+    from srlrfr.face.landmark_check import LandmarkMismatch
+    ids, paths, points = lfw_sample
+    index = _index(tmp_path, ids, paths)
+    rng = np.random.default_rng(0)
+    # another MTCNN port on the same files (a common ~2 px offset, 1.2 px per-point spread) passes
+    same = _headerless(tmp_path / "same.csv", ids, points + [2.0, -1.5] + rng.normal(0, 1.2, points.shape))
+    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw", source=str(same),
+                        device="cpu", min_face_size=40)
+    assert (df["status"] == "ok").all()
+    # points made for other crops of the same photos (per-image 4 px shift, up to 3 degrees) fail ...
+    other = _headerless(tmp_path / "other.csv", ids, _moved(points, rng, 4.0, 3.0))
+    with pytest.raises(LandmarkMismatch, match=r"do not fit the lfw images.*original lfw\.tgz.*deep-funneled"):
+        landmarks_step(index, tmp_path / "lm2.csv", tmp_path / "r2.csv", dataset="lfw", source=str(other),
+                       device="cpu", min_face_size=40)
+    assert not (tmp_path / "lm2.csv").exists()
+    # ... or only warn, when asked
+    df = landmarks_step(index, tmp_path / "lm3.csv", tmp_path / "r3.csv", dataset="lfw", source=str(other),
+                        device="cpu", min_face_size=40, check="warn")
+    assert len(df) == len(ids) and "do not fit the lfw images" in caplog.text

@@ -74,6 +74,28 @@ def test_dry_run_lists_every_rule_kind(workdir: Path):
         assert rule in out, rule
 
 
+def test_authors_preset_dry_run(workdir: Path):
+    """The authors' preset plans their whole path; its downloads cannot run here, so a dry run only."""
+    out = run([str(BIN / "snakemake"), "-n", "--forceall", "-p", "all", "--configfile", "params.yaml",
+               "presets/authors.yaml"], workdir)
+    for rule in ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_authors", "train",
+                 "features", "evaluate", "aggregate", "report"):
+        assert f"rule {rule}:" in out, rule
+    shell = [line for line in out.splitlines() if line.startswith("Shell command: srlrfr")]
+    landmarks = [c for c in shell if c.startswith("Shell command: srlrfr landmarks")]
+    assert len(landmarks) == 2 and all('"landmark_check": "fail"' in c for c in landmarks)
+    assert any('"lfw": "authors"' in c for c in landmarks) and any('"celeba": "authors"' in c for c in landmarks)
+    assert any('"images": "in_the_wild"' in c for c in shell if "srlrfr ingest celeba" in c)
+    assert all('"fit": "cp2tform"' in c for c in shell if "srlrfr align" in c)
+    evaluate = [c for c in shell if "srlrfr evaluate" in c]
+    assert len(evaluate) == 19 and all('"flip": "authors"' in c for c in evaluate)  # (2 + 2 + 2) x 3 + hr
+    for method in ("bilinear_authors", "authors_edsr_lambda0", "authors_edsr_lambda0.5", "edsr_lambda0.5"):
+        assert any(f"--method {method} --resolution 7x6" in c for c in evaluate), method
+    train = [c for c in shell if "srlrfr train" in c]
+    assert len(train) == 2 and all('"n_blocks": 32' in c and '"iterations": 50000' in c for c in train)
+    assert "models/fnets/sphereface20.pt" in out and "data/aligned/lfw_sphereface_112x96" in out
+
+
 def test_table_filled_from_real_runs(snakemake_run: Path):
     cfg = params.load(snakemake_run / "params.yaml")
     geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)

@@ -185,17 +185,49 @@ def test_mixed_precision_runs(hr_images, tmp_path, amp):
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
 
 
-def test_training_from_disk_equals_in_memory(hr_images, tmp_path):
-    """The pyramid as the align and degrade steps store it (read by row) trains the same model."""
+def _stored(hr_images, tmp_path, status) -> tuple:
+    """An aligned + degraded folder pair as the align and degrade steps write them."""
+    import pandas as pd
+
     from srlrfr.steps.degrade import degrade
     from srlrfr.storage import write_npy
     aligned = tmp_path / "aligned"
     aligned.mkdir()
     with write_npy(aligned / "images.npy", hr_images.shape) as w:
         w.write(hr_images)
+    pd.DataFrame({"image_id": [f"{k:06d}.jpg" for k in range(len(hr_images))], "status": status,
+                  "landmark_ok": [s == "ok" for s in status]}).to_csv(aligned / "faces.csv", index=False)
     degrade(aligned, [2, 4, 8, 16], "cv2_bicubic", tmp_path / "degraded")
-    from_disk = run(PyramidData.open(aligned, tmp_path / "degraded"), tmp_path / "disk", iterations=3,
+    return aligned, tmp_path / "degraded"
+
+
+def test_training_from_disk_equals_in_memory(hr_images, tmp_path):
+    """The pyramid as the align and degrade steps store it (read by row) trains the same model."""
+    aligned, degraded = _stored(hr_images, tmp_path, ["ok"] * len(hr_images))
+    from_disk = run(PyramidData.open(aligned, degraded), tmp_path / "disk", iterations=3,
                     lam=0.0, fnet=None)
     in_memory = run(hr_images, tmp_path / "memory", iterations=3, lam=0.0, fnet=None)
     for va, vb in zip(load_srnet(from_disk)[0].state_dict().values(), load_srnet(in_memory)[0].state_dict().values()):
         assert torch.equal(va, vb)
+
+
+def test_images_without_a_face_never_enter_a_batch(hr_images, tmp_path, monkeypatch):
+    status = ["ok", "no_face", "ok", "ok", "unreadable", "not_listed"]
+    aligned, degraded = _stored(hr_images, tmp_path, status)
+    data = PyramidData.open(aligned, degraded)
+    assert data.usable.tolist() == [0, 2, 3] and data.dropped == 3
+    drawn = []
+    gather = PyramidData.gather
+    monkeypatch.setattr(PyramidData, "gather", lambda self, f, idx: drawn.append(np.array(idx)) or gather(self, f, idx))
+    model = run(data, tmp_path / "run", iterations=12, lam=0.5)  # 36 draws, identity target gathered too
+    rows = np.concatenate(drawn)
+    assert set(rows.tolist()) == {0, 2, 3}  # every usable face drawn, no other
+    assert load_srnet(model)[1]["meta"]["n_dropped"] == 3
+    # the same faces in memory, selected by row, train the same model
+    monkeypatch.setattr(PyramidData, "gather", gather)
+    same = run(PyramidData.from_images(hr_images, "cv2_bicubic", usable=[0, 2, 3]), tmp_path / "mem", iterations=12,
+               lam=0.5)
+    for va, vb in zip(load_srnet(model)[0].state_dict().values(), load_srnet(same)[0].state_dict().values()):
+        assert torch.equal(va, vb)
+    with pytest.raises(ValueError, match="none of the 6 training crops is usable"):
+        PyramidData.from_images(hr_images, "cv2_bicubic", usable=[])

@@ -55,7 +55,8 @@ def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_dir: st
 def _ingest(cfg: dict, out_dir: Path) -> None:
     from .fetch import resolve_celeba
     src = cfg["data"]["celeba"]
-    images_dir, identity_file = resolve_celeba(src["source"], Path(cfg["data"]["cache"]) / "celeba")
+    images_dir, identity_file = resolve_celeba(src["source"], Path(cfg["data"]["cache"]) / "celeba",
+                                               images=src["images"])
     ingest_celeba(images_dir, identity_file, out_dir, max_identities=src["max_identities"],
                   images_per_identity=src["images_per_identity"])
 

@@ -24,12 +24,16 @@ HINT_LFW = ("Set data.lfw.images in params.yaml to the path of an extracted LFW 
 HINT_PAIRS = "Set data.lfw.pairs in params.yaml to the path of a local pairs.txt."
 HINT_CELEBA = ("Set data.celeba.source in params.yaml to a local CelebA folder holding "
                "identity_CelebA.txt and an images folder (images/, img_celeba/ or img_align_celeba/).")
+HINT_LANDMARKS = ("Download the file from github.com/johnnysclai/SR_LRFR (folder data/) elsewhere and set "
+                  "align.landmarks.<dataset> in params.yaml to its path.")
 HINT_WEIGHTS = ("Download the files from github.com/johnnysclai/SR_LRFR (folder pretrained/) "
                 "elsewhere and set fnets.sphereface20.weights / evaluate.authors_weights in "
                 "params.yaml to the folder holding them.")
 LFW_IMAGE_FOLDERS = ("lfw", "lfw-deepfunneled", "lfw_funneled", "lfw-funneled", "images")
-CELEBA_IMAGE_FOLDERS = ("images", "img_celeba", "img_align_celeba")
 CELEBA_IDENTITY = "identity_CelebA.txt"
+# data.celeba.images -> CelebA's own folder name for that image set
+CELEBA_IMAGE_SETS = {"aligned": "img_align_celeba", "in_the_wild": "img_celeba"}
+AUTHORS = "authors"
 
 
 def _is_download(source: str | os.PathLike) -> bool:
@@ -162,27 +166,64 @@ def _first_existing(candidates: list[Path], is_dir: bool) -> Path | None:
     return None
 
 
-def resolve_celeba(source: str | os.PathLike, cache_dir: str | os.PathLike, *,
+def _celeba_wild_missing(cache_dir: Path) -> FileNotFoundError:
+    parts = "\n".join(f"  {name}  (https://drive.google.com/uc?id={drive_id})"
+                      for name, drive_id in sources.CELEBA_WILD_PARTS)
+    return FileNotFoundError(
+        "data.celeba.images is 'in_the_wild', which CelebA publishes only as a 14-part 7-Zip archive "
+        "without checksums, so srlrfr does not download it. Fetch by hand, from CelebA's Google Drive "
+        f"folder Img/img_celeba.7z/:\n{parts}\nthen run `7z x img_celeba.7z.001 -o{cache_dir}` so that "
+        f"{cache_dir / sources.CELEBA_WILD_FOLDER}/000001.jpg exists, or set data.celeba.source in "
+        f"params.yaml to a folder holding {CELEBA_IDENTITY} and img_celeba/.")
+
+
+def _celeba_images(roots: list[Path], images: str, origin: Path) -> Path:
+    """The folder of image set ``images`` under one of ``roots``; ``images/`` counts as either set."""
+    wanted = CELEBA_IMAGE_SETS[images]
+    found = _first_existing([r / n for r in roots for n in (wanted, "images")], True)
+    if found is not None:
+        return found
+    for other_set, other in CELEBA_IMAGE_SETS.items():
+        if other_set != images and _first_existing([r / other for r in roots], True) is not None:
+            raise FileNotFoundError(
+                f"{origin} holds {other}/ but not {wanted}/, and data.celeba.images is {images!r}. "
+                f"Set data.celeba.images: {other_set} to use {other}/, or add {wanted}/. {HINT_CELEBA}")
+    raise FileNotFoundError(f"no CelebA images folder in {origin}: expected {wanted}/ or images/ "
+                            f"(or under Img/). {HINT_CELEBA}")
+
+
+def resolve_celeba(source: str | os.PathLike, cache_dir: str | os.PathLike, *, images: str = "aligned",
                    progress: bool = True) -> tuple[Path, Path]:
     """(images folder, identity_CelebA.txt) from a local folder or a Google Drive download.
 
-    A local folder may be flat (identity_CelebA.txt beside images/, img_celeba/
-    or img_align_celeba/) or CelebA's own layout (Anno/ and Img/).  The
-    download takes the aligned images (img_align_celeba.zip), the only image
-    set CelebA publishes as a single file.
+    ``images`` picks the image set: "aligned" (img_align_celeba) or
+    "in_the_wild" (img_celeba, what the authors trained on). A local folder
+    may be flat (identity_CelebA.txt beside images/, img_celeba/ or
+    img_align_celeba/) or CelebA's own layout (Anno/ and Img/); a folder
+    called images/ is taken for either set. The download fetches the aligned
+    images (img_align_celeba.zip, the one image set CelebA publishes as a
+    single checksummed file); in_the_wild downloads the identity file and
+    expects img_celeba/ extracted by hand into ``cache_dir``.
     """
+    if images not in CELEBA_IMAGE_SETS:
+        raise ValueError(f"unknown CelebA image set {images!r}; expected one of {sorted(CELEBA_IMAGE_SETS)}")
     cache_dir = Path(cache_dir)
     if _is_download(source):
         identity = fetch_artefact((sources.CELEBA_IDENTITY,), cache_dir, hint=HINT_CELEBA,
                                   progress=progress)
+        if images == "in_the_wild":
+            folder = cache_dir / sources.CELEBA_WILD_FOLDER
+            if not folder.is_dir():
+                raise _celeba_wild_missing(cache_dir)
+            return folder, identity
         archive = fetch_artefact((sources.CELEBA_IMG_ALIGN_ZIP,), cache_dir, hint=HINT_CELEBA,
                                  progress=progress)
         root = extract(archive, cache_dir / _archive_stem(archive))
-        images = root / sources.CELEBA_ALIGNED_FOLDER
-        if not images.is_dir():
+        folder = root / sources.CELEBA_ALIGNED_FOLDER
+        if not folder.is_dir():
             raise FileNotFoundError(f"{archive} did not contain {sources.CELEBA_ALIGNED_FOLDER}/ "
                                     f"(extracted to {root})")
-        return images, identity
+        return folder, identity
     root = Path(source).expanduser()
     if not root.is_dir():
         raise FileNotFoundError(f"CelebA source {root} is not a folder (nor {DOWNLOAD!r}). "
@@ -191,13 +232,30 @@ def resolve_celeba(source: str | os.PathLike, cache_dir: str | os.PathLike, *,
     if identity is None:
         raise FileNotFoundError(f"no {CELEBA_IDENTITY} in {root} (nor in {root / 'Anno'}). "
                                 f"{HINT_CELEBA}")
-    folders = [root / n for n in CELEBA_IMAGE_FOLDERS] + [root / "Img" / n for n in
-                                                          CELEBA_IMAGE_FOLDERS]
-    images = _first_existing(folders, True)
-    if images is None:
-        raise FileNotFoundError(f"no CelebA images folder in {root}: expected one of "
-                                f"{', '.join(CELEBA_IMAGE_FOLDERS)} (or under Img/). {HINT_CELEBA}")
-    return images, identity
+    return _celeba_images([root, root / "Img"], images, root), identity
+
+
+# ---------------------------------------------------------------- landmark files
+
+def resolve_landmarks(source: str | os.PathLike, dataset: str, cache_dir: str | os.PathLike, *,
+                      progress: bool = True) -> tuple[Path, str]:
+    """(landmark file, its layout for read_landmark_file) for ``align.landmarks.<dataset>``.
+
+    ``"authors"`` fetches the authors' file for ``dataset`` into
+    ``cache_dir``, checked by its git blob id; a path is used as it is and its
+    layout is decided by its content.
+    """
+    if isinstance(source, str) and source == AUTHORS:
+        if dataset not in sources.AUTHORS_LANDMARKS:
+            raise ValueError(f"the authors published landmarks for {sorted(sources.AUTHORS_LANDMARKS)} only, "
+                             f"not for {dataset!r}; set align.landmarks.{dataset} to 'detect' or a file path")
+        art, layout = sources.AUTHORS_LANDMARKS[dataset]
+        return fetch_artefact((art,), Path(cache_dir), hint=HINT_LANDMARKS, progress=progress), layout
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"landmark file {path} (align.landmarks.{dataset}) does not exist; "
+                                f"expected 'detect', {AUTHORS!r} or the path of a landmark CSV")
+    return path, "auto"
 
 
 # ---------------------------------------------------------------- authors' weights

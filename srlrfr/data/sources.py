@@ -11,6 +11,13 @@ Sources of these facts:
 - Authors' weights: repository johnnysclai/SR_LRFR, branch master, folder
   pretrained/; git blob ids as recorded in METHOD.md.  The EDSR checkpoints
   are two-volume 7-Zip archives that unpack to ``<name>.pth``.
+- Authors' landmarks: the same repository, folder data/; git blob ids as
+  recorded in METHOD.md (LFW.csv: 2,966,174 bytes, 13,233 lines, checked here
+  against the repository's own copy).
+- CelebA in-the-wild images: img_celeba.7z.001 ... .014 on CelebA's Google
+  Drive; the file ids are the ones public CelebA download scripts agree on,
+  but no checksum of the parts is published, so srlrfr does not download
+  them (``CELEBA_WILD_PARTS`` only names them in the error message).
 """
 from __future__ import annotations
 
@@ -83,14 +90,22 @@ CELEBA_ATTR = _drive("list_attr_celeba.txt", "0B7EVK8r0v71pblRyaVFSWGxPY0U",
 CELEBA_PARTITION = _drive("list_eval_partition.txt", "0B7EVK8r0v71pY0NSMzRuSXJEVkk",
                           "d32c9cbf5e040fd4025c592c306e6668")
 CELEBA_ALIGNED_FOLDER = "img_align_celeba"  # top folder inside img_align_celeba.zip
+CELEBA_WILD_FOLDER = "img_celeba"           # top folder inside img_celeba.7z.001 ... .014
+CELEBA_WILD_PARTS: tuple[tuple[str, str], ...] = tuple(
+    (f"img_celeba.7z.{i:03d}", drive_id) for i, drive_id in enumerate((
+        "0B7EVK8r0v71pQy1YUGtHeUM2dUE", "0B7EVK8r0v71peFphOHpxODd5SjQ", "0B7EVK8r0v71pMk5FeXRlOXcxVVU",
+        "0B7EVK8r0v71peXc4WldxZGFUbk0", "0B7EVK8r0v71pMktaV1hjZUJhLWM", "0B7EVK8r0v71pbWFfbGRDOVZxOUU",
+        "0B7EVK8r0v71pQlZrOENSOUhkQ3c", "0B7EVK8r0v71pLVltX2F6dzVwT0E", "0B7EVK8r0v71pVlg5SmtLa1ZiU0k",
+        "0B7EVK8r0v71pa09rcFF4THRmSFU", "0B7EVK8r0v71pNU9BZVBEMF9KN28", "0B7EVK8r0v71pTVd3R2NpQ0FHaGM",
+        "0B7EVK8r0v71paXBad2lfSzlzSlk", "0B7EVK8r0v71pcTFwT1VFZzkzZk0"), 1))
 
 # ------------------------------------------------------------------ authors' weights
-_REPO_PATHS = ("https://github.com/johnnysclai/SR_LRFR/raw/master/pretrained/",
-               "https://raw.githubusercontent.com/johnnysclai/SR_LRFR/master/pretrained/")
+_REPO_PATHS = ("https://github.com/johnnysclai/SR_LRFR/raw/master/",
+               "https://raw.githubusercontent.com/johnnysclai/SR_LRFR/master/")
 
 
-def _github(filename: str, git_blob: str) -> Artefact:
-    return Artefact(filename, tuple(base + filename for base in _REPO_PATHS), filename,
+def _github(filename: str, git_blob: str, folder: str = "pretrained/") -> Artefact:
+    return Artefact(filename, tuple(base + folder + filename for base in _REPO_PATHS), filename,
                     git_blob=git_blob)
 
 
@@ -108,4 +123,14 @@ AUTHORS_WEIGHTS: dict[str, tuple[tuple[Artefact, ...], str]] = {
     "sface": ((SFACE_PTH,), "sface.pth"),
     "edsr_baseline": (EDSR_BASELINE_PARTS, "edsr_baseline.pth"),
     "edsr_lambda0.5": (EDSR_LAMBDA05_PARTS, "edsr_lambda0.5.pth"),
+}
+
+# ------------------------------------------------------------------ authors' landmarks
+LFW_LANDMARKS_AUTHORS = _github("LFW.csv", "989bbeefafca299e2a7ad5d0bc22ff84a7da9fea", "data/")
+CELEBA_LANDMARKS_AUTHORS = _github("celeba_clean_landmarks.csv", "3cdfaab9d33624feedf49f6ad787e5856fee61f1",
+                                   "data/")
+# dataset -> (the file, its layout for srlrfr.face.landmarks_io.read_landmark_file)
+AUTHORS_LANDMARKS: dict[str, tuple[Artefact, str]] = {
+    "lfw": (LFW_LANDMARKS_AUTHORS, "headerless"),
+    "celeba": (CELEBA_LANDMARKS_AUTHORS, "header"),
 }

@@ -1,10 +1,24 @@
-"""Landmark CSV: the table written by :func:`srlrfr.face.detect.detect_landmarks`,
-or a user-supplied one with just ``image_id`` and the ten coordinates.
+"""Landmark files: srlrfr's own CSV, or the authors' two positional CSVs.
 
-Columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
+:func:`read_landmark_file` reads any of the layouts in :data:`FORMATS`,
+chosen by content (``auto``) or declared:
+
+- ``srlrfr``: the table written by :func:`srlrfr.face.detect.detect_landmarks`,
+  or a user-supplied one with just ``image_id`` and the ten coordinates;
+- ``headerless``: ``<image>,x1,y1,...,x5,y5`` per line and no header, as the
+  authors' ``data/LFW.csv`` (image ``Person/Person_000N.jpg``, pixels of the
+  original ``lfw.tgz`` images);
+- ``header``: the same eleven positional fields after one header row, as the
+  authors' ``data/celeba_clean_landmarks.csv`` (image: an ``img_celeba`` file
+  name). The header's names are not used.
+
+The positional layouts list the points in srlrfr's order (left eye, right eye,
+nose, left mouth corner, right mouth corner).
+
+srlrfr's columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
 (left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
-source image), optional ``path``, ``status`` (ok | no_face | unreadable,
-default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
+source image), optional ``path``, ``status`` (ok | no_face | unreadable |
+not_listed, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
 not ok leave the numbers empty.
 """
 from __future__ import annotations
@@ -21,7 +35,8 @@ import pandas as pd
 LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
-STATUSES = ("ok", "no_face", "unreadable")
+# not_listed: a given landmark file (a training list) has no row for the image
+STATUSES = ("ok", "no_face", "unreadable", "not_listed")
 _NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 
 
@@ -95,6 +110,98 @@ def read_landmarks_csv(path: str | os.PathLike) -> pd.DataFrame:
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame[_NUMERIC] = frame[_NUMERIC].astype(np.float64)
     return frame
+
+
+FORMATS = ("srlrfr", "headerless", "header")
+POSITIONAL_FIELDS = 1 + len(LANDMARK_COLUMNS)
+_EXPECTED = (f"expected srlrfr's CSV (a header naming image_id, {', '.join(LANDMARK_COLUMNS)}) or "
+             f"{POSITIONAL_FIELDS} positional fields per line: the image, then x1,y1,...,x5,y5 "
+             "(the authors' LFW.csv has no header row, celeba_clean_landmarks.csv has one)")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def detect_format(path: str | os.PathLike) -> str:
+    """``srlrfr``, ``headerless`` or ``header``, from the first non-blank line."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"landmark file not found: {path}")
+    with open(path, newline="") as fh:
+        for lineno, fields in enumerate(csv.reader(fh), 1):
+            if not fields:
+                continue
+            names = [f.strip() for f in fields]
+            if "image_id" in names:
+                return "srlrfr"
+            if len(fields) == POSITIONAL_FIELDS:
+                # a header names its columns; one number among them means a data line with a bad value
+                return "header" if not any(_is_number(f) for f in fields[1:]) else "headerless"
+            raise LandmarkCSVError(f"{path}, line {lineno}: {len(fields)} fields; {_EXPECTED}")
+    raise LandmarkCSVError(f"{path}: empty file; {_EXPECTED}")
+
+
+def read_positional_csv(path: str | os.PathLike, *, header: bool) -> pd.DataFrame:
+    """The authors' layout (see module doc) as a :data:`COLUMNS` frame; errors name file, line, column."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"landmark file not found: {path}")
+    rows: list[dict] = []
+    first_line: dict[str, int] = {}
+    names = ["image", *LANDMARK_COLUMNS]
+    with open(path, newline="") as fh:
+        reader = csv.reader(fh)
+        skip_header = header
+        for fields in reader:
+            where = f"{path}, line {reader.line_num}"
+            if not fields:
+                continue
+            if len(fields) != POSITIONAL_FIELDS:
+                raise LandmarkCSVError(f"{where}: {len(fields)} fields, expected {POSITIONAL_FIELDS} "
+                                       "(the image, then x1,y1,...,x5,y5)")
+            if skip_header:
+                skip_header = False
+                if all(_is_number(f) for f in fields[1:]):
+                    raise LandmarkCSVError(f"{where}: expected a header row, found coordinates "
+                                           "(a file without header is the 'headerless' layout, like LFW.csv)")
+                continue
+            image_id = fields[0].strip()
+            if not image_id:
+                raise LandmarkCSVError(f"{where}, column 1 (image): empty")
+            if image_id in first_line:
+                raise LandmarkCSVError(f"{where}, column 1 (image): duplicate {image_id!r} "
+                                       f"(first on line {first_line[image_id]})")
+            first_line[image_id] = reader.line_num
+            row = {"image_id": image_id, "path": "", "status": "ok"}
+            for k, (name, text) in enumerate(zip(names[1:], fields[1:]), 2):
+                column = f"{where}, column {k} ({name})"
+                if not text.strip():
+                    raise LandmarkCSVError(f"{column}: empty (all ten coordinates are required)")
+                if not _is_number(text) or not math.isfinite(float(text)):
+                    raise LandmarkCSVError(f"{column}: {text!r} is not a finite number")
+                row[name] = float(text)
+            rows.append(row)
+    if not rows:
+        raise LandmarkCSVError(f"{path}: no landmark rows")
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame[_NUMERIC] = frame[_NUMERIC].astype(np.float64)
+    return frame
+
+
+def read_landmark_file(path: str | os.PathLike, fmt: str = "auto") -> pd.DataFrame:
+    """Any landmark file of :data:`FORMATS` (``auto``: decided by :func:`detect_format`) as a COLUMNS frame."""
+    if fmt == "auto":
+        fmt = detect_format(path)
+    if fmt == "srlrfr":
+        return read_landmarks_csv(path)
+    if fmt in ("headerless", "header"):
+        return read_positional_csv(path, header=fmt == "header")
+    raise ValueError(f"unknown landmark file format {fmt!r}; expected 'auto' or one of {list(FORMATS)}")
 
 
 def landmarks_array(df: pd.DataFrame, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:

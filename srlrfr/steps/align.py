@@ -4,7 +4,8 @@ Writes ``data/aligned/<dataset>_<geometry>/``: ``images.npy`` (uint8 RGB
 crops, streamed: memory stays one image whatever the dataset size) and
 ``faces.csv`` (image_id, status, landmark_ok, the five source points used).
 
-Images without landmarks (status not ok): ``no_face="center"`` aligns them
+The similarity is fitted as ``fit`` says (srlrfr.face.align.FITS; the
+paper's is ``cp2tform``). Images without landmarks (status not ok): ``no_face="center"`` aligns them
 with a fallback point set, the mean landmark position of this run's ok images
 in relative coordinates (x / width, y / height) scaled to the image's size;
 ``"exclude"`` writes a black placeholder. Either way ``landmark_ok`` is False
@@ -27,7 +28,8 @@ NO_FACE_POLICIES = ("center", "exclude")
 log = logging.getLogger(__name__)
 
 
-def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center") -> Path:
+def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center",
+          fit: str = "cp2tform") -> Path:
     from ..atomic import atomic_path, write_csv
     from ..face.align import align_face
     from ..face.detect import ImageReadError, read_rgb
@@ -67,7 +69,7 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
                     out.write(blank)
                     continue
                 used[k] = points[k]
-                out.write(align_face(img, points[k], geo)[None])
+                out.write(align_face(img, points[k], geo, fit)[None])
                 relative.append(points[k] / [img.shape[1], img.shape[0]])
 
             if no_face == "center":
@@ -81,7 +83,7 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
                     img = read(k) if status[k] != "unreadable" else None
                     if img is not None:
                         used[k] = mean_rel * [img.shape[1], img.shape[0]]
-                        out.write_at(k, align_face(img, used[k], geo)[None])
+                        out.write_at(k, align_face(img, used[k], geo, fit)[None])
         faces = pd.DataFrame({"image_id": [i for i, _ in items], "status": status, "landmark_ok": ok})
         faces[LANDMARK_COLUMNS] = used.reshape(len(items), 10).round(4)
         write_csv(tmp / FACES, faces)
@@ -99,4 +101,5 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    align(args.index, args.landmarks, args.geometry, args.out, no_face=cfg["align"]["no_face"])
+    align(args.index, args.landmarks, args.geometry, args.out, no_face=cfg["align"]["no_face"],
+          fit=cfg["align"]["fit"])

@@ -5,6 +5,12 @@ degraded, then brought back to the crop size by the method under test
 (METHOD.md; srlrfr.methods). Full-resolution features come from the
 ``features`` rule; only the distinct probe images are restored and embedded,
 in chunks, so memory stays flat whatever the number of pairs.
+
+A feature is concat(FNet(x), FNet(mirror)); ``flip`` (evaluate.flip) says
+what the mirror of a restored probe is: ``restored`` mirrors the restored
+face; ``authors`` restores the mirrored probe, as the authors' script does
+for SR methods. Their script mirrors interpolated (baseline) and undegraded
+faces after the fact, so both protocols are the same there.
 """
 from __future__ import annotations
 
@@ -27,6 +33,24 @@ def cosine_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.einsum("ij,ij->i", a, b)
 
 
+FLIPS = ("restored", "authors")
+
+
+def probe_features(fnet, method: str, probes: np.ndarray, restored: np.ndarray, *, flip: str = "restored",
+                   srnet=None, size_hw=None, batch_size: int = 128, device="cpu") -> np.ndarray:
+    """Flip-concatenated features of restored probes under protocol ``flip`` (module doc)."""
+    from ..methods import is_sr, restore
+    from ..models.fnet import extract_features
+    if flip not in FLIPS:
+        raise ValueError(f"evaluate.flip must be one of {FLIPS}, got {flip!r}")
+    if flip == "restored" or not is_sr(method) or probes.shape[1:3] == restored.shape[1:3]:
+        return extract_features(fnet, restored, batch_size=batch_size, device=device, progress=False)
+    mirrored = restore(method, np.ascontiguousarray(probes[:, :, ::-1]), size_hw or restored.shape[1:3],
+                       srnet=srnet, batch_size=batch_size, device=device)
+    return np.hstack([extract_features(fnet, im, batch_size=batch_size, device=device, flip=False, progress=False)
+                      for im in (restored, mirrored)])
+
+
 def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
     """The fixed, seeded set of pair indices shown in the restored-face grid."""
     rng = np.random.default_rng(seed)
@@ -36,14 +60,14 @@ def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
 def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor: int = 1, method: str,
              resolution: str, fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
              threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
-             device: str = "auto", examples: int = 6, seed: int = 0) -> dict:
+             device: str = "auto", examples: int = 6, seed: int = 0, flip: str = "restored") -> dict:
     """Score every pair for one configuration; write scores.csv, metrics.json and examples.npz."""
     from ..atomic import save_npz, write_csv, write_json
     from ..device import resolve_device
     from ..methods import restore
     from ..metrics.restoration import RestorationMeter
     from ..metrics.verification import threshold_grid, verification_report
-    from ..models.fnet import extract_features, load_fnet
+    from ..models.fnet import load_fnet
     from ..storage import CHUNK, AlignedSet, open_level
 
     out_dir = Path(out_dir)
@@ -87,8 +111,8 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
             stop = min(start + rows, len(right_rows))
             lr = level.take(right_rows[start:stop])
             restored = restore(method, lr, aligned.size, srnet=srnet, batch_size=batch_size, device=dev)
-            probe_feats[start:stop] = extract_features(fnet, restored, batch_size=batch_size, device=dev,
-                                                       progress=False)
+            probe_feats[start:stop] = probe_features(fnet, method, lr, restored, flip=flip, srnet=srnet,
+                                                     size_hw=aligned.size, batch_size=batch_size, device=dev)
             meter.update(restored, aligned.images.take(right_rows[start:stop]))
             for p in wanted.intersection(range(start, stop)):
                 shown[p] = (lr[p - start], restored[p - start])
@@ -104,7 +128,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
                                   used["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
                                   far_targets=tuple(far_targets))
-    metrics.update(method=method, resolution=resolution, fnet=fnet_name,
+    metrics.update(method=method, resolution=resolution, fnet=fnet_name, flip=flip,
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
                    n_probe_images=int(len(right_ids)))
     if restoration is not None:
@@ -139,4 +163,4 @@ def main(args, cfg) -> None:
              fnet_name=cfg["fnet"], fnet_weights=args.weights, srnet_path=args.srnet, out_dir=args.out_dir,
              no_face=cfg["align"]["no_face"], threshold_steps=e["threshold_steps"],
              far_targets=cfg["report"]["far_targets"], batch_size=e["batch_size"], device=e["device"],
-             examples=e["examples"], seed=e["seed"])
+             examples=e["examples"], seed=e["seed"], flip=e["flip"])

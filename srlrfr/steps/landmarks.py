@@ -1,6 +1,18 @@
-"""Rule landmarks: 5-point landmarks per indexed image (MTCNN, or a given CSV) + the no-face report."""
+"""Rule landmarks: 5-point landmarks per indexed image (MTCNN, or a given file) + the no-face report.
+
+A given file (``align.landmarks.<dataset>``: ``authors`` or a path) is read
+in any layout of srlrfr.face.landmarks_io. Its rows for images outside the
+index are ignored. An indexed image without a row fails the step for a
+verification set (its pairs need it); for a training set the file is the
+training list (the authors' CelebA list is their cleaned selection), so such
+images are recorded as ``not_listed`` and never reach training. A sample of
+the given points is then compared with MTCNN on the image files
+(srlrfr.face.landmark_check), so points published for another copy of the
+dataset (e.g. LFW.csv on deep-funneled LFW) are caught before alignment.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pandas as pd
@@ -10,24 +22,86 @@ from ..atomic import write_csv
 NAME = "landmarks"
 HELP = "detect (MTCNN) or import 5-point landmarks"
 
+log = logging.getLogger(__name__)
+# What a mismatch most likely means, per dataset.
+MISMATCH_HINTS = {
+    "lfw": ("The authors' LFW.csv belongs to the original lfw.tgz images; these look like another LFW "
+            "variant (funneled or deep-funneled). Point data.lfw.images at lfw.tgz (or 'download'), "
+            "or set align.landmarks.lfw: detect."),
+    "celeba": ("The authors' CelebA list is in pixels of the full-size in-the-wild images (img_celeba, "
+               "data.celeba.images: in_the_wild); resized or aligned copies do not fit it. "
+               "Use the original img_celeba files, or set align.landmarks.celeba: detect."),
+}
 
-def landmarks(index_csv, out_csv, report_csv, *, source: str = "detect", device: str = "auto",
+
+def _given(index: pd.DataFrame, table: pd.DataFrame, source: str, *, training: bool) -> pd.DataFrame:
+    """The file's rows in index order; unlisted images fail (verification) or are marked (training)."""
+    ids = index["image_id"].astype(str)
+    listed = set(table["image_id"])
+    extra = len(listed - set(ids))
+    if extra:
+        print(f"landmarks: {extra} row(s) of {source} name images outside this dataset's index (ignored)")
+    missing = [i for i in ids if i not in listed]
+    if len(missing) == len(ids):
+        raise ValueError(f"landmark file {source} has no row for any of the {len(ids)} indexed images "
+                         f"(e.g. {missing[:3]}); is it the file for this dataset?")
+    if missing and not training:
+        raise ValueError(f"landmark file {source} has no row for {len(missing)} indexed image(s) the pairs "
+                         f"use: {', '.join(missing[:10])}" + (" ..." if len(missing) > 10 else ""))
+    rows = table.drop_duplicates("image_id").set_index("image_id")
+    df = rows.reindex(ids).rename_axis("image_id").reset_index()
+    df["path"] = index["path"].to_numpy()
+    if missing:
+        df.loc[df["image_id"].isin(missing), "status"] = "not_listed"
+        print(f"landmarks: {len(missing)} indexed image(s) are not in {source}; recorded as not_listed "
+              f"and left out of training")
+    return df
+
+
+def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str = "fail", device: str = "cpu",
+                min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> None:
+    """Compare a sample of given points with MTCNN on the same files (srlrfr.face.landmark_check)."""
+    from ..face.landmark_check import ON_MISMATCH, LandmarkMismatch, compare_with_detection, sample_rows
+    from ..face.landmarks_io import LANDMARK_COLUMNS
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"align.landmark_check must be one of {ON_MISMATCH}, got {on_mismatch!r}")
+    if on_mismatch == "off":
+        return
+    ok = df[df["status"] == "ok"].reset_index(drop=True)
+    rows = sample_rows(len(ok))
+    points = ok.loc[rows, LANDMARK_COLUMNS].to_numpy(float).reshape(-1, 5, 2)
+    result = compare_with_detection(list(ok.loc[rows, "path"]), points, device=device,
+                                    min_face_size=min_face_size, thresholds=thresholds)
+    print(f"landmark check against MTCNN: {result.describe()}")
+    if not result.conclusive:
+        log.warning("landmark check of %s inconclusive: too few faces re-detected in the sample", source)
+    elif not result.agrees:
+        message = (f"the landmarks of {source} do not fit the {dataset} images on disk: {result.describe()}. "
+                   + MISMATCH_HINTS.get(dataset, "Were they made for another copy of these images?")
+                   + " (align.landmark_check: warn goes on anyway.)")
+        if on_mismatch == "fail":
+            raise LandmarkMismatch(message)
+        log.warning(message)
+
+
+def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str = "detect",
+              cache: str = "data/downloads", check: str = "fail", training: bool = False, device: str = "auto",
               batch_size: int = 16, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> pd.DataFrame:
+    """``source``: 'detect', 'authors' (their file for ``dataset``, fetched into ``cache``) or a file path."""
+    from ..device import resolve_device
     index = pd.read_csv(index_csv)
+    dev = str(resolve_device(device))
     if source == "detect":
-        from ..device import resolve_device
         from ..face.detect import detect_landmarks
-        dev = str(resolve_device(device))
         df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
                               batch_size=batch_size, min_face_size=min_face_size, thresholds=tuple(thresholds))
     else:
-        from ..face.landmarks_io import read_landmarks_csv
-        given = read_landmarks_csv(source)
-        missing = sorted(set(index["image_id"]) - set(given["image_id"]))
-        if missing:
-            raise ValueError(f"landmark CSV {source} has no row for {len(missing)} indexed image(s), "
-                             f"e.g. {missing[:3]}")
-        df = given.set_index("image_id").loc[index["image_id"]].reset_index()
+        from ..data.fetch import resolve_landmarks
+        from ..face.landmarks_io import read_landmark_file
+        path, layout = resolve_landmarks(source, dataset, Path(cache) / "authors")
+        df = _given(index, read_landmark_file(path, layout), str(path), training=training)
+        check_given(df, dataset, str(path), on_mismatch=check, device=dev, min_face_size=min_face_size,
+                    thresholds=thresholds)
         write_csv(out_csv, df)
     from ..face.detect import failures
     failed = failures(df)
@@ -46,6 +120,11 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
+    from ..catalog import load_all
+    from ..registry import DATASETS
+    load_all()
     a = cfg["align"]
-    landmarks(args.index, args.out, args.report, source=a["landmarks"][args.dataset], device=a["device"],
+    landmarks(args.index, args.out, args.report, dataset=args.dataset, source=a["landmarks"][args.dataset],
+              cache=cfg["data"]["cache"], check=a["landmark_check"],
+              training=DATASETS.get(args.dataset).role == "training", device=a["device"],
               batch_size=a["batch_size"], min_face_size=a["min_face_size"], thresholds=a["thresholds"])

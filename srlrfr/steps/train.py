@@ -20,8 +20,11 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
         if not fnet_weights:
             raise ValueError(f"lambda={lam} needs FNet weights (--weights)")
         fnet = load_fnet(cfg["fnet"], fnet_weights, device)
+    data = PyramidData.open(aligned_dir, degraded_dir)
+    print(f"train: {len(data.usable)} of {len(data)} training faces used; {data.dropped} dropped "
+          f"(no face or unreadable, see faces.csv in {aligned_dir})")
     model = train_srnet(
-        PyramidData.open(aligned_dir, degraded_dir), fnet=fnet, lam=lam, out_dir=out_dir,
+        data, fnet=fnet, lam=lam, out_dir=out_dir,
         srnet=srnet_spec(cfg), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
         device=str(device), stale_checkpoint="set_aside",  # a rerun with new params starts afresh
     )

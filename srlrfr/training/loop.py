@@ -77,7 +77,7 @@ def _run_config(srnet_type: str, kwargs: dict, kernel: str, lam: float, fnet, op
             "iterations": int(opts.iterations), "lr": float(opts.lr), "betas": [float(b) for b in opts.betas],
             "lr_step": int(opts.lr_step), "lr_gamma": float(opts.lr_gamma),
             "identity_upsample": opts.identity_upsample, "amp": opts.amp, "seed": int(opts.seed),
-            "data": {"n": len(data), "hw": list(data.size), "sha256": data.fingerprint()}}
+            "data": {"n": len(data), "usable": len(data.usable), "hw": list(data.size), "sha256": data.fingerprint()}}
 
 
 def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, lam: float,
@@ -131,7 +131,9 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
         start = int(state["step"])
         log.info("resuming %s from step %d", out_dir, start)
     losslog = ckpt.LossLog(out_dir / ckpt.LOG, resume_step=start)
-    sampler = BatchSampler(len(data), opt.batch_size, opt.seed)
+    log.info("training on %d of %d crops; %d dropped (no face or unreadable)", len(data.usable), len(data),
+             data.dropped)
+    sampler = BatchSampler(len(data.usable), opt.batch_size, opt.seed)  # positions in data.usable
     amp_dtype = AMP_DTYPES[opt.amp]
 
     def autocast() -> contextlib.AbstractContextManager:
@@ -139,7 +141,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
 
     def one_step(step: int) -> dict[str, Any]:
         k = int(np_rng.choice(SCALE_EXPONENTS))
-        idx = sampler.indices(step - 1)
+        idx = data.usable[sampler.indices(step - 1)]
         flip = (torch.rand(opt.batch_size, generator=torch_rng) < 0.5).to(dev)[:, None, None, None]
 
         def batch(factor: int) -> Tensor:
@@ -205,5 +207,6 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
             "fnet_weights": fnet.source if lam > 0 else None, "seed": int(opt.seed), "kernel": kernel,
             "batch_size": int(opt.batch_size), "lr": float(opt.lr), "lr_step": int(opt.lr_step),
             "lr_gamma": float(opt.lr_gamma), "identity_upsample": opt.identity_upsample, "amp": opt.amp,
-            "data_sha256": config["data"]["sha256"], "n_images": len(data), "trained_on": str(dev)}
+            "data_sha256": config["data"]["sha256"], "n_images": len(data), "n_dropped": data.dropped,
+            "trained_on": str(dev)}
     return save_srnet(out_dir / "model.pt", model, srnet_type, kwargs, channel_order="rgb", meta=meta)

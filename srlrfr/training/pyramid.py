@@ -39,9 +39,11 @@ class PyramidData:
     """Training crops at every level of PYRAMID_FACTORS, gathered by row.
 
     ``levels`` maps factor -> uint8 (N, H/f, W/f, 3) rows (NpyArray or InMemory).
+    ``usable``: the rows training may draw (default all); crops of images
+    without a face or unreadable are left out (``open`` reads faces.csv).
     """
 
-    def __init__(self, levels: dict):
+    def __init__(self, levels: dict, usable=None):
         missing = [f for f in PYRAMID_FACTORS if f not in levels]
         if missing:
             raise ValueError(f"pyramid lacks level {missing[0]} (needs {PYRAMID_FACTORS}); has {sorted(levels)}")
@@ -57,9 +59,14 @@ class PyramidData:
             if lv.dtype != np.uint8 or tuple(lv.shape) != (n, h // f, w // f, 3):
                 raise ValueError(f"pyramid level {f}: expected uint8 {(n, h // f, w // f, 3)}, "
                                  f"got {lv.dtype} {lv.shape}")
+        self.usable = np.arange(n) if usable is None else np.unique(np.asarray(usable, dtype=np.int64))
+        if len(self.usable) == 0:
+            raise ValueError(f"none of the {n} training crops is usable (every image lacks a face or is unreadable)")
+        if self.usable[0] < 0 or self.usable[-1] >= n:
+            raise ValueError(f"usable rows must lie in [0, {n}), got {self.usable[0]}..{self.usable[-1]}")
 
     @classmethod
-    def from_images(cls, hr: np.ndarray, kernel: str) -> "PyramidData":
+    def from_images(cls, hr: np.ndarray, kernel: str, usable=None) -> "PyramidData":
         """Build every level in memory from uint8 crops (tests, small runs)."""
         if not isinstance(hr, np.ndarray) or hr.dtype != np.uint8 or hr.ndim != 4 or hr.shape[-1] != 3:
             raise ValueError("hr_images must be a uint8 array (N, H, W, 3) of aligned RGB crops, got "
@@ -67,16 +74,22 @@ class PyramidData:
         if len(hr) == 0 or hr.shape[1] % 16 or hr.shape[2] % 16:
             raise ValueError(f"need >= 1 crop with H and W divisible by 16 (for the 1/16 level), got {hr.shape}")
         from ..degradation import downsample
-        return cls({f: InMemory(hr if f == 1 else downsample(hr, f, kernel)) for f in PYRAMID_FACTORS})
+        return cls({f: InMemory(hr if f == 1 else downsample(hr, f, kernel)) for f in PYRAMID_FACTORS}, usable)
 
     @classmethod
     def open(cls, aligned_dir: str | Path, degraded_dir: str | Path) -> "PyramidData":
-        """The levels written by the align and degrade steps, read by row from disk."""
-        from ..storage import open_level
-        return cls({f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS})
+        """The levels written by the align and degrade steps, read by row from disk; usable = landmark_ok."""
+        from ..storage import AlignedSet, open_level
+        usable = np.flatnonzero(AlignedSet(aligned_dir).ok)
+        return cls({f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS}, usable)
 
     def __len__(self) -> int:
         return len(self.levels[1])
+
+    @property
+    def dropped(self) -> int:
+        """Crops training never draws (no face, unreadable)."""
+        return len(self) - len(self.usable)
 
     @property
     def size(self) -> tuple[int, int]:
@@ -92,6 +105,8 @@ class PyramidData:
         rows = np.linspace(0, len(hr) - 1, num=min(len(hr), max_samples)).astype(int)
         for img in hr.take(rows):
             h.update(np.ascontiguousarray(img).tobytes())
+        if self.dropped:  # which rows are drawn is part of the data
+            h.update(self.usable.tobytes())
         return h.hexdigest()
 
 

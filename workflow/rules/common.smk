@@ -88,6 +88,8 @@ def ingest_settings(wildcards):
 def landmark_settings(wildcards):
     return settings(
         f"align.landmarks.{wildcards.dataset}",
+        "align.landmark_check",
+        "data.cache",
         "align.min_face_size",
         "align.thresholds",
         "align.batch_size",
