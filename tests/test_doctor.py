@@ -28,6 +28,7 @@ from srlrfr.doctor.inputs import (
     Plan,
     celeba_selection,
     check_celeba,
+    check_landmarks,
     check_lfw,
     check_weights,
     mtcnn_weights_dir,
@@ -330,6 +331,14 @@ def test_cli_doctor_passes_on_local_sources_and_fails_naming_the_key(tmp_path, m
 def config_yaml(cfg: dict) -> str:
     import yaml
     return yaml.safe_dump(cfg)
+
+
+def test_authors_landmark_files_are_planned_downloads(tmp_path):
+    cfg, plan = local_params(tmp_path, align={"landmarks": {"lfw": "authors"}}), Plan()
+    checks = check_landmarks(cfg, tmp_path, ("lfw",), plan)
+    assert [(c.name, c.status) for c in checks] == [("align.landmarks.lfw", INFO)]
+    assert [d.dest.name for d in plan.downloads] == ["LFW.csv"]
+    assert plan.downloads[0].dest.parent == tmp_path / "cache" / "authors"
 
 
 def test_preflight_prints_only_problems_and_stops_the_run(tmp_path):

@@ -66,7 +66,7 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool
     checks += check_lfw(cfg, root, plan) if wants("ingest:lfw") else []
     checks += check_celeba(cfg, root, plan) if wants("ingest:celeba") else []
     checks += check_weights(cfg, root, plan, fnet=wants("fnet_weights"), authors=wants("import_authors"))
-    checks += check_landmarks(cfg, root, [ds for ds in ("lfw", "celeba") if wants(f"landmarks:{ds}")])
+    checks += check_landmarks(cfg, root, [ds for ds in ("lfw", "celeba") if wants(f"landmarks:{ds}")], plan)
     if network:
         checks += check_network(plan.downloads, probe, timeout)
     elif plan.downloads:

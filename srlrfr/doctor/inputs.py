@@ -261,12 +261,22 @@ def mtcnn_weights_dir() -> Path:
     return Path(list(spec.submodule_search_locations)[0]) / "assets" / "weights"
 
 
-def check_landmarks(cfg: dict, root: Path, datasets=("lfw", "celeba")) -> list[Check]:
+# data/LFW.csv's size is known (METHOD.md); the CelebA list's is estimated (~60 bytes a line)
+AUTHORS_LANDMARK_BYTES = {"lfw": 2_966_174, "celeba": 12 * 2**20}
+
+
+def check_landmarks(cfg: dict, root: Path, datasets=("lfw", "celeba"), plan: Plan | None = None) -> list[Check]:
+    from ..data import fetch, sources
     out, detect = [], False
+    cache = params_path(root, cfg["data"]["cache"]) / "authors"  # as the landmarks step
     for ds in datasets:
         src, key = cfg["align"]["landmarks"][ds], f"align.landmarks.{ds}"
         if src == "detect":
             detect = True
+        elif src == fetch.AUTHORS:
+            art = sources.AUTHORS_LANDMARKS[ds][0]
+            out.append(_want(plan or Plan(), key, (art,), cache, AUTHORS_LANDMARK_BYTES[ds], f"authors' {ds} landmarks",
+                             fetch.HINT_LANDMARKS))
         elif not params_path(root, src).is_file():
             out.append(Check("data", key, FAIL, f"landmark CSV {params_path(root, src)} does not exist",
                              fix=f"set {key}: detect, or the path of a landmark CSV"))
