@@ -96,3 +96,17 @@ def test_srnet_is_configured_basicsr_style():
         config.validate({"train": {"srnet": {"type": "srcnn9"}}})
     with pytest.raises(config.ConfigError, match=r"train.srnet.name"):
         config.validate({"train": {"srnet": {"type": "edsr", "name": "My Net"}}})
+
+
+def test_srnet_list_entries_are_checked_and_named_uniquely():
+    cfg = config.validate({"train": {"srnet": [{"type": "edsr", "n_feats": 8}, {"type": "edsr", "name": "wide"}]}})
+    assert config.srnet_names(cfg) == ["edsr", "wide"] and config.srnet_entry(cfg, "wide")["n_feats"] == 256
+    assert config.srnet_names(config.validate({})) == ["edsr"]  # the single-mapping form
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet.1': SRNet name 'edsr' is also entry 0"):
+        config.validate({"train": {"srnet": [{"type": "edsr"}, {"type": "edsr", "n_blocks": 2}]}})
+    with pytest.raises(config.ConfigError, match=r"unknown key 'train.srnet.0.width' for srnet type 'edsr'"):
+        config.validate({"train": {"srnet": [{"type": "edsr", "width": 2}]}})
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet'"):
+        config.validate({"train": {"srnet": []}})
+    with pytest.raises(config.ConfigError, match=r"no SRNet named 'imdn' \(configured: edsr, wide\)"):
+        config.srnet_entry(cfg, "imdn")
