@@ -176,6 +176,7 @@ def test_protocols_preset_realistic_degradation_and_two_srnets(protocols_run):
         assert set(metrics["acc"][r]) == {"bicubic", "bilinear_authors", "edsr", "imdn"}, r
     wide = pd.read_csv(work / "results" / "plots" / "accuracy.csv")
     assert {"edsr", "imdn"} <= set(wide.columns) and len(wide) == len(lowres)
+    assert "blur_down_jpeg" in (work / "results" / "paper_comparison.md").read_text()  # not the paper's probes
 
 
 def test_dvc_repro_and_experiments(snakemake_run: Path):

@@ -10,7 +10,7 @@ from ..atomic import write_csv
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..report.html import write_report
-from ..report.paper import PAPER_NOTE, compare_to_paper
+from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
 from ..report.tables import long_table, metric_name, resolution_order
 
@@ -93,7 +93,7 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
     tables = {
         "LFW verification accuracy (%)": table,
         "Per-fold accuracy (%)": folds.reset_index(),
-        "Comparison with the published table": _comparison(long),
+        "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
         "All metrics": summary,
     }
