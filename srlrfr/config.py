@@ -29,7 +29,7 @@ def load_schema() -> dict:
     """
     from .catalog import load_all
     from .methods import AUTHORS_CHECKPOINTS
-    from .registry import BASELINES, DATASETS, FNETS, RESIZE_KERNELS, SRNETS
+    from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, RESIZE_KERNELS, SRNETS
     load_all()
     schema = yaml.safe_load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text())
     props = schema["properties"]
@@ -40,7 +40,9 @@ def load_schema() -> dict:
                                           "description": FNETS.get(name).weights}}}
         for name in FNETS.keys()}
     props["degrade"]["properties"]["kernel"]["enum"] = RESIZE_KERNELS.keys()
-    props["train"]["properties"]["srnet"]["properties"]["type"]["enum"] = SRNETS.keys()
+    props["degrade"]["properties"]["model"]["properties"]["type"]["enum"] = DEGRADATIONS.keys()
+    srnet = props["train"]["properties"]["srnet"]
+    srnet["properties"]["type"]["enum"] = srnet["items"]["properties"]["type"]["enum"] = SRNETS.keys()
     evaluate = props["evaluate"]["properties"]
     evaluate["baselines"]["items"]["enum"] = BASELINES.keys()
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
@@ -106,24 +108,57 @@ def validate(config: dict | None) -> dict:
     return cfg
 
 
-def _fill_srnet(cfg: dict) -> None:
-    """``train.srnet`` BasicSR-style: ``type`` names a registered SRNet, the other keys are
-    its kwargs, checked against (and completed from) the spec's defaults."""
-    from .registry import SRNETS
-    srnet = cfg["train"]["srnet"]
-    spec = SRNETS.get(srnet["type"])
-    unknown = sorted(set(srnet) - set(spec.defaults) - {"type", "name"})
+def fill_typed(node: Any, registry, key: str, extra: tuple[str, ...] = ()):
+    """A BasicSR-style entry ``{type: <name>, **kwargs}``: ``type`` names an entry of ``registry``
+    (a spec with ``defaults`` and optionally ``check``); the other keys are its kwargs, checked
+    against and completed from its defaults (in place). Returns the spec. Errors name ``key``."""
+    if not isinstance(node, dict) or "type" not in node:
+        raise ConfigError(f"key '{key}': expected a mapping with a 'type' ({', '.join(registry.keys())}), "
+                          f"got {node!r}")
+    try:
+        spec = registry.get(node["type"])
+    except KeyError as exc:
+        raise ConfigError(f"key '{key}.type': {exc.args[0]}") from None
+    unknown = sorted(set(node) - set(spec.defaults) - {"type", *extra})
     if unknown:
-        raise ConfigError(f"unknown key 'train.srnet.{unknown[0]}' for srnet type {srnet['type']!r} "
-                          f"(allowed here: {', '.join(['name', 'type', *sorted(spec.defaults)])})")
-    if not re.fullmatch(r"[a-z0-9_]+", str(srnet.get("name", srnet["type"]))):
-        raise ConfigError(f"key 'train.srnet.name': {srnet['name']!r} must be lower-case letters, digits "
-                          f"and '_' (it names the model folder and the table's rows)")
-    for key, default in spec.defaults.items():
-        srnet.setdefault(key, copy.deepcopy(default))
-        if type(srnet[key]) is not type(default) and not (isinstance(default, float) and isinstance(srnet[key], int)):
-            raise ConfigError(f"key 'train.srnet.{key}': {srnet[key]!r} is not a {type(default).__name__} "
-                              f"(the default of {srnet['type']} is {default!r})")
+        raise ConfigError(f"unknown key '{key}.{unknown[0]}' for {registry.kind} type {node['type']!r} "
+                          f"(allowed here: {', '.join(sorted(['type', *extra, *spec.defaults]))})")
+    for name, default in spec.defaults.items():
+        node.setdefault(name, copy.deepcopy(default))
+        value = node[name]
+        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
+            raise ConfigError(f"key '{key}.{name}': {value!r} is not a {type(default).__name__} "
+                              f"(the default of {node['type']} is {default!r})")
+    problems = getattr(spec, "check", lambda params: {})(node)
+    if problems:
+        name, problem = next(iter(problems.items()))
+        raise ConfigError(f"key '{key}.{name}': {problem}")
+    return spec
+
+
+def srnet_entries(cfg: dict) -> list[dict]:
+    """``train.srnet`` as a list: one SRNet spec, or several trained side by side."""
+    srnet = cfg["train"]["srnet"]
+    return srnet if isinstance(srnet, list) else [srnet]
+
+
+def _fill_srnet(cfg: dict) -> None:
+    """Each ``train.srnet`` entry BasicSR-style (see fill_typed), plus an optional ``name`` that
+    renames its rows; names are unique, since they name the model folders and the table's rows."""
+    from .registry import SRNETS
+    entries, several = srnet_entries(cfg), isinstance(cfg["train"]["srnet"], list)
+    seen: dict[str, int] = {}
+    for i, entry in enumerate(entries):
+        key = f"train.srnet.{i}" if several else "train.srnet"
+        fill_typed(entry, SRNETS, key, extra=("name",))
+        name = entry.get("name", entry["type"])
+        if not isinstance(name, str) or not re.fullmatch(r"[a-z0-9_]+", name):
+            raise ConfigError(f"key '{key}.name': {name!r} must be lower-case letters, digits "
+                              f"and '_' (it names the model folder and the table's rows)")
+        if name in seen:
+            raise ConfigError(f"key '{key}': SRNet name {name!r} is also entry {seen[name]}; give each "
+                              f"entry of train.srnet a distinct 'name'")
+        seen[name] = i
 
 
 def _check_lambdas(cfg: dict) -> None:
@@ -139,11 +174,14 @@ def _check_lambdas(cfg: dict) -> None:
 
 
 def _check_semantics(cfg: dict) -> None:
-    """Checks JSON schema cannot express: SRNet kwargs, lambdas, landmarks vs images, crop divisibility."""
+    """Checks JSON schema cannot express: SRNet and degradation kwargs, lambdas, landmarks vs images,
+    crop divisibility."""
+    from .degradation.models import resolve
     from .registry import FNETS, GEOMETRIES, SRNETS
     from .training.pyramid import PYRAMID_FACTORS
 
     _fill_srnet(cfg)
+    resolve(cfg["degrade"]["model"], "degrade.model")
     _check_lambdas(cfg)
     if cfg["align"]["landmarks"].get("celeba") == "authors" and cfg["data"]["celeba"]["images"] != "in_the_wild":
         raise ConfigError("key 'align.landmarks.celeba': the authors' CelebA landmarks are pixels of the "
@@ -154,7 +192,7 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"key 'degrade.factors': factor {factor} does not divide the {geometry.height}x{geometry.width} "
                 f"crop of fnet {cfg['fnet']!r} (geometry {geometry.name})")
-    scale = SRNETS.get(cfg["train"]["srnet"]["type"]).scale
+    scale = SRNETS.get(srnet_entries(cfg)[0]["type"]).scale
     for factor in PYRAMID_FACTORS:
         if geometry.height % factor or geometry.width % factor:
             raise ConfigError(
@@ -188,6 +226,14 @@ def trained_lambdas(cfg: dict) -> list[str]:
     return [lambda_tag(v) for v in sorted(values)]
 
 
-def srnet_name(cfg: dict) -> str:
-    """The SRNet's name in method names (``train.srnet.name``, default its type)."""
-    return cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"])
+def srnet_names(cfg: dict) -> list[str]:
+    """The SRNets' names in method names (each entry's ``name``, default its type), in config order."""
+    return [e.get("name", e["type"]) for e in srnet_entries(cfg)]
+
+
+def srnet_entry(cfg: dict, name: str) -> dict:
+    """The ``train.srnet`` entry called ``name``."""
+    for entry in srnet_entries(cfg):
+        if entry.get("name", entry["type"]) == name:
+            return entry
+    raise ConfigError(f"key 'train.srnet': no SRNet named {name!r} (configured: {', '.join(srnet_names(cfg))})")

@@ -65,7 +65,8 @@ WHOLE = {"align.landmarks", "fnets"}
 def _settings_keys(shellcmd: str, cfg: dict) -> set[str]:
     """Config keys a job received via ``--settings '<json>'``, as dotted paths.
 
-    A section passed complete is named as the section; a partial one by its keys.
+    A section passed complete is named as the section; a partial one by its keys (a mapping
+    passed for what params hold as a list, one train.srnet entry, by the list's key).
     """
     tokens = shlex.split(shellcmd) if shellcmd else []
     keys: set[str] = set()
@@ -73,7 +74,7 @@ def _settings_keys(shellcmd: str, cfg: dict) -> set[str]:
     def walk(doc: dict, full: dict, prefix: str) -> None:
         for k, v in doc.items():
             path = f"{prefix}{k}"
-            if isinstance(v, dict) and path not in WHOLE and v != full.get(k):
+            if isinstance(v, dict) and isinstance(full.get(k), dict) and path not in WHOLE and v != full.get(k):
                 walk(v, full.get(k, {}), path + ".")
             else:
                 keys.add(path)

@@ -1,8 +1,8 @@
 """Small name -> object registries (BasicSR style): the one source of every name.
 
-A new FNet, SRNet, resize kernel, baseline or dataset is one module that
-registers itself plus one import line in its catalog (``srlrfr.models.catalog``,
-``srlrfr.data.catalog``). The params schema's enums, the CLI's choices and the
+A new FNet, SRNet, resize kernel, degradation, baseline or dataset is one module
+that registers itself plus one import line in its catalog (``srlrfr.models.catalog``,
+``srlrfr.data.catalog``, ``srlrfr.degradation``). The params schema's enums, the CLI's choices and the
 Snakemake rules all read the names from here (``srlrfr.catalog.load_all``).
 """
 from __future__ import annotations
@@ -48,6 +48,8 @@ class Registry:
 FNETS = Registry("fnet")
 SRNETS = Registry("srnet")
 RESIZE_KERNELS = Registry("resize kernel")
+DEGRADATION_OPS = Registry("degradation op")
+DEGRADATIONS = Registry("degradation model")
 GEOMETRIES = Registry("face geometry")
 DATASETS = Registry("dataset")
 BASELINES = Registry("baseline")

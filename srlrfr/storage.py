@@ -13,7 +13,9 @@ Folder layouts (each a DVC directory output):
   stored once) and ``faces.csv`` (image_id, status, landmark_ok and the five
   source points used, one row per image in ``images.npy`` order);
 - ``data/degraded/<dataset>_<geometry>/``: ``x<f>.npy`` per downsampling factor
-  and ``levels.json`` (factors, kernel, image count).
+  (the plain downsample), ``x<f>_lq.npy`` per input factor when the degradation
+  model is not plain (the degraded level: probes, SR inputs), and ``levels.json``
+  (factors, kernel, image count, the degradation and each input level's file).
 """
 from __future__ import annotations
 
@@ -37,8 +39,8 @@ class StorageError(ValueError):
     """An image array on disk is missing, truncated or not what the step expects."""
 
 
-def level_name(factor: int) -> str:
-    return f"x{int(factor)}.npy"
+def level_name(factor: int, degraded: bool = False) -> str:
+    return f"x{int(factor)}{'_lq' if degraded else ''}.npy"
 
 
 class NpyWriter:
@@ -189,8 +191,9 @@ def read_levels_manifest(folder: str | os.PathLike) -> dict:
 
 
 def open_level(aligned_dir: str | os.PathLike, degraded_dir: str | os.PathLike | None,
-               factor: int) -> NpyArray:
-    """The crops downsampled by ``factor``; factor 1 is the aligned crops themselves."""
+               factor: int, clean: bool = False) -> NpyArray:
+    """The crops at 1/``factor``: the degraded level (probes, SR inputs), or with ``clean`` the plain
+    downsample (pixel targets); the same file under a plain model. Factor 1 is the aligned crops."""
     if factor == 1:
         return NpyArray(Path(aligned_dir) / IMAGES)
     if degraded_dir is None:
@@ -198,7 +201,13 @@ def open_level(aligned_dir: str | os.PathLike, degraded_dir: str | os.PathLike |
     manifest = read_levels_manifest(degraded_dir)
     if factor not in manifest["factors"]:
         raise StorageError(f"{degraded_dir} has no x{factor} level (has x{', x'.join(map(str, manifest['factors']))})")
-    return NpyArray(Path(degraded_dir) / level_name(factor))
+    if clean:
+        return NpyArray(Path(degraded_dir) / level_name(factor))
+    inputs = manifest.get("inputs", {str(f): level_name(f) for f in manifest["factors"]})  # older folders: plain
+    if str(factor) not in inputs:
+        raise StorageError(f"{degraded_dir} has no degraded x{factor} level (only the clean one; degraded: "
+                           f"x{', x'.join(sorted(inputs, key=int))}); rerun its degrade step")
+    return NpyArray(Path(degraded_dir) / inputs[str(factor)])
 
 
 class AlignedSet:

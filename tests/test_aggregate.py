@@ -38,3 +38,21 @@ def test_table_and_metrics(tmp_path):
     assert len(folds) == 2 * len(files)
     first = folds[(folds["method"] == "bicubic") & (folds["resolution"] == "7x6")]
     assert first["accuracy"].tolist() == [59.0, 61.0] and first["threshold"].tolist() == [0.25, 0.5]
+
+
+def test_two_srnets_and_a_degradation(tmp_path):
+    """Each SRNet trained with the experiment's lambda is a metric under its own name; under a
+    degradation model the paper (plain probes) is not compared cell by cell."""
+    from srlrfr.steps.aggregate import aggregate
+    files = [write_metrics(tmp_path, "hr", "112x96", 99.0)]
+    for i, method in enumerate(["bicubic", "edsr_lambda0", "edsr_lambda0.5", "imdn_lambda0", "imdn_lambda0.5"]):
+        files.append(write_metrics(tmp_path, method, "7x6", 60.0 + i))
+    table = aggregate(files, tmp_path / "plain", lam=0.5)
+    assert set(table["method"]) == {"bicubic", "edsr_lambda0", "edsr_lambda0.5", "imdn_lambda0", "imdn_lambda0.5"}
+    metrics = json.loads((tmp_path / "plain" / "metrics.json").read_text())
+    assert metrics["acc"]["7x6"] == {"bicubic": 60.0, "edsr": 62.0, "imdn": 64.0}
+    assert "| sphereface20 | edsr_lambda0.5 | 7x6 |" in (tmp_path / "plain" / "paper_comparison.md").read_text()
+    aggregate(files, tmp_path / "jpeg", lam=0.5, degradation={"type": "down_jpeg", "quality": 40})
+    note = (tmp_path / "jpeg" / "paper_comparison.md").read_text()
+    assert "'down_jpeg' (quality 40)" in note and "|" not in note
+    assert json.loads((tmp_path / "jpeg" / "metrics.json").read_text()) == metrics  # same names, same cells

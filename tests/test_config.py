@@ -116,3 +116,17 @@ def test_authors_preset_selects_every_authors_choice(repo_root: Path):
     t = cfg["train"]
     assert (t["srnet"]["n_blocks"], t["srnet"]["n_feats"], t["batch_size"], t["iterations"], t["lr"],
             t["lr_step"], t["lr_gamma"]) == (32, 256, 64, 50000, 1e-4, 25000, 0.5)
+
+
+def test_srnet_list_entries_are_checked_and_named_uniquely():
+    cfg = config.validate({"train": {"srnet": [{"type": "edsr", "n_feats": 8}, {"type": "edsr", "name": "wide"}]}})
+    assert config.srnet_names(cfg) == ["edsr", "wide"] and config.srnet_entry(cfg, "wide")["n_feats"] == 256
+    assert config.srnet_names(config.validate({})) == ["edsr"]  # the single-mapping form
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet.1': SRNet name 'edsr' is also entry 0"):
+        config.validate({"train": {"srnet": [{"type": "edsr"}, {"type": "edsr", "n_blocks": 2}]}})
+    with pytest.raises(config.ConfigError, match=r"unknown key 'train.srnet.0.width' for srnet type 'edsr'"):
+        config.validate({"train": {"srnet": [{"type": "edsr", "width": 2}]}})
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet'"):
+        config.validate({"train": {"srnet": []}})
+    with pytest.raises(config.ConfigError, match=r"no SRNet named 'imdn' \(configured: edsr, wide\)"):
+        config.srnet_entry(cfg, "imdn")

@@ -4,16 +4,19 @@ In a copy of the repository, a toy FNet and a toy SRNet are added exactly as
 the README says (a module under srlrfr/models/fnets|srnets and its import in
 srlrfr/models/catalog.py); then params select them by name and the real DAG
 plans with them, and the FNet's own weight preparation runs through its rule.
+A list of SRNets trains each of them, and dvc.yaml follows.
 """
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 BIN = Path(sys.executable).parent
@@ -73,8 +76,10 @@ def _run(cmd, cwd, env):
     return out.stdout
 
 
-def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(tmp_path, repo_root):
-    work = tmp_path / "repo"
+@pytest.fixture(scope="module")
+def toy_repo(tmp_path_factory, repo_root):
+    """A copy of the repository with a toy FNet and SRNet added as the README says."""
+    work = tmp_path_factory.mktemp("extending") / "repo"
     files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=repo_root,
                            capture_output=True, check=True).stdout.decode().split("\0")
     for rel in filter(None, files):
@@ -86,12 +91,21 @@ def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(tmp_path, repo_root)
     catalog = work / "srlrfr/models/catalog.py"
     catalog.write_text(catalog.read_text() + "from .fnets import toy as toy_fnet  # noqa: F401,E402\n"
                        "from .srnets import toy as toy_srnet  # noqa: F401,E402\n")
+    env = dict(os.environ, PYTHONPATH=str(work), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+    return work, env
+
+
+def _params(work: Path, srnet) -> None:
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["fnet"] = "toy_fnet"
-    params["train"]["srnet"] = {"type": "toy_sr", "width": 4}
+    params["train"]["srnet"] = srnet
     params["fnets"]["toy_fnet"] = {"weights": "random"}
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = dict(os.environ, PYTHONPATH=str(work), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
+
+
+def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(toy_repo):
+    work, env = toy_repo
+    _params(work, {"type": "toy_sr", "width": 4})
 
     printed = yaml.safe_load(_run([BIN / "srlrfr", "config", "--print"], work, env))
     assert printed["train"]["srnet"] == {"type": "toy_sr", "width": 4}
@@ -104,3 +118,25 @@ def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(tmp_path, repo_root)
     _run([BIN / "snakemake", "--cores", "1", "models/fnets/toy_fnet.pt"], work, env)
     provenance = json.loads((work / "models/fnets/toy_fnet.source.json").read_text())
     assert provenance["fnet"] == "toy_fnet" and provenance["source"] == "random init"
+
+
+def test_a_list_of_srnets_trains_each_for_every_lambda(toy_repo):
+    """Both SRNets get a model per lambda and rows in the table; each train job is passed only
+    its own SRNet (adding one never reruns another); dvc.yaml plots both."""
+    work, env = toy_repo
+    _params(work, [{"type": "toy_sr", "width": 4}, {"type": "edsr", "name": "edsr_small", "n_blocks": 1}])
+    plan = _run([BIN / "snakemake", "-n", "--forceall", "--printshellcmds", "all"], work, env)
+    for method in ("toy_sr_lambda0", "toy_sr_lambda0.5", "edsr_small_lambda0", "edsr_small_lambda0.5"):
+        assert f"models/srnets/toy_fnet/{method}/model.pt" in plan, method
+        assert f"results/eval/toy_fnet/{method}/7x6/metrics.json" in plan, method
+    train_cmds = [line.removeprefix("Shell command: ") for line in plan.splitlines()
+                  if line.startswith("Shell command: srlrfr train ")]
+    assert len(train_cmds) == 4
+    for cmd in train_cmds:
+        tokens = shlex.split(cmd)
+        srnet = json.loads(tokens[tokens.index("--settings") + 1])["train"]["srnet"]
+        assert srnet["type"] == {"toy_sr": "toy_sr", "edsr_small": "edsr"}[tokens[tokens.index("--srnet") + 1]]
+    _run([BIN / "srlrfr", "dvc-yaml"], work, env)
+    dvc = yaml.safe_load((work / "dvc.yaml").read_text())
+    assert "train.srnet" in dvc["stages"]["train"]["params"]
+    assert dvc["plots"][0]["results/plots/accuracy.csv"]["y"][-2:] == ["toy_sr", "edsr_small"]

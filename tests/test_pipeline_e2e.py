@@ -3,19 +3,24 @@
 Runs in a temporary git repository made from this checkout: `snakemake all`,
 then `dvc repro` (which must find Snakemake's work up to date) and two
 `dvc exp run -S lambda=...` experiments compared with `dvc exp show` and
-`dvc metrics diff`. Nothing is written outside the temporary directory.
+`dvc metrics diff`. Then, on a copy, the second preset (.test/protocols.yaml: a
+realistic degradation and two SRNets), which reruns only from the degrade step on.
+Nothing is written outside the temporary directory.
 """
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 
 from srlrfr import config as params
@@ -39,6 +44,17 @@ def run(cmd: list[str], cwd: Path, timeout: int = 1200) -> str:
     return out.stdout
 
 
+def preset(repo_root: Path, shared_data: Path, *overlays: str) -> dict:
+    """params.yaml merged with the given overlays, its data pointed at the sample data."""
+    cfg = yaml.safe_load((repo_root / "params.yaml").read_text())
+    for overlay in overlays:
+        cfg = params.deep_merge(cfg, yaml.safe_load((repo_root / overlay).read_text()))
+    cfg["data"]["lfw"]["images"] = str(shared_data / "lfw-fold1" / "images")
+    cfg["data"]["lfw"]["pairs"] = str(shared_data / "lfw-fold1" / "pairs.txt")
+    cfg["data"]["celeba"]["source"] = str(shared_data / "celeba-sample")
+    return cfg
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory, repo_root: Path, shared_data: Path) -> Path:
     """A git repository holding this checkout's files and the smoke params."""
@@ -50,11 +66,7 @@ def workdir(tmp_path_factory, repo_root: Path, shared_data: Path) -> Path:
         if src.is_file():
             (work / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, work / rel)
-    smoke = params.deep_merge(yaml.safe_load((repo_root / "params.yaml").read_text()),
-                              yaml.safe_load((repo_root / ".test" / "params.yaml").read_text()))
-    smoke["data"]["lfw"]["images"] = str(shared_data / "lfw-fold1" / "images")
-    smoke["data"]["lfw"]["pairs"] = str(shared_data / "lfw-fold1" / "pairs.txt")
-    smoke["data"]["celeba"]["source"] = str(shared_data / "celeba-sample")
+    smoke = preset(repo_root, shared_data, ".test/params.yaml")
     (work / "params.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
     for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "smoke"]):
         run(cmd, work)
@@ -136,6 +148,59 @@ def test_dvc_yaml_agrees_in_smoke_config(snakemake_run: Path):
     run([str(BIN / "srlrfr"), "dvc-yaml", "--check"], snakemake_run)
 
 
+# ---- the second preset (.test/protocols.yaml): the axes beyond the paper, on a copy of the
+# smoke run (before DVC touches it), so ingest, landmarks, alignment, FNet weights and features are reused.
+
+@pytest.fixture(scope="module")
+def protocols_run(snakemake_run: Path, tmp_path_factory, repo_root: Path, shared_data: Path) -> tuple[Path, str]:
+    work = tmp_path_factory.mktemp("protocols") / "repo"
+    skip = {snakemake_run / ".git", snakemake_run / ".dvc" / "cache"}
+    shutil.copytree(snakemake_run, work, symlinks=True,  # copy2: mtimes kept, so Snakemake reuses the work
+                    ignore=lambda folder, names: [n for n in names if Path(folder) / n in skip])
+    cfg = preset(repo_root, shared_data, ".test/params.yaml", ".test/protocols.yaml")
+    (work / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    plan = run([str(BIN / "snakemake"), "-n", "all"], work)
+    run([str(BIN / "snakemake"), "--cores", "2", "all"], work, timeout=2400)
+    return work, plan
+
+
+def test_protocols_preset_reruns_only_from_the_degradation_on(protocols_run):
+    _, plan = protocols_run
+    rules = set(re.findall(r"^(?:local)?rule (\w+):", plan, flags=re.M))
+    assert {"degrade", "train", "evaluate", "aggregate", "report"} <= rules
+    assert not rules & {"ingest", "landmarks", "align", "fnet_weights", "features"}, rules
+
+
+def test_protocols_preset_realistic_degradation_and_two_srnets(protocols_run):
+    work, _ = protocols_run
+    cfg = params.load(work / "params.yaml")
+    geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
+    lowres = [geom.resolution_name(f) for f in cfg["degrade"]["factors"]]
+    model = cfg["degrade"]["model"]
+    assert model["type"] == "blur_down_jpeg"
+    for dataset in ("lfw", "celeba"):  # probes and SR inputs degraded by the same code; clean levels kept
+        folder = work / "data" / "degraded" / f"{dataset}_{geom.name}"
+        manifest = json.loads((folder / "levels.json").read_text())
+        assert manifest["degradation"]["model"] == model
+        for f, name in manifest["inputs"].items():
+            assert name == f"x{f}_lq.npy"
+            assert not np.array_equal(np.load(folder / name), np.load(folder / f"x{f}.npy"))
+    for srnet in ("edsr", "imdn"):
+        meta = torch.load(work / "models" / "srnets" / cfg["fnet"] / f"{srnet}_lambda0" / "model.pt",
+                          weights_only=True)["meta"]
+        assert meta["degradation"]["model"] == model
+    table = pd.read_csv(work / "results" / "accuracy.csv")
+    assert {"bicubic", "bilinear_authors", "edsr_lambda0", "imdn_lambda0"} == set(table["method"])
+    for r in lowres:
+        assert table[r].notna().all() and table[r].between(40, 100).all(), r
+    metrics = json.loads((work / "results" / "metrics.json").read_text())
+    for r in lowres:  # stable names: the degradation and lambda are params, not part of the key
+        assert set(metrics["acc"][r]) == {"bicubic", "bilinear_authors", "edsr", "imdn"}, r
+    wide = pd.read_csv(work / "results" / "plots" / "accuracy.csv")
+    assert {"edsr", "imdn"} <= set(wide.columns) and len(wide) == len(lowres)
+    assert "blur_down_jpeg" in (work / "results" / "paper_comparison.md").read_text()  # not the paper's probes
+
+
 def test_dvc_repro_and_experiments(snakemake_run: Path):
     work = snakemake_run
     dvc = str(BIN / "dvc")
@@ -150,3 +215,4 @@ def test_dvc_repro_and_experiments(snakemake_run: Path):
     assert "lam025" in text and "lam0" in text
     diff = run([dvc, "metrics", "diff", "HEAD", "--all"], work)
     assert "acc." in diff or "acc/" in diff
+

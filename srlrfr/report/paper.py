@@ -31,6 +31,16 @@ PAPER_NOTE = ("The paper's 'Bicubic' row was produced by bilinear upsampling: th
               "default (bilinear) is used. Our 'bilinear_authors' reproduces that row; 'bicubic' "
               "is true bicubic upsampling and is expected to differ from it.")
 
+def degradation_note(model: dict | None) -> str | None:
+    """Why there is no cell-by-cell comparison when the probes are not the paper's plain downsamples."""
+    if not model or model.get("type") == "resize":
+        return None
+    params = ", ".join(f"{k} {v}" for k, v in model.items() if k != "type")
+    return (f"The probes of this experiment are degraded with '{model['type']}' ({params or 'its defaults'}); "
+            "the paper's are plain bicubic downsamples, so its table is not compared cell by cell. "
+            "Run with degrade.model: {type: resize} for the reproduction check.")
+
+
 def paper_row_for(method: str) -> tuple[str | None, str]:
     """(paper row key or None, note) that a pipeline method is compared with."""
     if method == "bilinear_authors":

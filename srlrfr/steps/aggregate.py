@@ -9,9 +9,10 @@ NAME = "aggregate"
 HELP = "the accuracy table, paper comparison and DVC metrics"
 
 
-def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:
+def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = None) -> pd.DataFrame:
+    """``degradation``: degrade.model; the paper is compared with only for its plain probes."""
     from ..atomic import write_csv, write_json, write_text
-    from ..report.paper import compare_to_paper, comparison_markdown
+    from ..report.paper import compare_to_paper, comparison_markdown, degradation_note
     from ..report.tables import accuracy_table, collect, dvc_metrics, fold_table, long_table
     out_dir = Path(out_dir)
     summary = collect(metric_files)
@@ -20,7 +21,9 @@ def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:
     write_csv(out_dir / "folds.csv", fold_table(metric_files))
     write_csv(out_dir / "accuracy.csv", table)
     write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
-    write_text(out_dir / "paper_comparison.md", comparison_markdown(compare_to_paper(long_table(summary))))
+    note = degradation_note(degradation)
+    write_text(out_dir / "paper_comparison.md",
+               note + "\n" if note else comparison_markdown(compare_to_paper(long_table(summary))))
     return table
 
 
@@ -30,4 +33,4 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    aggregate(args.metrics, args.out_dir, lam=float(cfg["lambda"]))
+    aggregate(args.metrics, args.out_dir, lam=float(cfg["lambda"]), degradation=cfg["degrade"]["model"])

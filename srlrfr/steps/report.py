@@ -10,7 +10,7 @@ from ..atomic import write_csv
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..report.html import write_report
-from ..report.paper import PAPER_NOTE, compare_to_paper
+from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
 from ..report.tables import long_table, metric_name, resolution_order
 
@@ -22,19 +22,23 @@ def plot_methods(cfg: dict) -> list[str]:
     """Columns of the DVC plot data: the baselines, then each SRNet trained here (by SRNet name,
     its lambda being a param), so `dvc plots diff` lines up experiments."""
     from ..catalog import load_all
+    from ..config import srnet_names
     from ..registry import BASELINES
     load_all()
-    return list(BASELINES.keys()) + [cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"])]
+    return list(BASELINES.keys()) + srnet_names(cfg)
 
 
 def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: dict, plots_dir: Path) -> None:
-    """Wide tables that `dvc plots show/diff` draws itself (see dvc.yaml)."""
-    own = sr_method(cfg["train"]["srnet"].get("name", cfg["train"]["srnet"]["type"]), cfg["lambda"])
+    """Wide tables that `dvc plots show/diff` draws itself (see dvc.yaml); the loss curves are
+    the first SRNet's at this experiment's lambda."""
+    from ..config import srnet_names
+    names = srnet_names(cfg)
+    own = sr_method(names[0], cfg["lambda"])
     columns = plot_methods(cfg)
-    names = long["method"].map(lambda m: metric_name(m, float(cfg["lambda"])))
-    sub = long[names.isin(columns)].assign(method=names[names.isin(columns)])
+    metric = long["method"].map(lambda m: metric_name(m, float(cfg["lambda"])))
+    sub = long[metric.isin(columns)].assign(method=metric[metric.isin(columns)])
     wide = sub.pivot_table(index="resolution", columns="method", values="acc_mean").reindex(columns=columns)
-    wide = wide.dropna(subset=columns[-1:])  # the low resolutions: SRNets have no full-resolution cell
+    wide = wide.dropna(subset=names, how="all")  # the low resolutions: SRNets have no full-resolution cell
     wide.insert(0, "height", [int(r.split("x")[0]) for r in wide.index])
     write_csv(plots_dir / "accuracy.csv", wide.sort_values("height").reset_index())
     if own in logs:
@@ -89,7 +93,7 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
     tables = {
         "LFW verification accuracy (%)": table,
         "Per-fold accuracy (%)": folds.reset_index(),
-        "Comparison with the published table": _comparison(long),
+        "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
         "All metrics": summary,
     }

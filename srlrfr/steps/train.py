@@ -8,24 +8,26 @@ NAME = "train"
 HELP = "train one SRNet for one identity-loss weight"
 
 
-def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir) -> Path:
+def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir, srnet: str | None = None) -> Path:
+    """Train the SRNet called ``srnet`` (an entry of ``train.srnet``; default: the only one)."""
     from ..atomic import atomic_path
     from ..device import resolve_device
     from ..models.fnet import load_fnet
     from ..training import PyramidData, TrainOptions, train_srnet
     t = cfg["train"]
+    data = PyramidData.open(aligned_dir, degraded_dir)
+    check_degradation(data.degradation, cfg, degraded_dir)
     device = resolve_device(t["device"])
     fnet = None
     if lam > 0:
         if not fnet_weights:
             raise ValueError(f"lambda={lam} needs FNet weights (--weights)")
         fnet = load_fnet(cfg["fnet"], fnet_weights, device)
-    data = PyramidData.open(aligned_dir, degraded_dir)
     print(f"train: {len(data.usable)} of {len(data)} training faces used; {data.dropped} dropped "
           f"(no face or unreadable, see faces.csv in {aligned_dir})")
     model = train_srnet(
         data, fnet=fnet, lam=lam, out_dir=out_dir,
-        srnet=srnet_spec(cfg), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
+        srnet=srnet_spec(cfg, srnet), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
         device=str(device), stale_checkpoint="set_aside",  # a rerun with new params starts afresh
     )
     # train_log.csv is the working log that survives a kill and is trimmed on
@@ -35,9 +37,27 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
     return model
 
 
-def srnet_spec(cfg: dict) -> dict:
-    """``train.srnet`` as build kwargs: ``{"type": ..., **kwargs}`` without the display name."""
-    return {k: v for k, v in cfg["train"]["srnet"].items() if k != "name"}
+def srnet_spec(cfg: dict, name: str | None = None) -> dict:
+    """The ``train.srnet`` entry called ``name`` as build kwargs: ``{"type": ..., **kwargs}``."""
+    from ..config import ConfigError, srnet_entries, srnet_entry
+    if name is None:
+        entries = srnet_entries(cfg)
+        if len(entries) > 1:
+            raise ConfigError("train.srnet lists several SRNets; name the one to train (--srnet)")
+        entry = entries[0]
+    else:
+        entry = srnet_entry(cfg, name)
+    return {k: v for k, v in entry.items() if k != "name"}
+
+
+def check_degradation(made: dict | None, cfg: dict, degraded_dir) -> None:
+    """The pyramid on disk must come from the configured degradation (the model records it)."""
+    d = cfg["degrade"]
+    want = {"model": d["model"], "kernel": d["kernel"], "seed": d["seed"]}
+    made = made or {"model": {"type": "resize"}, "kernel": d["kernel"], "seed": d["seed"]}  # older, plain folders
+    if made != want:
+        raise ValueError(f"{degraded_dir} was made with degradation {made}, but params ask for {want}; "
+                         f"rerun its degrade step (snakemake does so when degrade.* changes)")
 
 
 def add_arguments(p) -> None:
@@ -46,7 +66,9 @@ def add_arguments(p) -> None:
     p.add_argument("--lam", type=float, required=True)
     p.add_argument("--weights", help="FNet weights (needed when lam > 0)")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--srnet", help="name of the train.srnet entry to train (default: the only one)")
 
 
 def main(args, cfg) -> None:
-    train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir)
+    train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir,
+          srnet=args.srnet)

@@ -72,7 +72,8 @@ class TrainOptions:
 def _run_config(srnet_type: str, kwargs: dict, kernel: str, lam: float, fnet, opts: TrainOptions,
                 data: PyramidData) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed."""
-    return {"version": CONFIG_VERSION, "arch": srnet_type, "arch_kwargs": kwargs, "kernel": kernel, "lam": lam,
+    return {"version": CONFIG_VERSION, "arch": srnet_type, "arch_kwargs": kwargs, "kernel": kernel,
+            "degradation": data.degradation, "lam": lam,
             "fnet": fnet.name if lam > 0 else None, "batch_size": int(opts.batch_size),
             "iterations": int(opts.iterations), "lr": float(opts.lr), "betas": [float(b) for b in opts.betas],
             "lr_step": int(opts.lr_step), "lr_gamma": float(opts.lr_gamma),
@@ -88,7 +89,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
     """Train an SRNet; returns ``out_dir/model.pt``.
 
     ``data``: the training pyramid, or uint8 crops (N, H, W, 3) whose levels
-    are then built here with ``kernel``. ``srnet``: ``{"type": name, **kwargs}``
+    are then built here with ``kernel`` (plain downsampling). ``srnet``: ``{"type": name, **kwargs}``
     of a registered SRNet (default EDSR). ``fnet`` may be None when lam == 0.
     Resumes from ``out_dir/checkpoint.pt`` when its run config matches.
     ``step_callback(step, losses)`` runs after every step (monitoring, tests).
@@ -144,11 +145,12 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
         idx = data.usable[sampler.indices(step - 1)]
         flip = (torch.rand(opt.batch_size, generator=torch_rng) < 0.5).to(dev)[:, None, None, None]
 
-        def batch(factor: int) -> Tensor:
-            x = to_tensor(data.gather(factor, idx), dev)
+        def batch(factor: int, degraded: bool = False) -> Tensor:
+            x = to_tensor((data.gather_input if degraded else data.gather)(factor, idx), dev)
             return torch.where(flip, x.flip(-1), x)  # same flip at every scale
 
-        lr_in, target = batch(2 ** k), batch(2 ** k // SR_SCALE)
+        # degraded input, clean target: the SRNet learns to undo the degradation
+        lr_in, target = batch(2 ** k, degraded=True), batch(2 ** k // SR_SCALE)
         with autocast():
             sr = model(lr_in)
             loss_pixel = F.l1_loss(sr.float(), target)
@@ -205,6 +207,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
 
     meta = {"lambda": lam, "iterations": int(opt.iterations), "fnet": fnet.name if lam > 0 else None,
             "fnet_weights": fnet.source if lam > 0 else None, "seed": int(opt.seed), "kernel": kernel,
+            "degradation": data.degradation,
             "batch_size": int(opt.batch_size), "lr": float(opt.lr), "lr_step": int(opt.lr_step),
             "lr_gamma": float(opt.lr_gamma), "identity_upsample": opt.identity_upsample, "amp": opt.amp,
             "data_sha256": config["data"]["sha256"], "n_images": len(data), "n_dropped": data.dropped,

@@ -22,6 +22,6 @@ rule aggregate:
     conda:
         "../envs/srlrfr.yaml"
     params:
-        settings=settings("lambda", "fnet"),
+        settings=settings("lambda", "fnet", "degrade.model"),
     shell:
         "srlrfr aggregate --settings {params.settings:q} --metrics {input} --out-dir results > {log} 2>&1"

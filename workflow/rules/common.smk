@@ -22,8 +22,8 @@ FULL_RES = f"{GEOMETRY.height}x{GEOMETRY.width}"
 EVAL_SET = "lfw"
 TRAIN_SET = "celeba"
 LAMBDAS = params.trained_lambdas(config)
-SRNET = params.srnet_name(config)
-SR_METHODS = [methods.sr_method(SRNET, lam) for lam in LAMBDAS]
+SRNET_NAMES = params.srnet_names(config)
+SR_METHODS = [methods.sr_method(name, lam) for name in SRNET_NAMES for lam in LAMBDAS]
 AUTHORS_METHODS = [methods.authors_method(n) for n in config["evaluate"]["authors_checkpoints"]]
 CONFIGS = [
     (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
@@ -95,6 +95,13 @@ def landmark_settings(wildcards):
         "align.batch_size",
         "align.device",
     )
+
+
+def train_settings(wildcards):
+    """The train section with only this job's SRNet: adding an SRNet never reruns another."""
+    doc = json.loads(settings("train", "degrade.kernel", "degrade.model", "degrade.seed", "fnet"))
+    doc["train"]["srnet"] = params.srnet_entry(config, wildcards.srnet)
+    return json.dumps(doc, sort_keys=True)
 
 
 def train_inputs(wildcards):

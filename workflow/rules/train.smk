@@ -12,10 +12,10 @@ rule train:
     resources:
         gpu=1,
     params:
-        settings=settings("train", "degrade.kernel", "fnet"),
+        settings=train_settings,
         weights=train_weights_flag,
         out_dir=lambda w, output: os.path.dirname(output.model),
     shell:
         "srlrfr train --settings {params.settings:q} --threads {threads} --aligned {input.aligned} "
-        "--degraded {input.degraded} --lam {wildcards.lam} {params.weights} --out-dir {params.out_dir} "
-        "> {log} 2>&1"
+        "--degraded {input.degraded} --srnet {wildcards.srnet} --lam {wildcards.lam} {params.weights} "
+        "--out-dir {params.out_dir} > {log} 2>&1"
