@@ -8,6 +8,7 @@ umask), so results on a shared file system stay readable by the group.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -16,6 +17,9 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
+
+from .errors import WRITE_ERRNOS, OutputError, output_error
+from .faults import pause_point
 
 
 def current_umask() -> int:
@@ -31,29 +35,50 @@ def current_umask() -> int:
     return mask
 
 
+def _write_failure(exc: BaseException, path: Path, tmp: Path | None) -> OutputError | None:
+    """The OS refusing to write ``path`` (disk full, read-only, ...), named by the output, not its temp file.
+
+    A permission error about another file (an input read inside the block)
+    keeps its own name.
+    """
+    if not isinstance(exc, OSError) or isinstance(exc, OutputError) or exc.errno is None:
+        return None
+    ours = exc.filename is None or tmp is None or str(exc.filename).startswith(str(tmp))
+    if exc.errno in WRITE_ERRNOS or (ours and exc.errno in (errno.EACCES, errno.EPERM)):
+        return output_error(exc, path)
+    return None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if is_dir:
-        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
-        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
-    else:
-        fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600
-        os.close(fd)
-        tmp = Path(name)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if is_dir:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
+        else:
+            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600
+            os.close(fd)
+            tmp = Path(name)
+    except OSError as exc:
+        raise (_write_failure(exc, path, None) or exc) from None
     try:
         yield tmp
+        pause_point(f"replace:{path.name}")
         if is_dir and path.exists():
             shutil.rmtree(path)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)
         else:
             tmp.unlink(missing_ok=True)
+        failure = _write_failure(exc, path, tmp)
+        if failure is not None:
+            raise failure from None
         raise
 
 
@@ -93,4 +118,19 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     """
     import torch
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
-        torch.save(obj, fh)
+        try:
+            torch.save(obj, fh)
+        except RuntimeError as exc:
+            raise _torch_write_error(exc) from None
+
+
+def _torch_write_error(exc: RuntimeError) -> BaseException:
+    """torch's zip writer reports a failed write as "unexpected pos N vs M": find the OSError behind it."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if isinstance(cause, OSError):
+            return cause
+        cause = cause.__cause__ or cause.__context__
+    if "unexpected pos" in str(exc) or "failed writing" in str(exc):
+        return OSError(errno.ENOSPC, f"{os.strerror(errno.ENOSPC)} (torch: {str(exc).strip()[:80]})")
+    return exc

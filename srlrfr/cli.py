@@ -43,7 +43,7 @@ def _threads(n: int | None) -> None:
 
 def cmd_config(args) -> None:
     import yaml
-    cfg = _settings(args)
+    cfg = cfgmod.check_inputs(_settings(args))
     print(yaml.safe_dump(cfg, sort_keys=False) if args.print else "params OK")
 
 
@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (cfgmod.ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+    except (cfgmod.ConfigError, OSError, ValueError, KeyError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise
-        print(f"srlrfr {args.command}: error: {exc}", file=sys.stderr)
+        from .errors import describe
+        print(f"srlrfr {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
     return 0
 
