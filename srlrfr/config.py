@@ -159,22 +159,40 @@ def _check_semantics(cfg: dict) -> None:
                 f"{factor}, which the x{scale} multi-scale training pyramid {PYRAMID_FACTORS} needs")
 
 
+def check_inputs(cfg: dict) -> dict:
+    """Cheap checks of the config against local input files, before the DAG runs (Snakemake's
+    common.smk, ``srlrfr config``): ``evaluate.folds`` against the LFW pairs file's header."""
+    from .data.lfw import check_folds
+    problem = check_folds(cfg)
+    if problem:
+        raise ConfigError(f"key 'evaluate.folds': {problem}. Fix: set evaluate.folds to a value that fits "
+                          f"(10 for the official file, a multiple of the sets for a smaller one)")
+    return cfg
+
+
+def read_yaml(path: str | Path) -> dict:
+    """One params file as a mapping; errors name the file (and the line of a syntax error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:  # a file object: yaml's marks name the file
+            data = yaml.safe_load(fh) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}. Fix the line named "
+                          f"(`srlrfr config --params {path}` checks it)") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
 def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
     """Read params.yaml plus optional overlays (later files win), then validate."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     merged: dict = {}
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"params file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_yaml(path))
     return validate(merged)
 
 

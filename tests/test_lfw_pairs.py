@@ -52,8 +52,8 @@ def test_missing_images_reported(tmp_path):
     (tmp_path / "img" / "P0_0").mkdir(parents=True)
     (tmp_path / "img" / "P0_0" / "P0_0_0001.jpg").write_bytes(b"x")
     with pytest.raises(PairsError, match=r"names 2 image\(s\) not under"):
-        ingest_lfw(tmp_path / "img", tmp_path / "p.txt", 1, tmp_path / "i.csv", tmp_path / "o.csv")
-    assert not (tmp_path / "i.csv").exists()
+        ingest_lfw(tmp_path / "img", tmp_path / "p.txt", 1, tmp_path / "index")
+    assert not (tmp_path / "index").exists()
 
 
 def test_ingest_shared_fold(shared_data, tmp_path):
