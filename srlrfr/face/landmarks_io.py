@@ -3,7 +3,7 @@ or a user-supplied one with just ``image_id`` and the ten coordinates.
 
 Columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
 (left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
-source image), optional ``path``, ``status`` (ok | no_face | unreadable,
+source image), optional ``path``, ``status`` (ok | no_face | corrupt | unreadable,
 default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
 not ok leave the numbers empty.
 """
@@ -21,7 +21,8 @@ import pandas as pd
 LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
-STATUSES = ("ok", "no_face", "unreadable")
+STATUSES = ("ok", "no_face", "corrupt", "unreadable")
+DAMAGED = ("corrupt", "unreadable")  # images that are never scored or trained on (srlrfr.face.detect.read_rgb)
 _NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 
 
@@ -50,6 +51,13 @@ def read_landmarks_csv(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landmark CSV not found: {path}")
+    try:
+        return _read(path)
+    except (csv.Error, UnicodeDecodeError) as exc:  # a binary file, or a field over csv's size limit
+        raise LandmarkCSVError(f"{path}: not a landmark CSV text file ({exc})") from None
+
+
+def _read(path: Path) -> pd.DataFrame:
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)

@@ -12,7 +12,7 @@ HELP = "the accuracy table, paper comparison and DVC metrics"
 def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:
     from ..atomic import write_csv, write_json, write_text
     from ..report.paper import compare_to_paper, comparison_markdown
-    from ..report.tables import accuracy_table, collect, dvc_metrics, fold_table, long_table
+    from ..report.tables import accuracy_table, collect, dvc_metrics, exclusion_note, fold_table, long_table
     out_dir = Path(out_dir)
     summary = collect(metric_files)
     table = accuracy_table(summary)
@@ -21,6 +21,7 @@ def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:
     write_csv(out_dir / "accuracy.csv", table)
     write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
     write_text(out_dir / "paper_comparison.md", comparison_markdown(compare_to_paper(long_table(summary))))
+    print(f"aggregate: {len(summary)} configurations. {exclusion_note(summary)}")
     return table
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..faults import pause_point
+
 NAME = "degrade"
 HELP = "downsample aligned crops by integer factors (probes or the training pyramid)"
 
@@ -36,6 +38,7 @@ def degrade(aligned_dir, factors, kernel: str, out_dir) -> Path:
         for _, chunk in tqdm(images.chunks(CHUNK), total=-(-n // CHUNK), desc="degrade", unit="chunk"):
             for f, out in outs.items():
                 out.write(downsample(chunk, f, kernel))
+                pause_point("degrade:level")
         write_levels_manifest(tmp, factors=factors, kernel=kernel, n=n)
     return out_dir
 

@@ -12,7 +12,7 @@ from ..metrics.verification import load_scores
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
-from ..report.tables import long_table, metric_name, resolution_order
+from ..report.tables import exclusion_note, long_table, metric_name, resolution_order
 
 NAME = "report"
 HELP = "figures and the self-contained HTML report"
@@ -91,6 +91,7 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
         "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
+        "Excluded pairs": exclusion_note(summary),
         "All metrics": summary,
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",

@@ -38,10 +38,11 @@ class InMemory:
 class PyramidData:
     """Training crops at every level of PYRAMID_FACTORS, gathered by row.
 
-    ``levels`` maps factor -> uint8 (N, H/f, W/f, 3) rows (NpyArray or InMemory).
+    ``levels`` maps factor -> uint8 (N, H/f, W/f, 3) rows (NpyArray or InMemory);
+    ``rows``, the rows trained on (default all): index i of this dataset is row ``rows[i]``.
     """
 
-    def __init__(self, levels: dict):
+    def __init__(self, levels: dict, rows=None):
         missing = [f for f in PYRAMID_FACTORS if f not in levels]
         if missing:
             raise ValueError(f"pyramid lacks level {missing[0]} (needs {PYRAMID_FACTORS}); has {sorted(levels)}")
@@ -57,6 +58,9 @@ class PyramidData:
             if lv.dtype != np.uint8 or tuple(lv.shape) != (n, h // f, w // f, 3):
                 raise ValueError(f"pyramid level {f}: expected uint8 {(n, h // f, w // f, 3)}, "
                                  f"got {lv.dtype} {lv.shape}")
+        self.rows = np.arange(n) if rows is None else np.asarray(rows, dtype=np.int64)
+        if self.rows.size == 0:
+            raise ValueError("no training crop is usable (every source image is corrupt or unreadable)")
 
     @classmethod
     def from_images(cls, hr: np.ndarray, kernel: str) -> "PyramidData":
@@ -71,25 +75,34 @@ class PyramidData:
 
     @classmethod
     def open(cls, aligned_dir: str | Path, degraded_dir: str | Path) -> "PyramidData":
-        """The levels written by the align and degrade steps, read by row from disk."""
-        from ..storage import open_level
-        return cls({f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS})
+        """The levels written by the align and degrade steps, read by row from disk.
+
+        Crops of corrupt or unreadable images (black placeholders) are never trained on.
+        """
+        from ..storage import AlignedSet, open_level
+        damaged = AlignedSet(aligned_dir).damaged
+        if damaged.any():
+            print(f"training data: {int(damaged.sum())} of {len(damaged)} crops left out (corrupt or unreadable "
+                  f"source images, listed in {Path(aligned_dir) / 'faces.csv'})")
+        return cls({f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS}, np.flatnonzero(~damaged))
 
     def __len__(self) -> int:
-        return len(self.levels[1])
+        return len(self.rows)
 
     @property
     def size(self) -> tuple[int, int]:
         return tuple(self.levels[1].shape[1:3])
 
     def gather(self, factor: int, idx: np.ndarray) -> np.ndarray:
-        return self.levels[factor].take(idx)
+        return self.levels[factor].take(self.rows[np.asarray(idx)])
 
     def fingerprint(self, max_samples: int = 1024) -> str:
         """sha256 over the shape and an evenly strided subset of crops (cheap on 200k crops)."""
         hr = self.levels[1]
         h = hashlib.sha256(repr(tuple(hr.shape)).encode())
-        rows = np.linspace(0, len(hr) - 1, num=min(len(hr), max_samples)).astype(int)
+        if len(self.rows) != len(hr):
+            h.update(self.rows.tobytes())
+        rows = self.rows[np.linspace(0, len(self) - 1, num=min(len(self), max_samples)).astype(int)]
         for img in hr.take(rows):
             h.update(np.ascontiguousarray(img).tobytes())
         return h.hexdigest()

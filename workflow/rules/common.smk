@@ -10,7 +10,7 @@ from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
 load_all()
-_validated = params.validate(config)
+_validated = params.check_inputs(params.validate(config))
 config.clear()
 config.update(_validated)
 
@@ -92,6 +92,7 @@ def landmark_settings(wildcards):
         "align.thresholds",
         "align.batch_size",
         "align.device",
+        "align.corrupt",
     )
 
 
