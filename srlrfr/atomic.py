@@ -3,15 +3,19 @@
 Everything is written to a temporary sibling and renamed into place, so a
 killed run never leaves a half-written file that a later run would trust.
 The temporary file gets the mode an ordinary ``open`` would give (the user's
-umask), so results on a shared file system stay readable by the group.
+umask), so results on a shared file system stay readable by the group. Its
+name carries the writer's host and pid, so the next writer of the same output
+removes what a killed one left behind (never a live writer's).
 """
 from __future__ import annotations
 
 import contextlib
 import errno
+import glob
 import json
 import os
 import shutil
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any, Iterator
@@ -49,17 +53,41 @@ def _write_failure(exc: BaseException, path: Path, tmp: Path | None) -> OutputEr
     return None
 
 
+def _temp_prefix(path: Path, pid: int | None = None) -> str:
+    """``.<name>.<host>-<pid>.``: whose temp file it is, so a later run can tell a dead writer's litter."""
+    return f".{path.name}.{socket.gethostname()}-{os.getpid() if pid is None else pid}."
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Remove temp files of ``path`` left by writers on this host that were killed (their pid is gone).
+
+    A live writer's temp file, or one from another host, is never touched.
+    """
+    head = f".{path.name}.{socket.gethostname()}-"
+    for stale in path.parent.glob(glob.escape(head) + "*.tmp"):
+        pid = stale.name[len(head):].split(".", 1)[0]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+            if stale.is_dir():
+                shutil.rmtree(stale, ignore_errors=True)
+            else:
+                stale.unlink(missing_ok=True)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success."""
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+
+    Temporary files of earlier writers of ``path`` that were killed are removed first.
+    """
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path)
         if is_dir:
-            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+            tmp = Path(tempfile.mkdtemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent))
             os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700
         else:
-            fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+            fd, name = tempfile.mkstemp(prefix=_temp_prefix(path), suffix=".tmp", dir=path.parent)
             os.fchmod(fd, 0o666 & ~current_umask())  # mkstemp makes it 0600
             os.close(fd)
             tmp = Path(name)

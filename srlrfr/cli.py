@@ -59,6 +59,8 @@ def cmd_dvc_yaml(args) -> None:
 
 
 def cmd_step(args) -> None:
+    from .runs import watch_snakemake
+    watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
     args.step.main(args, _settings(args))
 
@@ -100,6 +102,9 @@ def main(argv: list[str] | None = None) -> int:
         from .errors import describe
         print(f"srlrfr {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"srlrfr {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
     return 0
 
 

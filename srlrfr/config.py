@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -80,8 +81,17 @@ def _key_path(error: jsonschema.ValidationError) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         key = ".".join(filter(None, [path, extra[0] if extra else ""]))
         return f"unknown key '{key}' (allowed here: {allowed})"
-    expected = error.schema.get("description") or error.message
+    expected = error.schema.get("description") or (
+        f"a {error.validator_value}" if error.validator == "type" else error.message)
     return f"key '{path or '<root>'}': {error.message} (expected: {expected})"
+
+
+def _dvc_hint() -> str:
+    """Under ``dvc exp run -S key=value``, DVC has already written the bad value into params.yaml."""
+    if "DVC_EXP_BASELINE_REV" not in os.environ:
+        return ""
+    return (". `dvc exp run -S` wrote this value into params.yaml and leaves it there after the failure: "
+            "restore the file with `git checkout -- params.yaml` (or fix the value) before the next run")
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -101,7 +111,7 @@ def validate(config: dict | None) -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError("invalid params: " + "; ".join(_key_path(e) for e in errors))
+        raise ConfigError("invalid params: " + "; ".join(_key_path(e) for e in errors) + _dvc_hint())
     _check_semantics(cfg)
     return cfg
 

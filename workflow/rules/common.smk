@@ -3,9 +3,10 @@
 # srlrfr's JSON schema) and names from the package's registries.
 import json
 import os
+import sys
 
 from srlrfr import config as params
-from srlrfr import methods
+from srlrfr import methods, runs
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
@@ -13,6 +14,11 @@ load_all()
 _validated = params.check_inputs(params.validate(config))
 config.clear()
 config.update(_validated)
+
+if workflow.is_main_process:  # clear a killed run's lock when provably safe; jobs watch this run
+    _note = runs.start_run()
+    if _note:
+        print(_note, file=sys.stderr)
 
 FNET = config["fnet"]
 GEOMETRY = GEOMETRIES.get(FNETS.get(FNET).geometry)
