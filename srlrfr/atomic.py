@@ -17,6 +17,7 @@ import os
 import shutil
 import socket
 import tempfile
+import threading
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -73,9 +74,56 @@ def _remove_stale_temps(path: Path) -> None:
                 stale.unlink(missing_ok=True)
 
 
+_state = threading.local()  # staged outputs of an all_or_nothing block; temp folders being filled
+
+
+def _commit(tmp: Path, path: Path, is_dir: bool) -> None:
+    pause_point(f"replace:{path.name}")
+    if is_dir and path.exists():
+        shutil.rmtree(path)
+    os.replace(tmp, path)
+
+
+def _discard(tmp: Path) -> None:
+    if tmp.is_dir():
+        shutil.rmtree(tmp, ignore_errors=True)
+    else:
+        tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def all_or_nothing() -> Iterator[None]:
+    """The outputs a step writes (atomic_path) inside the block appear together at its end, or none does.
+
+    So a step that fails on its third output (disk full) leaves neither its
+    first two nor a mix of new and earlier outputs.
+    """
+    if getattr(_state, "staged", None) is not None:  # nested: the outermost block commits
+        yield
+        return
+    _state.staged = []
+    try:
+        yield
+        staged, _state.staged = _state.staged, None
+        for i, (tmp, path, is_dir) in enumerate(staged):
+            try:
+                _commit(tmp, path, is_dir)
+            except BaseException:
+                for rest, _, _ in staged[i:]:
+                    _discard(rest)
+                raise
+    except BaseException:
+        for tmp, _, _ in _state.staged or ():
+            _discard(tmp)
+        raise
+    finally:
+        _state.staged = None
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` on success.
+    """Yield a temporary path next to ``path``; rename it onto ``path`` on success
+    (inside :func:`all_or_nothing`, at the end of that block).
 
     Temporary files of earlier writers of ``path`` that were killed are removed first.
     """
@@ -93,17 +141,19 @@ def atomic_path(path: str | os.PathLike, *, is_dir: bool = False) -> Iterator[Pa
             tmp = Path(name)
     except OSError as exc:
         raise (_write_failure(exc, path, None) or exc) from None
+    filling = getattr(_state, "filling", [])
+    staged = getattr(_state, "staged", None)
     try:
+        _state.filling = filling + [tmp] if is_dir else filling
         yield tmp
-        pause_point(f"replace:{path.name}")
-        if is_dir and path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
+        _state.filling = filling
+        if staged is not None and not any(d in path.parents for d in filling):
+            staged.append((tmp, path, is_dir))  # renamed when the all_or_nothing block ends
+        else:  # a file inside a temp folder being filled is part of that folder: in place now
+            _commit(tmp, path, is_dir)
     except BaseException as exc:
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
+        _state.filling = filling
+        _discard(tmp)
         failure = _write_failure(exc, path, tmp)
         if failure is not None:
             raise failure from None

@@ -7,6 +7,7 @@ they are validated against the one schema before any work starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -59,10 +60,15 @@ def cmd_dvc_yaml(args) -> None:
 
 
 def cmd_step(args) -> None:
+    from .atomic import all_or_nothing
     from .runs import watch_snakemake
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
-    args.step.main(args, _settings(args))
+    cfg = _settings(args)
+    # A step's outputs appear together or not at all, except where they must land as written
+    # (training's checkpoints, which a killed run resumes from).
+    with contextlib.nullcontext() if getattr(args.step, "INCREMENTAL", False) else all_or_nothing():
+        args.step.main(args, cfg)
 
 
 def build_parser() -> argparse.ArgumentParser:

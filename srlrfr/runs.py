@@ -70,7 +70,7 @@ def watch_snakemake() -> None:
         rec = json.loads(os.environ.get(ENV, ""))
     except ValueError:
         return
-    if alive(rec) is not True:
+    if alive(rec) is None:  # another host or boot: nothing can be told from here
         return
 
     def watch() -> None:

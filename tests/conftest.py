@@ -18,6 +18,15 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
+# What the fault and bad-input suites tried (test_faults.py, test_bad_inputs.py), printed at the end.
+COUNTS = {"faults injected": 0, "faults survived": 0,
+          "bad inputs tried": 0, "bad inputs rejected with a clear message": 0}
+
+
+def pytest_terminal_summary(terminalreporter):
+    if any(COUNTS.values()):
+        terminalreporter.write_sep("-", "reliability")
+        terminalreporter.write_line("; ".join(f"{k}: {v}" for k, v in COUNTS.items()))
 
 
 def shared_data_dir() -> Path | None:

@@ -44,3 +44,15 @@ def test_example_pairs_fixed_by_seed():
     assert np.array_equal(example_pairs(600, 6, 0), example_pairs(600, 6, 0))
     assert not np.array_equal(example_pairs(600, 6, 0), example_pairs(600, 6, 1))
     assert len(example_pairs(3, 6, 0)) == 3
+
+
+def test_pairs_touching_damaged_images_are_excluded_by_cause():
+    from types import SimpleNamespace
+
+    from srlrfr.steps.evaluate import exclusion_causes
+    status = np.array(["ok", "corrupt", "unreadable", "no_face", "ok"], dtype=object)
+    aligned = SimpleNamespace(status=status, ok=status == "ok", damaged=np.isin(status, ["corrupt", "unreadable"]))
+    left, right = np.array([0, 1, 1, 3, 0]), np.array([4, 0, 2, 0, 3])
+    assert exclusion_causes(aligned, left, right, "center").tolist() == ["", "corrupt", "unreadable", "", ""]
+    assert exclusion_causes(aligned, left, right, "exclude").tolist() == \
+        ["", "corrupt", "unreadable", "no_face", "no_face"]

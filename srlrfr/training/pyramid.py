@@ -79,12 +79,15 @@ class PyramidData:
 
         Crops of corrupt or unreadable images (black placeholders) are never trained on.
         """
-        from ..storage import AlignedSet, open_level
+        from ..storage import FACES, AlignedSet, open_level
+        levels = {f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS}
+        if not (Path(aligned_dir) / FACES).is_file():  # bare crops: every row is usable
+            return cls(levels)
         damaged = AlignedSet(aligned_dir).damaged
         if damaged.any():
             print(f"training data: {int(damaged.sum())} of {len(damaged)} crops left out (corrupt or unreadable "
-                  f"source images, listed in {Path(aligned_dir) / 'faces.csv'})")
-        return cls({f: open_level(aligned_dir, degraded_dir, f) for f in PYRAMID_FACTORS}, np.flatnonzero(~damaged))
+                  f"source images, listed in {Path(aligned_dir) / FACES})")
+        return cls(levels, np.flatnonzero(~damaged))
 
     def __len__(self) -> int:
         return len(self.rows)
