@@ -166,3 +166,31 @@ def start_run(root: str | os.PathLike = ".") -> str | None:
     atexit.register(lambda: path.unlink(missing_ok=True))
     os.environ[ENV] = json.dumps(rec)
     return note
+
+
+# ---------------------------------------------------------------- what a finished run tells the console
+
+def run_notes(root: str | os.PathLike = ".") -> list[str]:
+    """Warnings a user must see without reading the step logs: damaged images, CelebA images missing
+    on disk, pairs left out of scoring (Snakemake prints these when the run succeeds)."""
+    import pandas as pd
+    root, notes = Path(root), []
+    for report in sorted((root / "data" / "landmarks").glob("*_no_face.csv")):
+        counts = pd.read_csv(report)["status"].value_counts() if report.stat().st_size else {}
+        damaged = {s: int(counts.get(s, 0)) for s in ("corrupt", "unreadable") if counts.get(s, 0)}
+        if damaged:
+            notes.append(f"{report.name.removesuffix('_no_face.csv')}: "
+                         + ", ".join(f"{n} {s}" for s, n in damaged.items())
+                         + f" image(s), never scored or trained on (listed in {report})")
+    for summary in sorted((root / "data" / "index").glob("*/summary.json")):
+        info = json.loads(summary.read_text())
+        if info.get("missing"):
+            notes.append(f"{summary.parent.name}: {info['missing']} of {info['listed']} listed images are missing "
+                         f"on disk and were skipped (see {summary})")
+    metrics = root / "results" / "summary.csv"
+    if metrics.is_file():
+        table = pd.read_csv(metrics)
+        if "n_excluded" in table and table["n_excluded"].fillna(0).any():
+            notes.append(f"evaluation: up to {int(table['n_excluded'].max())} pairs per configuration excluded "
+                         f"(n_excluded and excluded_* in {metrics})")
+    return notes

@@ -70,3 +70,21 @@ def test_a_job_stops_when_its_snakemake_is_gone(tmp_path):
     parent.wait()
     _, err = job.communicate(timeout=30)
     assert job.returncode != 0 and "orphaned job" in err
+
+
+def test_a_finished_run_names_damaged_missing_and_excluded(tmp_path):
+    (tmp_path / "data" / "landmarks").mkdir(parents=True)
+    (tmp_path / "data" / "landmarks" / "lfw_no_face.csv").write_text(
+        "image_id,path,status\na,a.jpg,no_face\nb,b.jpg,corrupt\nc,c.jpg,unreadable\n")
+    (tmp_path / "data" / "index" / "celeba").mkdir(parents=True)
+    (tmp_path / "data" / "index" / "celeba" / "summary.json").write_text('{"listed": 10, "missing": 3}')
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "summary.csv").write_text("method,n_excluded\nhr,0\nbicubic,4\n")
+    notes = runs.run_notes(tmp_path)
+    assert notes[0].startswith("lfw: 1 corrupt, 1 unreadable image(s)")
+    assert "celeba: 3 of 10 listed images are missing" in notes[1]
+    assert "up to 4 pairs per configuration excluded" in notes[2]
+    (tmp_path / "results" / "summary.csv").write_text("method,n_excluded\nhr,0\n")
+    (tmp_path / "data" / "landmarks" / "lfw_no_face.csv").write_text("image_id,path,status\na,a.jpg,no_face\n")
+    (tmp_path / "data" / "index" / "celeba" / "summary.json").write_text('{"listed": 10, "missing": 0}')
+    assert runs.run_notes(tmp_path) == []

@@ -63,6 +63,12 @@ def settings(*keys):
     return json.dumps(doc, sort_keys=True)
 
 
+def print_run_notes():
+    """At the end of a successful run: damaged images, missing images, excluded pairs."""
+    for note in runs.run_notes():
+        print(f"srlrfr: NOTE {note}", file=sys.stderr)
+
+
 # ---- paths
 
 
