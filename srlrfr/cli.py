@@ -65,9 +65,8 @@ def cmd_step(args) -> None:
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
     cfg = _settings(args)
-    # A step's outputs appear together or not at all, except where they must land as written
-    # (training's checkpoints, which a killed run resumes from).
-    with contextlib.nullcontext() if getattr(args.step, "INCREMENTAL", False) else all_or_nothing():
+    # Steps with several outputs declare them written together: all appear, or none does.
+    with all_or_nothing() if getattr(args.step, "OUTPUTS_TOGETHER", False) else contextlib.nullcontext():
         args.step.main(args, cfg)
 
 

@@ -7,6 +7,7 @@ import pandas as pd
 
 NAME = "aggregate"
 HELP = "the accuracy table, paper comparison and DVC metrics"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 
 def aggregate(metric_files, out_dir, *, lam: float) -> pd.DataFrame:

@@ -19,6 +19,7 @@ from ..faults import pause_point
 
 NAME = "evaluate"
 HELP = "score every pair of one (method, resolution) configuration"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 log = logging.getLogger(__name__)
 

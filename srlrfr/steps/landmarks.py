@@ -9,6 +9,7 @@ from ..atomic import write_csv
 
 NAME = "landmarks"
 HELP = "detect (MTCNN) or import 5-point landmarks"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 
 def landmarks(index_csv, out_csv, report_csv, *, source: str = "detect", device: str = "auto",

@@ -16,6 +16,7 @@ from ..report.tables import exclusion_note, long_table, metric_name, resolution_
 
 NAME = "report"
 HELP = "figures and the self-contained HTML report"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 
 def plot_methods(cfg: dict) -> list[str]:

@@ -6,7 +6,6 @@ from pathlib import Path
 
 NAME = "train"
 HELP = "train one SRNet for one identity-loss weight"
-INCREMENTAL = True  # checkpoints land as they are written, so a killed run resumes (srlrfr.cli)
 
 
 def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir) -> Path:
