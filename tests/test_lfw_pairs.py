@@ -58,7 +58,7 @@ def test_missing_images_reported(tmp_path):
 
 def test_ingest_shared_fold(shared_data, tmp_path):
     index, pairs = ingest_lfw(shared_data / "lfw-fold1" / "images", shared_data / "lfw-fold1" / "pairs.txt",
-                              10, tmp_path / "index.csv", tmp_path / "pairs.csv")
+                              10, tmp_path / "index")
     assert len(pairs) == 600 and pairs["label"].sum() == 300
     assert set(pairs["left"]) | set(pairs["right"]) == set(index["image_id"])
     assert all(Path(p).is_file() for p in index["path"])

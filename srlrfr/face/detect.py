@@ -56,8 +56,8 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     except cv2.error:
         img = None
     if img is None or img.size == 0:
-        raise ImageReadError(f"image is corrupt (truncated, damaged or not an image; {len(data)} bytes): {path}",
-                             "corrupt")
+        raise ImageReadError(f"image cannot be decoded (corrupt: truncated, damaged or not an image; "
+                             f"{len(data)} bytes): {path}", "corrupt")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
