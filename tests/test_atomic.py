@@ -129,3 +129,15 @@ def test_a_killed_writers_temp_file_is_removed_by_the_next(tmp_path):
     with atomic_path(tmp_path / "out.csv") as tmp:
         tmp.write_text("ok")
     assert not stale.exists() and live.exists() and other_host.exists()
+
+
+@pytest.mark.parametrize("code, cause", [(28, "disk is full"), (122, "quota"), (30, "read-only"),
+                                         (13, "permission denied"), (27, "file-size limit")])
+def test_each_write_refusal_says_its_cause_and_fix(tmp_path, code, cause):
+    from srlrfr.errors import OutputError, describe
+    with pytest.raises(OutputError) as err:
+        with atomic_path(tmp_path / "out" / "model.pt") as tmp:
+            raise OSError(code, os.strerror(code), str(tmp))
+    text = describe(err.value)
+    assert text.startswith(f"cannot write {tmp_path / 'out' / 'model.pt'}: ") and cause in text and "Fix: " in text
+    assert "Traceback" not in text and ".tmp" not in text
