@@ -26,6 +26,7 @@ import pytest
 from conftest import BIN, COUNTS, run_env
 
 pytestmark = pytest.mark.slow
+SNAKEMAKE_MARKER = ".snakemake_timestamp"  # Snakemake's, in every folder output (.dvcignore leaves it out)
 WAIT_S = 900  # the longest a step may take to reach its pause point on a loaded 2-core machine
 
 
@@ -54,12 +55,13 @@ def pick(repo: Path, rule: str, contains: str) -> Job:
 
 
 def same(a: Path, b: Path) -> bool:
-    """Byte equality of two files or two folder trees."""
+    """Byte equality of two files or two folder trees (less Snakemake's own marker in folder outputs)."""
     if a.is_file() and b.is_file():
         return filecmp.cmp(a, b, shallow=False)
     if a.is_dir() and b.is_dir():
-        files_a = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
-        files_b = sorted(p.relative_to(b) for p in b.rglob("*") if p.is_file())
+        def files(root: Path) -> list[Path]:
+            return sorted(p.relative_to(root) for p in root.rglob("*") if p.is_file() and p.name != SNAKEMAKE_MARKER)
+        files_a, files_b = files(a), files(b)
         return files_a == files_b and all(filecmp.cmp(a / p, b / p, shallow=False) for p in files_a)
     return False
 

@@ -96,7 +96,7 @@ def _row(image_id: str, path: str, status: str, dets: Detections | None = None,
 def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *, device: str = "cpu",
                      batch_size: int = 16, min_face_size: int = 20,
                      thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
-                 corrupt: str = "exclude") -> pd.DataFrame:
+                     corrupt: str = "exclude") -> pd.DataFrame:
     """Detect the chosen face's 5 landmarks in each (image_id, path); write ``out_csv`` atomically.
 
     Status per image: ok, no_face, corrupt or unreadable (see :func:`read_rgb`).
