@@ -64,21 +64,29 @@ def alive(rec: dict) -> bool | None:
 
 # ---------------------------------------------------------------- the job side (srlrfr <step>)
 
+def _orphaned(signum, frame) -> None:
+    raise KeyboardInterrupt("the Snakemake run that started this job is gone")
+
+
 def watch_snakemake() -> None:
-    """Stop this step (SIGINT: temp files are removed) once the Snakemake run that started it is gone."""
+    """Stop this step once the Snakemake run that started it is gone: KeyboardInterrupt in the main
+    thread, so temporary files are removed on the way out. Call from the main thread."""
     try:
         rec = json.loads(os.environ.get(ENV, ""))
     except ValueError:
         return
     if alive(rec) is None:  # another host or boot: nothing can be told from here
         return
+    # Snakemake's jobs may ignore SIGINT; a signal of our own reaches the handler whatever they inherit.
+    signal.signal(signal.SIGUSR1, _orphaned)
+    main = threading.main_thread().ident
 
     def watch() -> None:
         while alive(rec):
             time.sleep(POLL_S)
         print(f"srlrfr: the Snakemake run that started this job (pid {rec['pid']}) is gone; stopping this "
               f"orphaned job (the next run redoes it)", file=sys.stderr, flush=True)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.pthread_kill(main, signal.SIGUSR1)
         time.sleep(GRACE_S)
         os._exit(130)
 

@@ -75,7 +75,7 @@ def stage_inputs(job: Job, reference: Path, work: Path) -> None:
         src, dst = reference / rel, work / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
         (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
-    (work / "logs").mkdir(exist_ok=True)
+    (work / "logs").mkdir(parents=True, exist_ok=True)
 
 
 def start_paused(cmd: list[str] | str, cwd: Path, point: str, marker: Path) -> subprocess.Popen:
@@ -159,18 +159,18 @@ def test_rerun_gives_the_same_bytes(rule, writes, smoke_reference: Path, tmp_pat
 def test_kill_snakemake_itself(smoke_reference: Path, tmp_path: Path):
     """kill -9 of Snakemake: its job stops by itself, and the next run starts without --unlock."""
     repo = tmp_path / "repo"
-    shutil.copytree(smoke_reference, repo, symlinks=True)
+    shutil.copytree(smoke_reference, repo, symlinks=True, ignore=shutil.ignore_patterns("locks"))
     job = pick(repo, "landmarks", "landmarks/celeba.csv")
     for out in job.outputs:
         (repo / out).unlink()
-    target = [str(BIN / "snakemake"), "--cores", "1", *job.outputs]
+    target = [str(BIN / "snakemake"), "--cores", "2", *job.outputs]  # the threads of the smoke run: same bytes
     marker = tmp_path / "paused"
     COUNTS["faults injected"] += 1
     proc = start_paused(target, repo, "landmarks:batch#1", marker)
     step_pid = wait_for(marker, proc, "snakemake landmarks")
     os.kill(proc.pid, signal.SIGKILL)  # Snakemake only: its job is left running as an orphan
     proc.wait()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 20  # it polls every second; 20 s is far below its 30 s hard stop
     while pid_alive(step_pid) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not pid_alive(step_pid), "the orphaned job kept running after Snakemake was killed"
