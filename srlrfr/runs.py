@@ -169,8 +169,11 @@ def start_run(root: str | os.PathLike = ".") -> str | None:
     if rec["start"] is None:  # no /proc: nothing can be proven, so nothing is recorded
         return note
     path = Path(root) / RUNS_DIR / f"{rec['host']}.{rec['pid']}.json"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(rec))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(rec))
+    except OSError:  # a read-only checkout: Snakemake reports that itself
+        return note
     atexit.register(lambda: path.unlink(missing_ok=True))
     os.environ[ENV] = json.dumps(rec)
     return note
