@@ -7,6 +7,7 @@ they are validated against the one schema before any work starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -43,7 +44,7 @@ def _threads(n: int | None) -> None:
 
 def cmd_config(args) -> None:
     import yaml
-    cfg = _settings(args)
+    cfg = cfgmod.check_inputs(_settings(args))
     print(yaml.safe_dump(cfg, sort_keys=False) if args.print else "params OK")
 
 
@@ -59,8 +60,14 @@ def cmd_dvc_yaml(args) -> None:
 
 
 def cmd_step(args) -> None:
+    from .atomic import all_or_nothing
+    from .runs import watch_snakemake
+    watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
-    args.step.main(args, _settings(args))
+    cfg = _settings(args)
+    # Steps with several outputs declare them written together: all appear, or none does.
+    with all_or_nothing() if getattr(args.step, "OUTPUTS_TOGETHER", False) else contextlib.nullcontext():
+        args.step.main(args, cfg)
 
 
 def cmd_doctor(args) -> None:
@@ -113,11 +120,15 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (cfgmod.ConfigError, FileNotFoundError, ValueError, KeyError, RuntimeError) as exc:
+    except (cfgmod.ConfigError, OSError, ValueError, KeyError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise
-        print(f"srlrfr {args.command}: error: {exc}", file=sys.stderr)
+        from .errors import describe
+        print(f"srlrfr {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"srlrfr {args.command}: interrupted; nothing half-written was kept", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import re
 from importlib import resources
 from pathlib import Path
@@ -82,8 +83,17 @@ def _key_path(error: jsonschema.ValidationError) -> str:
         allowed = ", ".join(sorted(error.schema.get("properties", {})))
         key = ".".join(filter(None, [path, extra[0] if extra else ""]))
         return f"unknown key '{key}' (allowed here: {allowed})"
-    expected = error.schema.get("description") or error.message
+    expected = error.schema.get("description") or (
+        f"a {error.validator_value}" if error.validator == "type" else error.message)
     return f"key '{path or '<root>'}': {error.message} (expected: {expected})"
+
+
+def _dvc_hint() -> str:
+    """Under ``dvc exp run -S key=value``, DVC has already written the bad value into params.yaml."""
+    if "DVC_EXP_BASELINE_REV" not in os.environ:
+        return ""
+    return (". `dvc exp run -S` wrote this value into params.yaml and leaves it there after the failure: "
+            "restore the file with `git show HEAD:params.yaml > params.yaml` (or fix the value) before the next run")
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
@@ -103,7 +113,7 @@ def validate(config: dict | None) -> dict:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:
-        raise ConfigError("invalid params: " + "; ".join(_key_path(e) for e in errors))
+        raise ConfigError("invalid params: " + "; ".join(_key_path(e) for e in errors) + _dvc_hint())
     _check_semantics(cfg)
     return cfg
 
@@ -200,22 +210,40 @@ def _check_semantics(cfg: dict) -> None:
                 f"{factor}, which the x{scale} multi-scale training pyramid {PYRAMID_FACTORS} needs")
 
 
+def check_inputs(cfg: dict) -> dict:
+    """Cheap checks of the config against local input files, before the DAG runs (Snakemake's
+    common.smk, ``srlrfr config``): ``evaluate.folds`` against the LFW pairs file's header."""
+    from .data.lfw import check_folds
+    problem = check_folds(cfg)
+    if problem:
+        raise ConfigError(f"key 'evaluate.folds': {problem}. Fix: set evaluate.folds to a value that fits "
+                          f"(10 for the official file, a multiple of the sets for a smaller one)")
+    return cfg
+
+
+def read_yaml(path: str | Path) -> dict:
+    """One params file as a mapping; errors name the file (and the line of a syntax error)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file not found: {path}")
+    try:
+        with open(path, encoding="utf-8") as fh:  # a file object: yaml's marks name the file
+            data = yaml.safe_load(fh) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}. Fix the line named "
+                          f"(`srlrfr config --params {path}` checks it)") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
+    return data
+
+
 def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
     """Read params.yaml plus optional overlays (later files win), then validate."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     merged: dict = {}
     for path in paths:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"params file not found: {path}")
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
-        merged = deep_merge(merged, data)
+        merged = deep_merge(merged, read_yaml(path))
     return validate(merged)
 
 

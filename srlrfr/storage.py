@@ -225,10 +225,18 @@ class AlignedSet:
             raise StorageError(f"{faces} lists {len(self.faces)} images, {self.images.path} holds {len(self.images)}")
         self.ids = self.faces["image_id"].astype(str).to_numpy()
         self.ok = self.faces["landmark_ok"].astype(bool).to_numpy()
+        self.status = self.faces["status"].fillna("ok").astype(str).to_numpy() if "status" in self.faces \
+            else np.full(len(self.ids), "ok", dtype=object)
         self._pos = {k: i for i, k in enumerate(self.ids)}
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    @property
+    def damaged(self) -> np.ndarray:
+        """Rows whose source image is corrupt or unreadable (black placeholders: never scored or trained on)."""
+        from .face.landmarks_io import DAMAGED
+        return np.isin(self.status, DAMAGED)
 
     @property
     def size(self) -> tuple[int, int]:

@@ -290,8 +290,8 @@ def test_disk_estimate_counts_crops_pyramid_and_models_and_subtracts_what_exists
     assert [items[f"celeba x{f} level"].size for f in (2, 4, 8, 16)] == [20 * crop // f**2 for f in (2, 4, 8, 16)]
     from srlrfr.models.srnets.edsr import EDSR
     sr = sum(t.numel() * 4 for t in EDSR(n_blocks=2, n_feats=8).state_dict().values())
-    assert items["SRNet lambda=0"].size == sr and items["SRNet lambda=0 checkpoint"].size == 3 * sr
-    assert items["SRNet lambda=0"].path == tmp_path / "models/srnets/dlib_resnet34/edsr_lambda0/model.pt"
+    assert items["SRNet edsr lambda=0"].size == sr and items["SRNet edsr lambda=0 checkpoint"].size == 3 * sr
+    assert items["SRNet edsr lambda=0"].path == tmp_path / "models/srnets/dlib_resnet34/edsr_lambda0/model.pt"
     done = tmp_path / "data/aligned/lfw_dlib_160x160/images.npy"
     done.parent.mkdir(parents=True)
     done.write_bytes(b"0" * 1000)

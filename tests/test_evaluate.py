@@ -99,3 +99,15 @@ def test_flip_protocols_give_the_documented_scores():
                                   probe_features(fnet, "bicubic", low, up, flip="restored"))
     with pytest.raises(ValueError, match="evaluate.flip must be one of"):
         probe_features(fnet, "bicubic", low, up, flip="both")
+
+
+def test_pairs_touching_damaged_images_are_excluded_by_cause():
+    from types import SimpleNamespace
+
+    from srlrfr.steps.evaluate import exclusion_causes
+    status = np.array(["ok", "corrupt", "unreadable", "no_face", "ok"], dtype=object)
+    aligned = SimpleNamespace(status=status, ok=status == "ok", damaged=np.isin(status, ["corrupt", "unreadable"]))
+    left, right = np.array([0, 1, 1, 3, 0]), np.array([4, 0, 2, 0, 3])
+    assert exclusion_causes(aligned, left, right, "center").tolist() == ["", "corrupt", "unreadable", "", ""]
+    assert exclusion_causes(aligned, left, right, "exclude").tolist() == \
+        ["", "corrupt", "unreadable", "no_face", "no_face"]

@@ -242,7 +242,7 @@ def test_detect_landmarks_csv_records_unreadable(shared_data, tmp_path):
     df = detect_landmarks(items, out, batch_size=2)
     assert out.is_file() and not list(out.parent.glob(".*.tmp"))
     assert df["image_id"].tolist() == [i for i, _ in items]
-    assert df["status"].tolist() == ["ok", "unreadable", "unreadable", "ok", "ok"]
+    assert df["status"].tolist() == ["ok", "corrupt", "unreadable", "ok", "ok"]
     assert failures(df)["image_id"].tolist() == ["broken", "gone"]
     assert df.loc[df.status != "ok", "lex"].isna().all()
     back = read_landmarks_csv(out)

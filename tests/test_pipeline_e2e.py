@@ -10,11 +10,8 @@ Nothing is written outside the temporary directory.
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,65 +19,29 @@ import pandas as pd
 import pytest
 import torch
 import yaml
+from conftest import BIN, preset_params
+from conftest import run_cmd as run
 
 from srlrfr import config as params
 from srlrfr.registry import FNETS, GEOMETRIES
 
 pytestmark = pytest.mark.slow
-BIN = Path(sys.executable).parent
-
-
-def run(cmd: list[str], cwd: Path, timeout: int = 1200) -> str:
-    # DVC commits experiments itself: give it an identity even where git has none (CI).
-    env = dict(os.environ, PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}", DVC_NO_ANALYTICS="1",
-               GIT_AUTHOR_NAME="srlrfr-ci", GIT_AUTHOR_EMAIL="ci@localhost",
-               GIT_COMMITTER_NAME="srlrfr-ci", GIT_COMMITTER_EMAIL="ci@localhost")
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
-    if out.returncode:
-        logs = "".join(f"\n--- {p}\n{p.read_text()[-3000:]}" for p in sorted((cwd / "logs").glob("*.log"))[-4:]) \
-            if (cwd / "logs").is_dir() else ""
-        raise AssertionError(f"{' '.join(cmd)} failed ({out.returncode}):\n{out.stdout[-4000:]}\n"
-                             f"{out.stderr[-6000:]}{logs}")
-    return out.stdout
-
-
-def preset(repo_root: Path, shared_data: Path, *overlays: str) -> dict:
-    """params.yaml merged with the given overlays, its data pointed at the sample data."""
-    cfg = yaml.safe_load((repo_root / "params.yaml").read_text())
-    for overlay in overlays:
-        cfg = params.deep_merge(cfg, yaml.safe_load((repo_root / overlay).read_text()))
-    cfg["data"]["lfw"]["images"] = str(shared_data / "lfw-fold1" / "images")
-    cfg["data"]["lfw"]["pairs"] = str(shared_data / "lfw-fold1" / "pairs.txt")
-    cfg["data"]["celeba"]["source"] = str(shared_data / "celeba-sample")
-    return cfg
 
 
 @pytest.fixture(scope="module")
-def workdir(tmp_path_factory, repo_root: Path, shared_data: Path) -> Path:
-    """A git repository holding this checkout's files and the smoke params."""
-    work = tmp_path_factory.mktemp("e2e") / "repo"
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=repo_root,
-                           capture_output=True, check=True).stdout.decode().split("\0")
-    for rel in filter(None, files):
-        src = repo_root / rel
-        if src.is_file():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
-    smoke = preset(repo_root, shared_data, ".test/params.yaml")
-    (work / "params.yaml").write_text(yaml.safe_dump(smoke, sort_keys=False))
-    for cmd in (["git", "init", "-q"], ["git", "add", "-A"], ["git", "commit", "-qm", "smoke"]):
-        run(cmd, work)
-    return work
+def workdir(smoke_repo: Path) -> Path:
+    """A git repository holding this checkout's files and the smoke params (tests/conftest.py)."""
+    return smoke_repo
 
 
 @pytest.fixture(scope="module")
-def snakemake_run(workdir: Path) -> Path:
-    run([str(BIN / "snakemake"), "--cores", "2", "all"], workdir, timeout=2400)
-    return workdir
+def snakemake_run(smoke_run: Path) -> Path:
+    """``snakemake --cores 2 all`` in that repository, run once per session (tests/conftest.py)."""
+    return smoke_run
 
 
 def test_dry_run_lists_every_rule_kind(workdir: Path):
-    out = run([str(BIN / "snakemake"), "-n", "all"], workdir)
+    out = (workdir.parent / "dry_run.txt").read_text()  # `snakemake -n all` before anything ran
     for rule in ("ingest", "landmarks", "align", "degrade", "fnet_weights", "train",
                  "features", "evaluate", "aggregate", "report"):
         assert rule in out, rule
@@ -149,15 +110,16 @@ def test_dvc_yaml_agrees_in_smoke_config(snakemake_run: Path):
 
 
 # ---- the second preset (.test/protocols.yaml): the axes beyond the paper, on a copy of the
-# smoke run (before DVC touches it), so ingest, landmarks, alignment, FNet weights and features are reused.
+# smoke run as it finished (conftest's smoke_reference, before DVC touched it), so ingest, landmarks,
+# alignment, FNet weights and features are reused.
 
 @pytest.fixture(scope="module")
-def protocols_run(snakemake_run: Path, tmp_path_factory, repo_root: Path, shared_data: Path) -> tuple[Path, str]:
+def protocols_run(smoke_reference: Path, tmp_path_factory, repo_root: Path, shared_data: Path) -> tuple[Path, str]:
     work = tmp_path_factory.mktemp("protocols") / "repo"
-    skip = {snakemake_run / ".git", snakemake_run / ".dvc" / "cache"}
-    shutil.copytree(snakemake_run, work, symlinks=True,  # copy2: mtimes kept, so Snakemake reuses the work
+    skip = {smoke_reference / ".dvc" / "cache"}
+    shutil.copytree(smoke_reference, work, symlinks=True,  # copy2: mtimes kept, so Snakemake reuses the work
                     ignore=lambda folder, names: [n for n in names if Path(folder) / n in skip])
-    cfg = preset(repo_root, shared_data, ".test/params.yaml", ".test/protocols.yaml")
+    cfg = preset_params(repo_root, shared_data, ".test/params.yaml", ".test/protocols.yaml")
     (work / "params.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     plan = run([str(BIN / "snakemake"), "-n", "all"], work)
     run([str(BIN / "snakemake"), "--cores", "2", "all"], work, timeout=2400)
@@ -215,4 +177,3 @@ def test_dvc_repro_and_experiments(snakemake_run: Path):
     assert "lam025" in text and "lam0" in text
     diff = run([dvc, "metrics", "diff", "HEAD", "--all"], work)
     assert "acc." in diff or "acc/" in diff
-

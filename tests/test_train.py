@@ -231,3 +231,29 @@ def test_images_without_a_face_never_enter_a_batch(hr_images, tmp_path, monkeypa
         assert torch.equal(va, vb)
     with pytest.raises(ValueError, match="none of the 6 training crops is usable"):
         PyramidData.from_images(hr_images, "cv2_bicubic", usable=[])
+
+
+def test_crops_of_damaged_images_are_never_trained_on(hr_images, tmp_path):
+    """Rows whose source image is corrupt or unreadable (black placeholders) are left out of training:
+    the model equals one trained on the usable crops alone."""
+    import pandas as pd
+
+    from srlrfr.steps.degrade import degrade
+    from srlrfr.storage import write_npy
+    aligned = tmp_path / "aligned"
+    aligned.mkdir()
+    images = hr_images.copy()
+    status = np.array(["ok"] * len(images), dtype=object)
+    status[[1, 3]] = ["corrupt", "unreadable"]
+    images[[1, 3]] = 0  # what align writes for them
+    with write_npy(aligned / "images.npy", images.shape) as w:
+        w.write(images)
+    pd.DataFrame({"image_id": [f"i{k}" for k in range(len(images))], "status": status,
+                  "landmark_ok": status == "ok"}).to_csv(aligned / "faces.csv", index=False)
+    degrade(aligned, [2, 4, 8, 16], "cv2_bicubic", tmp_path / "degraded")
+    data = PyramidData.open(aligned, tmp_path / "degraded")
+    assert len(data.usable) == len(images) - 2 and data.dropped == 2
+    from_disk = run(data, tmp_path / "disk", iterations=3, lam=0.0, fnet=None)
+    usable = run(hr_images[status == "ok"], tmp_path / "memory", iterations=3, lam=0.0, fnet=None)
+    for va, vb in zip(load_srnet(from_disk)[0].state_dict().values(), load_srnet(usable)[0].state_dict().values()):
+        assert torch.equal(va, vb)

@@ -30,6 +30,20 @@ class UnsafeArchiveError(ValueError):
     """An archive member would escape the destination or is not a plain file/directory."""
 
 
+class DamagedArchiveError(ValueError):
+    """An archive that ends early or fails its own checks (a partial download or copy)."""
+
+
+def _damage_types() -> tuple[type[BaseException], ...]:
+    import gzip
+    import lzma
+    import zlib
+
+    import py7zr.exceptions
+    return (EOFError, tarfile.ReadError, tarfile.CompressionError, zipfile.BadZipFile, zlib.error,
+            gzip.BadGzipFile, lzma.LZMAError, py7zr.exceptions.ArchiveError)
+
+
 def _check_name(archive: Path, name: str) -> None:
     """Refuse absolute paths and ``..`` components, in POSIX and Windows spelling."""
     for pure in (PurePosixPath(name), PureWindowsPath(name)):
@@ -187,7 +201,13 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=TMP_SUFFIX,
                                 dir=dest_dir.parent))
     try:
-        count = _extract_into(archive, kind, tmp)
+        try:
+            count = _extract_into(archive, kind, tmp)
+        except _damage_types() as exc:
+            raise DamagedArchiveError(
+                f"{archive} is truncated or corrupt ({type(exc).__name__}: {exc}); nothing was extracted. "
+                f"Fix: delete it and download or copy it again (compare its size or checksum with the "
+                f"original)") from None
         (tmp / MARKER).write_text(json.dumps({**identity, "members": count}) + "\n")
         if dest_dir.exists():
             shutil.rmtree(dest_dir)  # an empty dir, or our own extraction of another archive

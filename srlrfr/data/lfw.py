@@ -58,6 +58,40 @@ def parse_pairs(path: str | Path) -> tuple[pd.DataFrame, int, int]:
     return pd.DataFrame(rows, columns=["set", "label", "left", "right"]), sets, n
 
 
+OFFICIAL_LAYOUT = (10, 300)  # the official pairs.txt: 10 sets of 300 same + 300 different pairs
+
+
+def fold_problem(sets: int, n: int, folds: int) -> str | None:
+    """Why ``folds`` folds cannot be cut from ``sets`` sets of ``n`` pairs per class (None if they can)."""
+    if folds % sets:
+        return f"{folds} folds cannot be made from a pairs file with {sets} sets (folds must be a multiple of the sets)"
+    if n < folds // sets:
+        return f"{n} pairs per class cannot be split into {folds // sets} folds"
+    return None
+
+
+def check_folds(cfg: dict) -> str | None:
+    """``evaluate.folds`` against the pairs file's header, before any work: the problem, or None.
+
+    A local file is read (its first line only); 'download' is the official
+    layout. An unreadable file is left to the ingest step to report.
+    """
+    source, folds = cfg["data"]["lfw"]["pairs"], cfg["evaluate"]["folds"]
+    if source == "download":
+        sets, n, where = *OFFICIAL_LAYOUT, "the official pairs.txt"
+    else:
+        path = Path(source).expanduser()
+        path = path / "pairs.txt" if path.is_dir() else path
+        try:
+            with open(path, encoding="utf-8", errors="replace") as fh:
+                sets, n = (int(v) for v in fh.readline().split())
+        except (OSError, ValueError):
+            return None
+        where = str(path)
+    problem = fold_problem(sets, n, folds)
+    return None if problem is None else f"{problem} ({where}: {sets} sets of {n} pairs per class)"
+
+
 def assign_folds(pairs: pd.DataFrame, sets: int, n: int, folds: int) -> pd.Series:
     """Fold id per pair.
 
@@ -66,12 +100,10 @@ def assign_folds(pairs: pd.DataFrame, sets: int, n: int, folds: int) -> pd.Serie
     blocks are cut into ``folds / sets`` consecutive chunks, so every fold keeps
     the balance of both classes.
     """
-    if folds % sets:
-        raise PairsError(f"{folds} folds cannot be made from a pairs file with {sets} sets "
-                         f"(folds must be a multiple of the sets)")
+    problem = fold_problem(sets, n, folds)
+    if problem:
+        raise PairsError(f"key 'evaluate.folds': {problem}")
     per_set = folds // sets
-    if n < per_set:
-        raise PairsError(f"{n} pairs per class cannot be split into {per_set} folds")
     within = pairs.groupby(["set", "label"]).cumcount().to_numpy()
     chunk = (within * per_set) // n
     return pd.Series(pairs["set"].to_numpy() * per_set + chunk, index=pairs.index, name="fold")

@@ -35,8 +35,6 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
     g = GEOMETRIES.get(spec.geometry)
     crop = g.height * g.width * 3  # uint8 RGB, stored uncompressed
     nl, nc = plan.lfw_images, plan.celeba_images
-    srnet = {k: v for k, v in cfg["train"]["srnet"].items() if k not in ("type", "name")}
-    sr = state_bytes(SRNETS.get(cfg["train"]["srnet"]["type"]).build, **srnet)
 
     def levels(dataset: str, n: int, factors) -> list[DiskItem]:  # one x<f>.npy per factor, as the degrade step
         return [DiskItem(f"{dataset} x{f} level", root / f"data/degraded/{dataset}_{g.name}" / level_name(f),
@@ -51,11 +49,14 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
         DiskItem("full-resolution features", root / f"results/features/{fnet}/hr.npz", nl * spec.feature_dim * 8),
         DiskItem("FNet weights", root / f"models/fnets/{fnet}.pt", state_bytes(spec.build)),
     ]
-    for lam in cfgmod.trained_lambdas(cfg):
-        folder = root / f"models/srnets/{fnet}/{sr_method(cfgmod.srnet_name(cfg), lam)}"
-        items.append(DiskItem(f"SRNet lambda={lam}", folder / "model.pt", sr))
-        # checkpoint: the weights plus Adam's two moments per weight
-        items.append(DiskItem(f"SRNet lambda={lam} checkpoint", folder / "checkpoint.pt", 3 * sr))
+    for entry in cfgmod.srnet_entries(cfg):
+        name = entry.get("name", entry["type"])
+        sr = state_bytes(SRNETS.get(entry["type"]).build, **{k: v for k, v in entry.items() if k not in ("type", "name")})
+        for lam in cfgmod.trained_lambdas(cfg):
+            folder = root / f"models/srnets/{fnet}/{sr_method(name, lam)}"
+            items.append(DiskItem(f"SRNet {name} lambda={lam}", folder / "model.pt", sr))
+            # checkpoint: the weights plus Adam's two moments per weight
+            items.append(DiskItem(f"SRNet {name} lambda={lam} checkpoint", folder / "checkpoint.pt", 3 * sr))
     for name in cfg["evaluate"]["authors_checkpoints"]:
         edsr = SRNETS.get("edsr")
         items.append(DiskItem(f"authors' {name}", root / f"models/authors/{name}/model.pt",

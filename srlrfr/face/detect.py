@@ -20,6 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..atomic import write_csv
+from ..faults import pause_point
 from .landmarks_io import BOX_COLUMNS, COLUMNS, LANDMARK_COLUMNS
 from .mtcnn import MTCNN, Detections
 
@@ -27,18 +28,46 @@ log = logging.getLogger(__name__)
 
 
 class ImageReadError(OSError):
-    pass
+    """An image that cannot be used. ``status``: 'unreadable' (missing, or the file system refuses
+    to read it) or 'corrupt' (read, but empty, truncated or not a decodable image)."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
 
 
 def read_rgb(path: str | os.PathLike) -> np.ndarray:
-    """Read an image file as uint8 RGB (H, W, 3); grey images are expanded to 3 channels."""
+    """Read an image file as uint8 RGB (H, W, 3); grey images are expanded to 3 channels.
+
+    The whole file is decoded from memory: OpenCV's in-memory decoder fails on
+    any premature end of data (a truncated JPEG or PNG), where ``cv2.imread``
+    would warn on stderr and fill the missing rows with grey. The pixels are
+    the same as imread's for a sound file.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise ImageReadError(f"image not found: {path}")
-    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ImageReadError(f"image cannot be read: {path} ({exc.strerror or exc})", "unreadable") from None
+    if not data:
+        raise ImageReadError(f"image is empty (0 bytes): {path}", "corrupt")
+    try:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    except cv2.error:
+        img = None
     if img is None or img.size == 0:
-        raise ImageReadError(f"image cannot be decoded (corrupt or unsupported format): {path}")
+        raise ImageReadError(f"image cannot be decoded (corrupt: truncated, damaged or not an image; "
+                             f"{len(data)} bytes): {path}", "corrupt")
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
+
+
+class DamagedImageError(ValueError):
+    """A corrupt or unreadable image under ``align.corrupt: fail``."""
+
+    def __init__(self, err: ImageReadError, image_id: str):
+        super().__init__(f"{err} (image_id {image_id}, status {err.status}); align.corrupt is 'fail', so the run "
+                         f"stops. Fix: replace the file (extract or download the dataset again), or set "
+                         f"align.corrupt: exclude to leave it out (its pairs are excluded and counted)")
 
 
 def choose_face(dets: Detections, image_shape: Sequence[int]) -> int | None:
@@ -66,12 +95,14 @@ def _row(image_id: str, path: str, status: str, dets: Detections | None = None,
 
 def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *, device: str = "cpu",
                      batch_size: int = 16, min_face_size: int = 20,
-                     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7)) -> pd.DataFrame:
+                     thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
+                     corrupt: str = "exclude") -> pd.DataFrame:
     """Detect the chosen face's 5 landmarks in each (image_id, path); write ``out_csv`` atomically.
 
-    Status per image: ok, no_face, or unreadable (missing/corrupt file: logged
-    with its path, the run goes on). Coordinates are pixels of the source image
-    (pixel centres at integers).
+    Status per image: ok, no_face, corrupt or unreadable (see :func:`read_rgb`).
+    ``corrupt="exclude"`` records a damaged image and goes on; ``"fail"`` stops
+    at the first one, writing nothing. Coordinates are pixels of the source
+    image (pixel centres at integers).
     """
     ids = [i for i, _ in items]
     if len(set(ids)) != len(ids):
@@ -90,13 +121,16 @@ def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *
                     images.append(read_rgb(path))
                     readable.append((image_id, str(path)))
                 except ImageReadError as err:
-                    log.warning("%s (image_id %s): recorded as unreadable", err, image_id)
-                    rows.append(_row(image_id, str(path), "unreadable"))
+                    if corrupt == "fail":
+                        raise DamagedImageError(err, image_id) from None
+                    log.warning("%s (image_id %s): recorded as %s", err, image_id, err.status)
+                    rows.append(_row(image_id, str(path), err.status))
             for (image_id, path), img, dets in zip(readable, images, detector.detect(images)):
                 k = choose_face(dets, img.shape)
                 rows.append(_row(image_id, path, "ok", dets, k) if k is not None
                             else _row(image_id, path, "no_face"))
             bar.update(len(batch))
+            pause_point("landmarks:batch")
     order = {image_id: n for n, image_id in enumerate(ids)}
     frame = pd.DataFrame(rows, columns=COLUMNS)
     frame = frame.sort_values("image_id", key=lambda s: s.map(order), kind="stable").reset_index(drop=True)

@@ -17,7 +17,7 @@ nose, left mouth corner, right mouth corner).
 
 srlrfr's columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
 (left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
-source image), optional ``path``, ``status`` (ok | no_face | unreadable |
+source image), optional ``path``, ``status`` (ok | no_face | corrupt | unreadable |
 not_listed, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
 not ok leave the numbers empty.
 """
@@ -36,7 +36,8 @@ LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx",
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 # not_listed: a given landmark file (a training list) has no row for the image
-STATUSES = ("ok", "no_face", "unreadable", "not_listed")
+STATUSES = ("ok", "no_face", "corrupt", "unreadable", "not_listed")
+DAMAGED = ("corrupt", "unreadable")  # images that are never scored or trained on (srlrfr.face.detect.read_rgb)
 _NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 
 
@@ -65,6 +66,13 @@ def read_landmarks_csv(path: str | os.PathLike) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"landmark CSV not found: {path}")
+    try:
+        return _read(path)
+    except (csv.Error, UnicodeDecodeError) as exc:  # a binary file, or a field over csv's size limit
+        raise LandmarkCSVError(f"{path}: not a landmark CSV text file ({exc})") from None
+
+
+def _read(path: Path) -> pd.DataFrame:
     with open(path, newline="") as fh:
         reader = csv.reader(fh)
         header = next(reader, None)
@@ -195,12 +203,15 @@ def read_positional_csv(path: str | os.PathLike, *, header: bool) -> pd.DataFram
 
 def read_landmark_file(path: str | os.PathLike, fmt: str = "auto") -> pd.DataFrame:
     """Any landmark file of :data:`FORMATS` (``auto``: decided by :func:`detect_format`) as a COLUMNS frame."""
-    if fmt == "auto":
-        fmt = detect_format(path)
-    if fmt == "srlrfr":
-        return read_landmarks_csv(path)
-    if fmt in ("headerless", "header"):
-        return read_positional_csv(path, header=fmt == "header")
+    try:
+        if fmt == "auto":
+            fmt = detect_format(path)
+        if fmt == "srlrfr":
+            return read_landmarks_csv(path)
+        if fmt in ("headerless", "header"):
+            return read_positional_csv(path, header=fmt == "header")
+    except (csv.Error, UnicodeDecodeError) as exc:  # a binary file, or a field over csv's size limit
+        raise LandmarkCSVError(f"{path}: not a landmark CSV text file ({exc})") from None
     raise ValueError(f"unknown landmark file format {fmt!r}; expected 'auto' or one of {list(FORMATS)}")
 
 

@@ -22,6 +22,7 @@ The files are not compressed (dlib's model files are plain serializations).
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -106,9 +107,13 @@ def decode_tensor(buf: bytes | memoryview, pos: int) -> tuple[np.ndarray, int]:
         if d < 0:
             raise DlibFormatError(f"negative tensor dimension {d} before offset {pos}")
         dims.append(d)
-    count = int(np.prod(dims))
+    count = math.prod(dims)  # Python ints: a crafted header cannot overflow to a small count
+    # Bound the size by the bytes left before allocating (a float_details value takes >= 2 bytes).
+    least = 4 * count if version == 2 else 2 * count
+    if version in (1, 2) and pos + least > len(buf):
+        raise _Truncated(f"a tensor of shape {tuple(dims)} ({count} values) needs at least {least} byte(s) at "
+                         f"offset {pos}, file has {len(buf)} (cut short, or a corrupt size that is too large)")
     if version == 2:
-        _need(buf, pos, 4 * count)
         arr = np.frombuffer(buf, dtype="<f4", count=count, offset=pos).astype(np.float32)
         pos += 4 * count
     elif version == 1:
@@ -195,8 +200,8 @@ class _Cursor:
 
 
 def _slice(flat: np.ndarray, start: int, dims: tuple[int, ...], what: str) -> np.ndarray:
-    n = int(np.prod(dims))
-    if start + n > flat.size:
+    n = math.prod(dims)
+    if min(dims, default=0) < 0 or start + n > flat.size:
         raise DlibFormatError(f"{what}: alias {dims} at {start} exceeds params of size {flat.size}")
     return flat[start:start + n].reshape(dims).copy()
 
@@ -218,9 +223,9 @@ def _read_con(c: _Cursor, rec: LayerRecord) -> None:
     p["use_relu"] = c.bool() if rec.type == "con_6" else False
     # con_ lays out filters as (num_filters, k_in, nr, nc) followed by the biases.
     rec.tensors["weight"] = _slice(params, 0, filt, rec.type)
-    nbias = int(np.prod(bias))
+    nbias = math.prod(bias)
     if p["use_bias"] and nbias:
-        rec.tensors["bias"] = _slice(params, int(np.prod(filt)), (nbias,), rec.type)
+        rec.tensors["bias"] = _slice(params, math.prod(filt), (nbias,), rec.type)
 
 
 def _read_affine(c: _Cursor, rec: LayerRecord) -> None:
@@ -230,7 +235,7 @@ def _read_affine(c: _Cursor, rec: LayerRecord) -> None:
     rec.params["mode"] = {0: "conv", 1: "fc"}.get(mode, mode)
     rec.params["disabled"] = c.bool() if rec.type == "affine_2" else False
     rec.tensors["gamma"] = _slice(params, 0, gamma, rec.type)
-    rec.tensors["beta"] = _slice(params, int(np.prod(gamma)), beta, rec.type)
+    rec.tensors["beta"] = _slice(params, math.prod(gamma), beta, rec.type)
     if rec.params["mode"] == "conv":  # one scale/shift per channel
         rec.tensors["gamma"] = rec.tensors["gamma"].ravel()
         rec.tensors["beta"] = rec.tensors["beta"].ravel()
@@ -255,9 +260,9 @@ def _read_fc(c: _Cursor, rec: LayerRecord) -> None:
     p["use_bias"] = c.bool() if rec.type == "fc_3" else True
     # fc_ computes output = input (N, num_inputs) @ W (num_inputs, num_outputs).
     rec.tensors["weight"] = _slice(params, 0, (weights[0], weights[1]), rec.type)
-    nb = int(np.prod(biases))
+    nb = math.prod(biases)
     if p["bias_mode"] == "has_bias" and p["use_bias"] and nb:
-        rec.tensors["bias"] = _slice(params, int(np.prod(weights)), (nb,), rec.type)
+        rec.tensors["bias"] = _slice(params, math.prod(weights), (nb,), rec.type)
 
 
 def _read_nothing(c: _Cursor, rec: LayerRecord) -> None:

@@ -7,6 +7,7 @@ tensors and plain containers, so a crafted file cannot run code on load.
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -30,18 +31,25 @@ def load_checkpoint(path: str | os.PathLike, hint: str = "") -> Any:
         raise FileNotFoundError(f"checkpoint not found: {path}.{how}")
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
-    except Exception as exc:  # UnpicklingError for disallowed globals, RuntimeError for corrupt zips
+    except pickle.UnpicklingError as exc:  # a disallowed global or opcode: refused, never retried unsafely
         raise CheckpointError(
-            f"cannot load {path} as a weights-only checkpoint (it holds objects other than tensors and "
-            f"plain containers, which are refused because unpickling them can run code, or it is "
-            f"corrupt): {type(exc).__name__}: {_reason(exc)}") from exc
+            f"refused to load {path}: it holds objects other than tensors and plain containers "
+            f"({_reason(exc)}), and unpickling those can run code. Do not load it with weights_only=False; "
+            f"use a file from the official source (or rerun the step that writes it)") from None
+    except (RuntimeError, EOFError, ValueError) as exc:  # zip reader: truncated or damaged file
+        raise CheckpointError(f"cannot load {path}: the file is corrupt or truncated ({_reason(exc)}). "
+                              f"Fix: download or copy it again, or delete it and rerun the step that "
+                              f"writes it") from None
 
 
 def _reason(exc: Exception) -> str:
-    """The informative line of torch's long weights-only error (e.g. 'Unsupported global: ...')."""
+    """The informative line of torch's long error (e.g. 'Unsupported operand 149'), without its
+    advice to retry with weights_only=False, which must never be taken for a downloaded file."""
+    noise = ("weights_only", "Please file an issue", "Check the documentation", "Unpickler(")
     lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    detail = [ln for ln in lines if "Unsupported global" in ln or "WeightsUnpickler error" in ln]
-    return (detail or lines or [""])[0]
+    detail = [ln for ln in lines if not any(n in ln for n in noise)]
+    text = (detail or ["unreadable"])[0]
+    return text.split(". ")[0].rstrip(".")
 
 
 def strip_prefix(state_dict: Mapping[str, torch.Tensor], prefix: str = "module.") -> StateDict:

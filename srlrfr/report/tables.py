@@ -15,7 +15,7 @@ from ..methods import BASELINES, FULL, parse_sr
 # summary table: one row per (fnet, method, resolution); NaN where not applicable
 # (plus tar_far_<tag> and n_negative_far_<tag> per FAR target)
 SUMMARY_COLUMNS = ("fnet", "method", "resolution", "acc_mean", "acc_std", "auc", "eer",
-                   "n_pairs", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
+                   "n_pairs", "n_excluded", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
 def summary_row(fnet: str, method: str, resolution: str, verification: dict | None = None,
@@ -25,6 +25,9 @@ def summary_row(fnet: str, method: str, resolution: str, verification: dict | No
     row.update(fnet=fnet, method=method, resolution=resolution)
     if verification:
         row.update({k: verification[k] for k in ("acc_mean", "acc_std", "auc", "eer", "n_pairs")})
+        row["n_excluded"] = verification.get("n_excluded", 0)
+        for cause, n in verification.get("excluded", {}).items():  # why pairs were left out
+            row[f"excluded_{cause}"] = n
         for tag, entry in verification.get("tar_at_far", {}).items():
             row[f"tar_far_{tag}"] = entry["tar"]
             row[f"n_negative_far_{tag}"] = entry["n_negative"]
@@ -55,6 +58,18 @@ def fold_table(metric_files: list[str | Path]) -> pd.DataFrame:
             rows.append({"fnet": m["fnet"], "method": m["method"], "resolution": m["resolution"],
                          "fold": fold, "accuracy": acc, "threshold": thd})
     return pd.DataFrame(rows)
+
+
+def exclusion_note(summary: pd.DataFrame) -> str:
+    """One sentence on the pairs left out of scoring, by cause (the most in any configuration)."""
+    causes = [c for c in summary.columns if c.startswith("excluded_")]
+    if "n_excluded" not in summary or not summary["n_excluded"].fillna(0).any():
+        return "No pair was excluded: every image of every pair was read and scored."
+    parts = [f"{int(summary[c].fillna(0).max())} {c.removeprefix('excluded_').replace('_', ' ')}" for c in causes]
+    return (f"Up to {int(summary['n_excluded'].max())} pairs per configuration were excluded from scoring "
+            f"({', '.join(parts)}): see n_excluded in the metrics below and the landmarks' no-face report. "
+            f"Corrupt or unreadable images are always excluded (align.corrupt); images without a face only "
+            f"under align.no_face: exclude.")
 
 
 def resolution_order(names) -> list[str]:

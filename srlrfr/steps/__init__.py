@@ -3,7 +3,9 @@
 ``workflow/rules/<name>.smk`` and ``srlrfr/steps/<name>.py`` read side by
 side. Each module holds one function from files to files (callable from
 Python), plus ``NAME``, ``HELP``, ``add_arguments(parser)`` and
-``main(args, cfg)``, from which ``srlrfr <name>`` is built (srlrfr.cli).
+``main(args, cfg)``, from which ``srlrfr <name>`` is built (srlrfr.cli);
+``OUTPUTS_TOGETHER = True`` makes the CLI commit a step's outputs together
+(srlrfr.atomic.all_or_nothing).
 Libraries live below: data, face, degradation, models, training, metrics,
 report.
 """

@@ -9,8 +9,9 @@ paper's is ``cp2tform``). Images without landmarks (status not ok): ``no_face="c
 with a fallback point set, the mean landmark position of this run's ok images
 in relative coordinates (x / width, y / height) scaled to the image's size;
 ``"exclude"`` writes a black placeholder. Either way ``landmark_ok`` is False
-so evaluation can tell. An image that cannot be read is a black placeholder
-with status ``unreadable``.
+so evaluation can tell. A damaged image (status ``corrupt`` or ``unreadable``,
+srlrfr.face.detect.read_rgb) is a black placeholder that is never scored or
+trained on; ``corrupt="fail"`` stops the step at the first one instead.
 """
 from __future__ import annotations
 
@@ -21,30 +22,39 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..faults import pause_point
+
 NAME = "align"
 HELP = "warp faces onto a geometry's reference points"
 NO_FACE_POLICIES = ("center", "exclude")
+CORRUPT_POLICIES = ("exclude", "fail")
 
 log = logging.getLogger(__name__)
 
 
 def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center",
-          fit: str = "cp2tform") -> Path:
+          fit: str = "cp2tform", corrupt: str = "exclude") -> Path:
     from ..atomic import atomic_path, write_csv
     from ..face.align import align_face
-    from ..face.detect import ImageReadError, read_rgb
-    from ..face.landmarks_io import LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
+    from ..face.detect import DamagedImageError, ImageReadError, read_rgb
+    from ..face.landmarks_io import DAMAGED, LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
     from ..geometry import get_geometry
     from ..storage import FACES, IMAGES, write_npy
 
     if no_face not in NO_FACE_POLICIES:
         raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
+    if corrupt not in CORRUPT_POLICIES:
+        raise ValueError(f"corrupt must be one of {CORRUPT_POLICIES}, got {corrupt!r}")
     geo = get_geometry(geometry_name)
     index = pd.read_csv(index_csv)
     items = list(zip(index["image_id"].astype(str), index["path"]))
     table = read_landmarks_csv(landmarks_csv)
     points, ok = landmarks_array(table, [i for i, _ in items])
     status = table.set_index("image_id").loc[[i for i, _ in items], "status"].to_numpy(dtype=object)
+    if corrupt == "fail" and np.isin(status, DAMAGED).any():
+        k = int(np.flatnonzero(np.isin(status, DAMAGED))[0])
+        raise DamagedImageError(ImageReadError(f"{landmarks_csv} lists {items[k][1]} as {status[k]}", status[k]),
+                                items[k][0])
     used = np.full((len(items), 5, 2), np.nan)
     relative: list[np.ndarray] = []
     pending: list[int] = []
@@ -54,8 +64,10 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
         try:
             return read_rgb(items[k][1])
         except ImageReadError as err:
-            log.warning("%s (image_id %s): black placeholder", err, items[k][0])
-            status[k] = "unreadable"
+            if corrupt == "fail":
+                raise DamagedImageError(err, items[k][0]) from None
+            log.warning("%s (image_id %s): black placeholder, status %s", err, items[k][0], err.status)
+            status[k] = err.status
             return None
 
     out_dir = Path(out_dir)
@@ -71,6 +83,7 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
                 used[k] = points[k]
                 out.write(align_face(img, points[k], geo, fit)[None])
                 relative.append(points[k] / [img.shape[1], img.shape[0]])
+                pause_point("align:image")
 
             if no_face == "center":
                 if relative:
@@ -80,16 +93,19 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
                                 geo.name)
                     mean_rel = geo.reference_points() / [geo.width, geo.height]
                 for k in pending:
-                    img = read(k) if status[k] != "unreadable" else None
+                    img = read(k) if status[k] not in DAMAGED else None
                     if img is not None:
                         used[k] = mean_rel * [img.shape[1], img.shape[0]]
                         out.write_at(k, align_face(img, used[k], geo, fit)[None])
         faces = pd.DataFrame({"image_id": [i for i, _ in items], "status": status, "landmark_ok": ok})
         faces[LANDMARK_COLUMNS] = used.reshape(len(items), 10).round(4)
         write_csv(tmp / FACES, faces)
-    n_bad = int((~ok).sum())
-    print(f"align {geometry_name}: {len(items) - n_bad}/{len(items)} faces aligned from landmarks; "
-          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'})")
+    damaged = np.isin(status, DAMAGED)
+    n_bad = int((~ok & ~damaged).sum())
+    print(f"align {geometry_name}: {int(ok.sum())}/{len(items)} faces aligned from landmarks; "
+          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'}); "
+          f"{int((status == 'corrupt').sum())} corrupt and {int((status == 'unreadable').sum())} unreadable "
+          f"(black placeholders, never scored or trained on)")
     return out_dir
 
 
@@ -102,4 +118,4 @@ def add_arguments(p) -> None:
 
 def main(args, cfg) -> None:
     align(args.index, args.landmarks, args.geometry, args.out, no_face=cfg["align"]["no_face"],
-          fit=cfg["align"]["fit"])
+          fit=cfg["align"]["fit"], corrupt=cfg["align"]["corrupt"])

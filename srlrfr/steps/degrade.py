@@ -17,6 +17,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..faults import pause_point
+
 NAME = "degrade"
 HELP = "downsample (and degrade) aligned crops by integer factors (probes or the training pyramid)"
 
@@ -53,6 +55,7 @@ def degrade(aligned_dir, factors, kernel: str, out_dir, *, model: dict | None = 
                 out.write(clean[f])
             for f, out in degraded_outs.items():
                 out.write(degraded[f])
+            pause_point("degrade:level")
         write_levels_manifest(tmp, factors=factors, kernel=kernel, n=n, degradation=deg.describe(),
                               inputs={str(f): files[f] for f in inputs})
     return out_dir

@@ -21,8 +21,11 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..faults import pause_point
+
 NAME = "evaluate"
 HELP = "score every pair of one (method, resolution) configuration"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +52,23 @@ def probe_features(fnet, method: str, probes: np.ndarray, restored: np.ndarray, 
                        srnet=srnet, batch_size=batch_size, device=device)
     return np.hstack([extract_features(fnet, im, batch_size=batch_size, device=device, flip=False, progress=False)
                       for im in (restored, mirrored)])
+
+
+EXCLUSION_CAUSES = ("unreadable", "corrupt", "no_face")  # a pair counts under the first that applies
+
+
+def exclusion_causes(aligned, left_rows: np.ndarray, right_rows: np.ndarray, no_face: str) -> np.ndarray:
+    """Per pair, why it is left out ('' when scored): a damaged image always, no face if ``no_face='exclude'``."""
+    def cause(rows: np.ndarray) -> np.ndarray:
+        status = aligned.status[rows].astype(object)
+        out = np.where(aligned.damaged[rows], status, "")
+        if no_face == "exclude":
+            out = np.where((out == "") & ~aligned.ok[rows], "no_face", out)
+        return out.astype(object)
+
+    a, b = cause(left_rows), cause(right_rows)
+    rank = {c: i for i, c in enumerate(EXCLUSION_CAUSES)}
+    return np.array([x if rank.get(x, 99) <= rank.get(y, 99) else y for x, y in zip(a, b)], dtype=object)
 
 
 def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
@@ -84,9 +104,11 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     right_rows = aligned.rows(right_ids)
     right_pos = {k: i for i, k in enumerate(right_ids)}
     right = np.array([right_pos[i] for i in pairs["right"]])
-    keep = np.ones(len(pairs), dtype=bool)
-    if no_face == "exclude":
-        keep = aligned.ok[left] & aligned.ok[right_rows[right]]
+    causes = exclusion_causes(aligned, left, right_rows[right], no_face)
+    keep = causes == ""
+    if not keep.any():
+        raise ValueError(f"every pair of {pairs_csv} touches an excluded image ({_counts(causes)}); see "
+                         f"{Path(aligned_dir) / 'faces.csv'} and the landmarks' no-face report")
     chosen = example_pairs(len(pairs), examples, seed)
     ex_right = right[chosen]
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # probe position -> (low-res, restored)
@@ -116,11 +138,12 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
             meter.update(restored, aligned.images.take(right_rows[start:stop]))
             for p in wanted.intersection(range(start, stop)):
                 shown[p] = (lr[p - start], restored[p - start])
+            pause_point("evaluate:chunk")
         restoration = meter.report()
 
     scores = cosine_scores(hr_feats[left], probe_feats[right])
     # Every pair keeps its row (so scores line up with the pairs list); 'used'
-    # is False for pairs excluded by the no-face policy.
+    # is False for pairs excluded (a damaged image, or no face under align.no_face: exclude).
     table = pairs[["pair", "fold", "label"]].assign(score=scores, used=keep)
     write_csv(out_dir / "scores.csv", table)
 
@@ -130,6 +153,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
                                   far_targets=tuple(far_targets))
     metrics.update(method=method, resolution=resolution, fnet=fnet_name, flip=flip,
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
+                   excluded={c: int((causes == c).sum()) for c in EXCLUSION_CAUSES},
                    n_probe_images=int(len(right_ids)))
     if restoration is not None:
         metrics["restoration"] = restoration
@@ -140,7 +164,13 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
              probe=np.stack([shown[int(p)][0] for p in ex_right]),
              ground_truth=aligned.images.take(right_rows[ex_right]))
     log.info("%s %s %s: acc %.2f%% +- %.2f", fnet_name, method, resolution, metrics["acc_mean"], metrics["acc_std"])
+    print(f"evaluate {method} {resolution}: {int(keep.sum())} pairs scored, {int((~keep).sum())} excluded "
+          f"({_counts(causes)})")
     return metrics
+
+
+def _counts(causes: np.ndarray) -> str:
+    return ", ".join(f"{c} {int((causes == c).sum())}" for c in EXCLUSION_CAUSES)
 
 
 def add_arguments(p) -> None:

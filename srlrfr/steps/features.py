@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..faults import pause_point
+
 NAME = "features"
 HELP = "flip-concatenated FNet features of all full-resolution crops"
 
@@ -25,8 +27,11 @@ def features(aligned_dir, fnet_name: str, fnet_weights, out_path, *, batch_size:
     rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
     chunks = tqdm(aligned.images.chunks(rows), total=-(-len(aligned) // rows), desc=f"features {fnet_name}",
                   unit="chunk")
-    feats = np.concatenate([extract_features(fnet, chunk, batch_size=batch_size, device=dev, progress=False)
-                            for _, chunk in chunks])
+    parts = []
+    for _, chunk in chunks:
+        parts.append(extract_features(fnet, chunk, batch_size=batch_size, device=dev, progress=False))
+        pause_point("features:chunk")
+    feats = np.concatenate(parts)
     save_npz(out_path, features=feats.astype(np.float32), ids=aligned.ids.astype(np.str_))
     return Path(out_path)
 

@@ -21,6 +21,7 @@ from ..atomic import write_csv
 
 NAME = "landmarks"
 HELP = "detect (MTCNN) or import 5-point landmarks"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 log = logging.getLogger(__name__)
 # What a mismatch most likely means, per dataset.
@@ -86,7 +87,8 @@ def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str
 
 def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str = "detect",
               cache: str = "data/downloads", check: str = "fail", training: bool = False, device: str = "auto",
-              batch_size: int = 16, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> pd.DataFrame:
+              batch_size: int = 16, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7),
+              corrupt: str = "exclude") -> pd.DataFrame:
     """``source``: 'detect', 'authors' (their file for ``dataset``, fetched into ``cache``) or a file path."""
     from ..device import resolve_device
     index = pd.read_csv(index_csv)
@@ -94,7 +96,8 @@ def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str 
     if source == "detect":
         from ..face.detect import detect_landmarks
         df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
-                              batch_size=batch_size, min_face_size=min_face_size, thresholds=tuple(thresholds))
+                              batch_size=batch_size, min_face_size=min_face_size, thresholds=tuple(thresholds),
+                              corrupt=corrupt)
     else:
         from ..data.fetch import resolve_landmarks
         from ..face.landmarks_io import read_landmark_file
@@ -107,8 +110,12 @@ def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str 
     failed = failures(df)
     write_csv(report_csv, failed)
     ok = len(df) - len(failed)
+    counts = failed["status"].value_counts()
+    causes = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("no_face", "corrupt", "unreadable"))
     print(f"landmarks: {ok}/{len(df)} images with a face ({100 * ok / max(len(df), 1):.2f}%); "
-          f"{len(failed)} listed in {Path(report_csv)}")
+          f"{len(failed)} listed in {Path(report_csv)} ({causes})")
+    for row in failed[failed["status"] != "no_face"].head(10).itertuples():
+        print(f"  {row.status}: {row.path or row.image_id}")
     return df
 
 
@@ -127,4 +134,5 @@ def main(args, cfg) -> None:
     landmarks(args.index, args.out, args.report, dataset=args.dataset, source=a["landmarks"][args.dataset],
               cache=cfg["data"]["cache"], check=a["landmark_check"],
               training=DATASETS.get(args.dataset).role == "training", device=a["device"],
-              batch_size=a["batch_size"], min_face_size=a["min_face_size"], thresholds=a["thresholds"])
+              batch_size=a["batch_size"], min_face_size=a["min_face_size"], thresholds=a["thresholds"],
+              corrupt=a["corrupt"])

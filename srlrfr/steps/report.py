@@ -6,16 +6,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..atomic import write_csv
+from ..atomic import atomic_path, write_csv
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
-from ..report.tables import long_table, metric_name, resolution_order
+from ..report.tables import exclusion_note, long_table, metric_name, resolution_order
 
 NAME = "report"
 HELP = "figures and the self-contained HTML report"
+OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 
 def plot_methods(cfg: dict) -> list[str]:
@@ -48,13 +49,23 @@ def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: 
 
 def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
-    examples.npz beside each), so results of other experiments never leak in."""
+    examples.npz beside each), so results of other experiments never leak in.
+
+    The figure and plot folders are written whole (atomically), so a killed run
+    never leaves a partial set of figures for DVC to hash."""
     out_dir = Path(out_dir)
+    with atomic_path(out_dir / "figures", is_dir=True) as figures_dir, \
+            atomic_path(out_dir / "plots", is_dir=True) as plots_dir:
+        return _report(cfg, summary_csv=summary_csv, pairs_csv=pairs_csv, scores_files=scores_files,
+                       train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir)
+
+
+def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir: Path, figures_dir: Path,
+            plots_dir: Path) -> Path:
     runs: dict[str, dict[str, Path]] = {}
     for path in map(Path, scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
     pairs = pd.read_csv(pairs_csv)
-    figures_dir, plots_dir = out_dir / "figures", out_dir / "plots"
     summary = pd.read_csv(summary_csv)
     resolutions = resolution_order(summary["resolution"])
     low = [r for r in resolutions if not (summary[summary["resolution"] == r]["method"] == FULL).any()]
@@ -95,6 +106,7 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
         "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
+        "Excluded pairs": exclusion_note(summary),
         "All metrics": summary,
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",

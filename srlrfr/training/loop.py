@@ -21,6 +21,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..device import resolve_device
+from ..faults import pause_point
 from ..models.fnet import FaceRecognizer
 from ..models.srnet import build_srnet, save_srnet, to_tensor
 from . import checkpoint as ckpt
@@ -175,6 +176,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                                   "scaler": scaler.state_dict(), "np_rng": np_rng.bit_generator.state,
                                   "torch_rng": torch_rng.get_state()})
+        pause_point("train:checkpoint")
 
     was_det = torch.are_deterministic_algorithms_enabled()
     was_warn = torch.is_deterministic_algorithms_warn_only_enabled()

@@ -94,12 +94,17 @@ class PyramidData:
 
     @classmethod
     def open(cls, aligned_dir: str | Path, degraded_dir: str | Path) -> "PyramidData":
-        """The levels written by the align and degrade steps, read by row from disk; usable = landmark_ok."""
-        from ..storage import AlignedSet, open_level, read_levels_manifest
+        """The levels written by the align and degrade steps, read by row from disk.
+
+        usable = landmark_ok of faces.csv: crops of images without a face, and the
+        black placeholders of corrupt or unreadable ones, are never trained on.
+        Bare crops (no faces.csv) are all usable.
+        """
+        from ..storage import FACES, AlignedSet, open_level, read_levels_manifest
+        usable = np.flatnonzero(AlignedSet(aligned_dir).ok) if (Path(aligned_dir) / FACES).is_file() else None
         return cls({f: open_level(aligned_dir, degraded_dir, f, clean=True) for f in PYRAMID_FACTORS},
                    {f: open_level(aligned_dir, degraded_dir, f) for f in INPUT_FACTORS},
-                   read_levels_manifest(degraded_dir).get("degradation"),
-                   np.flatnonzero(AlignedSet(aligned_dir).ok))
+                   read_levels_manifest(degraded_dir).get("degradation"), usable)
 
     def __len__(self) -> int:
         return len(self.levels[1])

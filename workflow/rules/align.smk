@@ -9,7 +9,7 @@ rule align:
     conda:
         "../envs/srlrfr.yaml"
     params:
-        settings=settings("align.no_face", "align.fit"),
+        settings=settings("align.no_face", "align.fit", "align.corrupt"),
     shell:
         "srlrfr align --settings {params.settings:q} --index {input.index}/images.csv "
         "--landmarks {input.landmarks} --geometry {wildcards.geometry} --out {output} > {log} 2>&1"

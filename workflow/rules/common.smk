@@ -3,16 +3,22 @@
 # srlrfr's JSON schema) and names from the package's registries.
 import json
 import os
+import sys
 
 from srlrfr import config as params
-from srlrfr import methods
+from srlrfr import methods, runs
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
 load_all()
-_validated = params.validate(config)
+_validated = params.check_inputs(params.validate(config))
 config.clear()
 config.update(_validated)
+
+if workflow.is_main_process:  # clear a killed run's lock when provably safe; jobs watch this run
+    _note = runs.start_run()
+    if _note:
+        print(_note, file=sys.stderr)
 
 FNET = config["fnet"]
 GEOMETRY = GEOMETRIES.get(FNETS.get(FNET).geometry)
@@ -57,6 +63,12 @@ def settings(*keys):
     return json.dumps(doc, sort_keys=True)
 
 
+def print_run_notes():
+    """At the end of a successful run: damaged images, missing images, excluded pairs."""
+    for note in runs.run_notes():
+        print(f"srlrfr: NOTE {note}", file=sys.stderr)
+
+
 # ---- paths
 
 
@@ -94,6 +106,7 @@ def landmark_settings(wildcards):
         "align.thresholds",
         "align.batch_size",
         "align.device",
+        "align.corrupt",
     )
 
 
