@@ -51,7 +51,8 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
     ]
     for entry in cfgmod.srnet_entries(cfg):
         name = entry.get("name", entry["type"])
-        sr = state_bytes(SRNETS.get(entry["type"]).build, **{k: v for k, v in entry.items() if k not in ("type", "name")})
+        kwargs = {k: v for k, v in entry.items() if k not in ("type", "name")}
+        sr = state_bytes(SRNETS.get(entry["type"]).build, **kwargs)
         for lam in cfgmod.trained_lambdas(cfg):
             folder = root / f"models/srnets/{fnet}/{sr_method(name, lam)}"
             items.append(DiskItem(f"SRNet {name} lambda={lam}", folder / "model.pt", sr))
