@@ -12,6 +12,7 @@ from ..metrics.verification import load_scores
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from ..report.steps import read_jobs, step_table
 from ..report.tables import long_table, metric_name, resolution_order
 
 NAME = "report"
@@ -42,10 +43,13 @@ def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: 
         write_csv(plots_dir / "losses.csv", logs[own][cols].fillna(0.0))
 
 
-def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir) -> Path:
+def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=()) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
-    examples.npz beside each), so results of other experiments never leak in."""
+    examples.npz beside each; the jobs' benchmark files), so results of other experiments never leak in."""
     out_dir = Path(out_dir)
+    jobs = read_jobs(list(benchmarks))
+    steps = step_table(jobs)
+    write_csv(out_dir / "steps.csv", steps)
     runs: dict[str, dict[str, Path]] = {}
     for path in map(Path, scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
@@ -92,9 +96,22 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
         "Comparison with the published table": _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
         "All metrics": summary,
+        "Time per step": _steps_note(steps),
+        "Time and memory per step": steps,
+        "Time and memory per job": jobs.sort_values("seconds", ascending=False, kind="stable"),
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures, params=cfg)
+
+
+def _steps_note(steps: pd.DataFrame) -> str:
+    if steps.empty:
+        return "No benchmark files were given, so no step times are shown."
+    return (f"{int(steps['jobs'].sum())} jobs took {steps['seconds'].sum():.1f} s of wall time in all "
+            f"(summed over jobs: parallel jobs overlap) and {steps['cpu_seconds'].sum():.1f} s of CPU time; "
+            f"the slowest step was {steps['step'].iloc[0]} ({steps['share_pct'].iloc[0]:.1f}%). "
+            "From the rules' benchmark files (logs/benchmarks/); peak memory is the largest resident set "
+            "Snakemake sampled, in MB. The report's own job is not included.")
 
 
 def _comparison(long: pd.DataFrame) -> pd.DataFrame | str:
@@ -109,9 +126,10 @@ def add_arguments(p) -> None:
     p.add_argument("--pairs", required=True, help="the pairs table every scores file must match")
     p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
     p.add_argument("--train-logs", nargs="*", default=[])
+    p.add_argument("--benchmarks", nargs="*", default=[], help="the jobs' Snakemake benchmark files")
     p.add_argument("--out-dir", required=True)
 
 
 def main(args, cfg) -> None:
     report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
-           train_logs=args.train_logs, out_dir=args.out_dir)
+           train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks)
