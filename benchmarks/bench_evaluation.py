@@ -77,14 +77,14 @@ def configurations() -> list[tuple[str, int]]:
         [(f"edsr{i}", f) for i in (0, 1) for f in (16, 8, 4)]
 
 
-def plain_features(fnet: FaceRecognizer, images: np.ndarray) -> np.ndarray:
+def plain_features(fnet: FaceRecognizer, images: np.ndarray, device) -> np.ndarray:
     """f(x) and f(mirror x) of one batch of NCHW tensors, concatenated (the authors' way)."""
     with torch.no_grad():
-        x = to_tensor(images).contiguous()
-        return torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).numpy()
+        x = to_tensor(images, device).contiguous()
+        return torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).cpu().numpy()
 
 
-def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch) -> dict:
+def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch, device) -> dict:
     scores = {}
     for method, factor in configs:
         out = []
@@ -94,14 +94,14 @@ def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch) -> di
             right = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in chunk["right"]])
             if factor > 1:
                 right = restore("bicubic" if method == "bicubic" else method, downsample(right, factor, KERNEL),
-                                geometry.size, srnet=srnets.get(method), batch_size=batch)
-            out.append(cosine_scores(plain_features(fnet, left), plain_features(fnet, right)))
+                                geometry.size, srnet=srnets.get(method), batch_size=batch, device=device)
+            out.append(cosine_scores(plain_features(fnet, left, device), plain_features(fnet, right, device)))
         scores[(method, factor)] = np.concatenate(out)
     return scores
 
 
 def engine(tmp: Path, index_csv, landmarks_csv, pairs_csv, fnet_name, weights, srnet_files, configs, geometry,
-           batch) -> tuple[dict, dict]:
+           batch, device) -> tuple[dict, dict]:
     """The pipeline's steps, as the rules call them; returns scores and seconds per step."""
     seconds: dict[str, float] = {}
 
@@ -113,7 +113,7 @@ def engine(tmp: Path, index_csv, landmarks_csv, pairs_csv, fnet_name, weights, s
     aligned, degraded, feats = tmp / "aligned", tmp / "degraded", tmp / "hr.npz"
     step("align", align, index_csv, landmarks_csv, geometry.name, aligned)
     step("degrade", degrade, aligned, sorted({f for _, f in configs if f > 1}), KERNEL, degraded)
-    step("features", features, aligned, fnet_name, weights, feats, batch_size=batch, device="cpu")
+    step("features", features, aligned, fnet_name, weights, feats, batch_size=batch, device=device)
     scores = {}
     for method, factor in configs:
         out = tmp / "eval" / f"{method}_{factor}"
@@ -121,7 +121,7 @@ def engine(tmp: Path, index_csv, landmarks_csv, pairs_csv, fnet_name, weights, s
         step("evaluate", evaluate, pairs_csv=pairs_csv, aligned_dir=aligned, features_npz=feats,
              degraded_dir=degraded if factor > 1 else None, factor=factor, method=method, resolution=res,
              fnet_name=fnet_name, fnet_weights=weights, srnet_path=srnet_files.get(method), out_dir=out,
-             batch_size=batch, device="cpu")
+             batch_size=batch, device=device)
         scores[(method, factor)] = pd.read_csv(out / "scores.csv")["score"].to_numpy()
     return scores, seconds
 
@@ -138,13 +138,15 @@ def main() -> None:
     parser.add_argument("--landmarks", help="a landmark CSV to reuse instead of running MTCNN")
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (the rules' {threads})")
+    parser.add_argument("--device", default="cpu")
     parser.add_argument("--order", default="engine,baseline", help="which side runs first")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     cv2.setNumThreads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print("machine:", machine_info("cpu"))
+    device = torch.device(args.device)
+    print("machine:", machine_info(device))
 
     _, pairs = ingest_lfw(args.images, args.pairs, 10, tmp / "index")  # the 10-fold protocol
     if args.limit_pairs:  # the first matched and mismatched pairs of every fold (the protocol needs both)
@@ -174,14 +176,14 @@ def main() -> None:
     weights = args.fnet_weights or prepare_fnet_weights(args.fnet, spec.weights_default, tmp / "fnet.pt")
     plain_backbone = spec.build()
     load_into(plain_backbone, load_state_dict_file(weights), weights)
-    plain_fnet = FaceRecognizer(spec, plain_backbone).freeze()
+    plain_fnet = FaceRecognizer(spec, plain_backbone).freeze().to(device)
     counter = Counter(type(plain_backbone))
     torch.manual_seed(0)
     srnets, srnet_files = {}, {}
     for name in ("edsr0", "edsr1"):
         model, kwargs = build_srnet("edsr", {"n_blocks": args.srnet_blocks, "n_feats": args.srnet_feats})
         srnet_files[name] = save_srnet(tmp / f"{name}.pt", model.eval(), "edsr", kwargs, "rgb")
-        srnets[name] = (model, {"channel_order": "rgb", "scale": 4, "kwargs": kwargs})  # plain: NCHW
+        srnets[name] = (model.to(device), {"channel_order": "rgb", "scale": 4, "kwargs": kwargs})  # plain: NCHW
     configs = configurations()
 
     results = {}
@@ -190,9 +192,10 @@ def main() -> None:
         t0 = time.perf_counter()
         if side == "engine":
             scores, steps = engine(tmp, tmp / "images.csv", landmarks_csv, tmp / "pairs.csv", args.fnet, weights,
-                                   srnet_files, configs, geometry, args.batch)
+                                   srnet_files, configs, geometry, args.batch, args.device)
         else:
-            scores, steps = baseline(pairs, paths, points, geometry, plain_fnet, srnets, configs, args.batch), {}
+            scores = baseline(pairs, paths, points, geometry, plain_fnet, srnets, configs, args.batch, device)
+            steps = {}
         results[side] = (time.perf_counter() - t0, counter.images, scores, steps)
     worst = max(float(np.abs(results["engine"][2][c] - results["baseline"][2][c]).max()) for c in configs)
 
@@ -206,7 +209,7 @@ def main() -> None:
     print(f"wall time:         baseline {tb:.1f} s, srlrfr {te:.1f} s, ratio {tb / te:.2f}x")
     print("srlrfr steps:      " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print(f"max |score difference| between the two: {worst:.2e}")
-    print("machine at the end:", machine_info("cpu"))
+    print("machine at the end:", machine_info(device))
 
 
 if __name__ == "__main__":

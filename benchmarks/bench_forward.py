@@ -64,26 +64,29 @@ class BF16(nn.Module):
 def plain_features(fnet, images, batch, *, merge_flip=False, prepare_once=False, grad_mode=torch.no_grad):
     """The authors' loop: per batch of NCHW tensors f(x) and f(mirror x), concatenated (fp32 numpy)."""
     out = []
+    device = next(fnet.parameters()).device
     with grad_mode():
         for s in range(0, len(images), batch):
-            x = to_tensor(images[s:s + batch]).contiguous()
+            x = to_tensor(images[s:s + batch], device).contiguous()
             if merge_flip:
                 f = fnet(torch.cat([x, x.flip(-1)]))
-                out.append(torch.cat(f.chunk(2), dim=1).numpy())
+                out.append(torch.cat(f.chunk(2), dim=1).cpu().numpy())
             elif prepare_once:
                 p = fnet.prepare(x)
-                out.append(torch.cat([fnet.backbone(p), fnet.backbone(p.flip(-1))], dim=1).numpy())
+                out.append(torch.cat([fnet.backbone(p), fnet.backbone(p.flip(-1))], dim=1).cpu().numpy())
             else:
-                out.append(torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).numpy())
+                out.append(torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).cpu().numpy())
     return np.concatenate(out)
 
 
 def plain_sr(model, images, batch, *, grad_mode=torch.no_grad, fmt=torch.contiguous_format):
     from srlrfr.models.srnet import to_uint8
     out = []
+    device = next(model.parameters()).device
     with grad_mode():
         for s in range(0, len(images), batch):
-            out.append(to_uint8(model(to_tensor(images[s:s + batch]).contiguous(memory_format=fmt))))  # NCHW: plain
+            x = to_tensor(images[s:s + batch], device).contiguous(memory_format=fmt)  # NCHW: plain
+            out.append(to_uint8(model(x)))
     return np.concatenate(out)
 
 
@@ -132,13 +135,15 @@ def main() -> None:
     ap.add_argument("--srnet-blocks", type=int, default=8)
     ap.add_argument("--srnet-feats", type=int, default=64)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile on a CPU)")
     ap.add_argument("--skip", nargs="*", default=[], choices=["fnet", "srnet"])
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_forward_"))
     print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print("machine:", machine_info("cpu"))
+    device = torch.device(args.device)
+    print("machine:", machine_info(device))
 
     spec = FNETS.get(args.fnet)
     h, w = FaceRecognizer(spec, nn.Identity()).geometry.size
@@ -157,11 +162,11 @@ def main() -> None:
             load_into(b, load_state_dict_file(weights), weights)
             return b
 
-        plain = FaceRecognizer(spec, plain_backbone()).freeze()
-        fused = FaceRecognizer(spec, spec.fuse(plain_backbone()) if spec.fuse else plain_backbone()).freeze()
+        plain = FaceRecognizer(spec, plain_backbone()).freeze().to(device)
+        fused = FaceRecognizer(spec, spec.fuse(plain_backbone()) if spec.fuse else plain_backbone()).freeze().to(device)
         nhwc = copy.deepcopy(plain).to(memory_format=torch.channels_last)
-        fast = load_fnet(args.fnet, weights)
-        bf16 = load_fnet(args.fnet, weights)
+        fast = load_fnet(args.fnet, weights, device)
+        bf16 = load_fnet(args.fnet, weights, device)
         bf16.backbone = BF16(bf16.backbone)
         variants = {
             "plain": lambda: plain_features(plain, images, args.batch),
@@ -178,7 +183,7 @@ def main() -> None:
             "srlrfr + bf16": lambda: extract_features(bf16, images, batch_size=args.batch, progress=False),
         }
         if args.compile:
-            compiled = load_fnet(args.fnet, weights)
+            compiled = load_fnet(args.fnet, weights, device)
             compiled.backbone = torch.compile(compiled.backbone, dynamic=False)
             t0 = time.perf_counter()
             extract_features(compiled, images, batch_size=args.batch, progress=False)
@@ -194,9 +199,9 @@ def main() -> None:
         path = save_srnet(tmp / "edsr.pt", model, "edsr", kwargs, "rgb")
         plain_m = build_srnet("edsr", kwargs)[0]
         load_into(plain_m, torch.load(path, weights_only=True)["state_dict"], path)
-        plain_m.eval().requires_grad_(False)
-        fast_m, info = load_srnet(path)
-        bf16_m = BF16(load_srnet(path)[0])
+        plain_m.to(device).eval().requires_grad_(False)
+        fast_m, info = load_srnet(path, device)
+        bf16_m = BF16(load_srnet(path, device)[0])
         for f in (16, 8, 4):
             probes = np.ascontiguousarray(images[:, ::f, ::f])
             variants = {
@@ -209,7 +214,7 @@ def main() -> None:
             res = timed(variants, args.rounds)
             report(f"SRNet EDSR {args.srnet_blocks}x{args.srnet_feats}: {n} probes "
                    f"{probes.shape[1]}x{probes.shape[2]} -> x4, batch {args.batch}", res, n, "img", pix_diff)
-    print("\nmachine at the end:", machine_info("cpu"))
+    print("\nmachine at the end:", machine_info(device))
 
 
 if __name__ == "__main__":
