@@ -1,14 +1,21 @@
-"""Evaluation of the paper's 10-configuration table: srlrfr's engine vs a per-configuration baseline.
+"""Evaluation of the paper's 10-configuration table: srlrfr's pipeline steps vs the authors' per-pair method.
 
 Baseline (what the authors' scripts do): for every configuration and every
 pair, decode both images, align both, degrade the second, restore it, and run
-the FNet on both images and their mirrors. Engine (srlrfr.steps.evaluate): decode and
-align every distinct image once, compute full-resolution features once, then
-per configuration restore and embed only the distinct probe images. Both run
-in this one process on the same data and must give the same scores.
+the FNet on both images and their mirrors, with the networks as plain PyTorch
+modules (fp32, NCHW, ``no_grad``; the dlib FNet with its separate affine layers).
+
+srlrfr: the pipeline's own step functions on the same images, timed end to end:
+``align`` (decode and align every distinct image once), ``degrade``,
+``features`` (full-resolution features once), then ``evaluate`` once per
+configuration (restore and embed only the distinct probe images, plus what the
+step adds: PSNR/SSIM, ROC numbers, the examples). So srlrfr wins by computing less
+(FNet image passes, printed) and by faster forward passes (load_fnet's fused,
+channels-last network; benchmarks/bench_forward.py times each change). Both
+run in this one process, on the same data, and must give the same scores.
 
     python benchmarks/bench_evaluation.py --images ../shared/data/lfw-fold1/images \\
-        --pairs ../shared/data/lfw-fold1/pairs.txt [--fnet dlib_resnet34] [--limit-pairs N]
+        --pairs ../shared/data/lfw-fold1/pairs.txt [--landmarks data/landmarks/lfw.csv] [--limit-pairs N]
 
 SR configurations use an EDSR of the given size with seeded random weights:
 only time and forward passes are measured here, not accuracy.
@@ -17,48 +24,67 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import shlex
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-import torch
+# What srlrfr's CLI sets for every step (srlrfr/cli.py), for both sides here.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-from srlrfr.data.lfw import ingest_lfw
-from srlrfr.degradation import downsample
-from srlrfr.face.align import align_face
-from srlrfr.face.detect import detect_landmarks, read_rgb
-from srlrfr.face.landmarks_io import landmarks_array, read_landmarks_csv
-from srlrfr.methods import restore
-from srlrfr.models import catalog  # noqa: F401  (fills the registries)
-from srlrfr.models.fnet import extract_features, load_fnet
-from srlrfr.models.srnet import build_srnet
-from srlrfr.registry import FNETS, GEOMETRIES
-from srlrfr.steps.evaluate import cosine_scores
-from srlrfr.steps.fnet_weights import fnet_weights as prepare_fnet_weights
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from srlrfr.data.lfw import ingest_lfw  # noqa: E402
+from srlrfr.degradation import downsample  # noqa: E402
+from srlrfr.device import machine_info  # noqa: E402
+from srlrfr.face.align import align_face  # noqa: E402
+from srlrfr.face.detect import detect_landmarks, read_rgb  # noqa: E402
+from srlrfr.face.landmarks_io import landmarks_array, read_landmarks_csv  # noqa: E402
+from srlrfr.methods import FULL, restore  # noqa: E402
+from srlrfr.models import catalog  # noqa: E402,F401  (fills the registries)
+from srlrfr.models.fnet import FaceRecognizer  # noqa: E402
+from srlrfr.models.srnet import build_srnet, save_srnet, to_tensor  # noqa: E402
+from srlrfr.models.weights import load_into, load_state_dict_file  # noqa: E402
+from srlrfr.registry import FNETS, GEOMETRIES  # noqa: E402
+from srlrfr.steps.align import align  # noqa: E402
+from srlrfr.steps.degrade import degrade  # noqa: E402
+from srlrfr.steps.evaluate import cosine_scores, evaluate  # noqa: E402
+from srlrfr.steps.features import features  # noqa: E402
+from srlrfr.steps.fnet_weights import fnet_weights as prepare_fnet_weights  # noqa: E402
+
+KERNEL = "cv2_bicubic"  # params.yaml degrade.kernel
 
 
 class Counter:
-    """Counts images through the FNet backbone (each mirror is a pass too)."""
+    """Counts images through every backbone of one class (each mirror is a pass too)."""
 
-    def __init__(self, module: torch.nn.Module):
+    def __init__(self, kind: type):
         self.images = 0
-        module.register_forward_hook(lambda m, inp, out: self.add(len(inp[0])))
+        torch.nn.modules.module.register_module_forward_hook(
+            lambda m, inp, out: self.add(len(inp[0])) if isinstance(m, kind) else None)
 
     def add(self, n: int) -> None:
         self.images += n
 
 
-def configurations(geometry) -> list[tuple[str, int]]:
-    """The paper's table: bicubic at 4 resolutions, two SRNets at 3."""
-    return [("bicubic", f) for f in (16, 8, 4, 1)] + [(f"edsr{i}", f) for i in (0, 1) for f in (16, 8, 4)]
+def configurations() -> list[tuple[str, int]]:
+    """The paper's table: bicubic at 3 resolutions and full resolution, two SRNets at 3."""
+    return [("bicubic", f) for f in (16, 8, 4)] + [(FULL, 1)] + \
+        [(f"edsr{i}", f) for i in (0, 1) for f in (16, 8, 4)]
 
 
-def baseline(pairs, paths, points, geometry, fnet, srnets, configs, device, batch) -> dict:
+def plain_features(fnet: FaceRecognizer, images: np.ndarray, device) -> np.ndarray:
+    """f(x) and f(mirror x) of one batch of NCHW tensors, concatenated (the authors' way)."""
+    with torch.no_grad():
+        x = to_tensor(images, device).contiguous()
+        return torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).cpu().numpy()
+
+
+def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch, device) -> dict:
     scores = {}
     for method, factor in configs:
         out = []
@@ -67,36 +93,37 @@ def baseline(pairs, paths, points, geometry, fnet, srnets, configs, device, batc
             left = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in chunk["left"]])
             right = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in chunk["right"]])
             if factor > 1:
-                right = restore("bicubic" if method == "bicubic" else method, downsample(right, factor),
-                                geometry.size, srnet=srnets.get(method), device=device)
-            f1 = extract_features(fnet, left, batch_size=batch, device=device, progress=False)
-            f2 = extract_features(fnet, right, batch_size=batch, device=device, progress=False)
-            out.append(cosine_scores(f1, f2))
+                right = restore("bicubic" if method == "bicubic" else method, downsample(right, factor, KERNEL),
+                                geometry.size, srnet=srnets.get(method), batch_size=batch, device=device)
+            out.append(cosine_scores(plain_features(fnet, left, device), plain_features(fnet, right, device)))
         scores[(method, factor)] = np.concatenate(out)
     return scores
 
 
-def engine(pairs, paths, points, geometry, fnet, srnets, configs, device, batch) -> dict:
-    ids = list(pd.unique(pd.concat([pairs["left"], pairs["right"]])))
-    row = {k: i for i, k in enumerate(ids)}
-    aligned = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in ids])
-    hr = extract_features(fnet, aligned, batch_size=batch, device=device, progress=False)
-    right_ids = list(pd.unique(pairs["right"]))
-    right_pos = {k: i for i, k in enumerate(right_ids)}
-    right_rows = np.array([row[i] for i in right_ids])
-    left = hr[[row[i] for i in pairs["left"]]]
-    take = np.array([right_pos[i] for i in pairs["right"]])
-    probes = {f: downsample(aligned[right_rows], f) for f in {f for _, f in configs if f > 1}}
+def engine(tmp: Path, index_csv, landmarks_csv, pairs_csv, fnet_name, weights, srnet_files, configs, geometry,
+           batch, device) -> tuple[dict, dict]:
+    """The pipeline's steps, as the rules call them; returns scores and seconds per step."""
+    seconds: dict[str, float] = {}
+
+    def step(name, fn, *a, **kw):
+        t0 = time.perf_counter()
+        fn(*a, **kw)
+        seconds[name] = seconds.get(name, 0.0) + time.perf_counter() - t0
+
+    aligned, degraded, feats = tmp / "aligned", tmp / "degraded", tmp / "hr.npz"
+    step("align", align, index_csv, landmarks_csv, geometry.name, aligned)
+    step("degrade", degrade, aligned, sorted({f for _, f in configs if f > 1}), KERNEL, degraded)
+    step("features", features, aligned, fnet_name, weights, feats, batch_size=batch, device=device)
     scores = {}
     for method, factor in configs:
-        if factor == 1:
-            feats = hr[right_rows]
-        else:
-            restored = restore("bicubic" if method == "bicubic" else method, probes[factor], geometry.size,
-                               srnet=srnets.get(method), device=device)
-            feats = extract_features(fnet, restored, batch_size=batch, device=device, progress=False)
-        scores[(method, factor)] = cosine_scores(left, feats[take])
-    return scores
+        out = tmp / "eval" / f"{method}_{factor}"
+        res = f"{geometry.height // factor}x{geometry.width // factor}"
+        step("evaluate", evaluate, pairs_csv=pairs_csv, aligned_dir=aligned, features_npz=feats,
+             degraded_dir=degraded if factor > 1 else None, factor=factor, method=method, resolution=res,
+             fnet_name=fnet_name, fnet_weights=weights, srnet_path=srnet_files.get(method), out_dir=out,
+             batch_size=batch, device=device)
+        scores[(method, factor)] = pd.read_csv(out / "scores.csv")["score"].to_numpy()
+    return scores, seconds
 
 
 def main() -> None:
@@ -107,64 +134,82 @@ def main() -> None:
     parser.add_argument("--fnet-weights", help="state dict .pt (default: prepared from the fnet's default source)")
     parser.add_argument("--srnet-blocks", type=int, default=8)
     parser.add_argument("--srnet-feats", type=int, default=64)
-    parser.add_argument("--limit-pairs", type=int, help="use the first N pairs")
+    parser.add_argument("--limit-pairs", type=int, help="use about N pairs (the first of each fold and label)")
     parser.add_argument("--landmarks", help="a landmark CSV to reuse instead of running MTCNN")
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=2, help="torch and OpenCV threads (the rules' {threads})")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--order", default="engine,baseline", help="which side runs first")
     args = parser.parse_args()
-    device = torch.device(args.device)
+    torch.set_num_threads(args.threads)
+    cv2.setNumThreads(args.threads)
     tmp = Path(tempfile.mkdtemp(prefix="bench_eval_"))
+    print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
+    device = torch.device(args.device)
+    print("machine:", machine_info(device))
 
-    _, pairs = ingest_lfw(args.images, args.pairs, 1, tmp)
-    if args.limit_pairs:
-        pairs = pairs.iloc[:args.limit_pairs]
-    index = pd.read_csv(tmp / "images.csv")
-    used = set(pairs["left"]) | set(pairs["right"])
-    paths = {k: p for k, p in zip(index["image_id"], index["path"]) if k in used}
+    _, pairs = ingest_lfw(args.images, args.pairs, 10, tmp / "index")  # the 10-fold protocol
+    if args.limit_pairs:  # the first matched and mismatched pairs of every fold (the protocol needs both)
+        groups = pairs.groupby(["fold", "label"], sort=False)
+        pairs = groups.head(max(1, args.limit_pairs // groups.ngroups))
+    pairs.to_csv(tmp / "pairs.csv", index=False)
+    index = pd.read_csv(tmp / "index" / "images.csv")
+    index = index[index["image_id"].isin(set(pairs["left"]) | set(pairs["right"]))]
+    index.to_csv(tmp / "images.csv", index=False)
+    paths = dict(zip(index["image_id"], index["path"]))
     t0 = time.perf_counter()
-    lm = read_landmarks_csv(args.landmarks) if args.landmarks else \
-        detect_landmarks(list(paths.items()), tmp / "landmarks.csv", device=str(device))
+    if args.landmarks:
+        landmarks_csv = args.landmarks
+        lm = read_landmarks_csv(landmarks_csv)
+    else:
+        landmarks_csv = tmp / "landmarks.csv"
+        lm = detect_landmarks(list(paths.items()), landmarks_csv)
     t_landmarks = time.perf_counter() - t0
     pts, ok = landmarks_array(lm, list(paths))
     points = dict(zip(paths, pts))
-    if not ok.all():  # the benchmark needs a crop for every image; use the mean layout
+    if not ok.all():  # align's no_face policy 'center' puts these on the mean layout; so does the baseline
         mean = pts[ok].mean(axis=0)
         points.update({k: mean for k, good in zip(paths, ok) if not good})
 
     spec = FNETS.get(args.fnet)
     geometry = GEOMETRIES.get(spec.geometry)
     weights = args.fnet_weights or prepare_fnet_weights(args.fnet, spec.weights_default, tmp / "fnet.pt")
-    fnet = load_fnet(args.fnet, weights, device)
-    counter = Counter(fnet)
+    plain_backbone = spec.build()
+    load_into(plain_backbone, load_state_dict_file(weights), weights)
+    plain_fnet = FaceRecognizer(spec, plain_backbone).freeze().to(device)
+    counter = Counter(type(plain_backbone))
     torch.manual_seed(0)
-    srnets = {}
+    srnets, srnet_files = {}, {}
     for name in ("edsr0", "edsr1"):
         model, kwargs = build_srnet("edsr", {"n_blocks": args.srnet_blocks, "n_feats": args.srnet_feats})
-        srnets[name] = (model.to(device).eval(), {"channel_order": "rgb", "scale": 4, "kwargs": kwargs})
-    configs = configurations(geometry)
+        srnet_files[name] = save_srnet(tmp / f"{name}.pt", model.eval(), "edsr", kwargs, "rgb")
+        srnets[name] = (model.to(device), {"channel_order": "rgb", "scale": 4, "kwargs": kwargs})  # plain: NCHW
+    configs = configurations()
 
     results = {}
-    for name, fn in (("engine", engine), ("baseline", baseline)):
+    for side in args.order.split(","):
         counter.images = 0
         t0 = time.perf_counter()
-        with torch.inference_mode():
-            scores = fn(pairs, paths, points, geometry, fnet, srnets, configs, device, args.batch)
-        results[name] = (time.perf_counter() - t0, counter.images, scores)
+        if side == "engine":
+            scores, steps = engine(tmp, tmp / "images.csv", landmarks_csv, tmp / "pairs.csv", args.fnet, weights,
+                                   srnet_files, configs, geometry, args.batch, args.device)
+        else:
+            scores = baseline(pairs, paths, points, geometry, plain_fnet, srnets, configs, args.batch, device)
+            steps = {}
+        results[side] = (time.perf_counter() - t0, counter.images, scores, steps)
     worst = max(float(np.abs(results["engine"][2][c] - results["baseline"][2][c]).max()) for c in configs)
 
-    te, fe, _ = results["engine"]
-    tb, fb, _ = results["baseline"]
-    print("command:", " ".join(shlex.quote(a) for a in [sys.executable, *sys.argv]))
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, torch {torch.__version__}, "
-          f"device {device}{' (' + torch.cuda.get_device_name(device) + ')' if device.type == 'cuda' else ''}, "
-          f"torch threads {torch.get_num_threads()}")
+    te, fe, _, steps = results["engine"]
+    tb, fb, _, _ = results["baseline"]
     print(f"data: {len(pairs)} pairs, {len(paths)} distinct images, {len(configs)} configurations, "
-          f"FNet {args.fnet}, SRNet EDSR {args.srnet_blocks}x{args.srnet_feats}")
+          f"FNet {args.fnet}, SRNet EDSR {args.srnet_blocks}x{args.srnet_feats}, batch {args.batch}")
     print(f"landmarks (shared by both, not in the times below): {t_landmarks:.1f} s"
           + (f" (read from {args.landmarks})" if args.landmarks else ""))
-    print(f"FNet image passes: baseline {fb}, engine {fe}, ratio {fb / fe:.2f}x")
-    print(f"wall time:         baseline {tb:.1f} s, engine {te:.1f} s, ratio {tb / te:.2f}x")
+    print(f"FNet image passes: baseline {fb}, srlrfr {fe}, ratio {fb / fe:.2f}x")
+    print(f"wall time:         baseline {tb:.1f} s, srlrfr {te:.1f} s, ratio {tb / te:.2f}x")
+    print("srlrfr steps:      " + ", ".join(f"{k} {v:.1f} s" for k, v in steps.items()))
     print(f"max |score difference| between the two: {worst:.2e}")
+    print("machine at the end:", machine_info(device))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -115,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # Before torch loads OpenMP: threads that wait sleep instead of spinning. On cores
+    # shared with other jobs, spinning threads stall each other (benchmarks/bench_forward.py
+    # measured 2 threads ~10x slower than this on a loaded 2-core machine). Export
+    # OMP_WAIT_POLICY=ACTIVE to spin again on dedicated cores.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -28,7 +28,9 @@ SNAKEMAKE = "snakemake --cores all --until {rule}"
 
 
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:
-    """Every job of ``snakemake all`` as {rule, input, output, shellcmd}, from a forced dry run."""
+    """Every job of ``snakemake all`` as {rule, input, output, benchmark, shellcmd}, from a forced dry run.
+
+    The benchmark file is kept apart from the outputs: it is a measurement, not data DVC versions."""
     cmd = [sys.executable, "-m", "snakemake", "all", "--dry-run", "--forceall", "--printshellcmds",
            "--cores", "1"]
     if configfiles:
@@ -40,10 +42,12 @@ def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") 
     for line in out.stdout.splitlines():
         head = re.match(r"^(?:local)?rule (\w+):$", line)
         if head:
-            jobs.append({"rule": head.group(1), "input": [], "output": [], "shellcmd": ""})
+            jobs.append({"rule": head.group(1), "input": [], "output": [], "benchmark": "", "shellcmd": ""})
         elif jobs and re.match(r"^\s+(input|output): ", line):
             key, _, files = line.strip().partition(": ")
             jobs[-1][key] = [f.strip() for f in files.split(",") if f.strip()]
+        elif jobs and line.startswith("    benchmark: "):
+            jobs[-1]["benchmark"] = line.strip()[len("benchmark: "):]
         elif jobs and line.startswith("Shell command: "):
             jobs[-1]["shellcmd"] = line[len("Shell command: "):]
     if not jobs:
@@ -162,6 +166,8 @@ def render(doc: dict, cfg: dict) -> str:
                                         "title": "LFW accuracy (%) vs probe height (px)"}},
         {"results/plots/losses.csv": {"x": "step", "y": ["loss_pixel", "loss_identity", "loss_total"],
                                       "template": "linear", "title": "SRNet training losses (this lambda)"}},
+        {"results/steps.csv": {"x": "seconds", "y": "step", "template": "bar_horizontal_sorted",
+                               "title": "Wall time per pipeline step (s, summed over its jobs)"}},
         "results/figures",
     ]}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=120) + "\n" + yaml.safe_dump(plots, sort_keys=False)

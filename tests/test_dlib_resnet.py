@@ -1,6 +1,7 @@
 """dlib ResNet port: weights conversion, layer shapes, and descriptors vs dlib itself."""
 from __future__ import annotations
 
+import copy
 import hashlib
 from pathlib import Path
 
@@ -222,3 +223,37 @@ def test_geometry_reproduces_dlib_framing(converted, dlib_chips, dat_path):
         cos = _cosine(fnet(x).double().numpy(), dlib_chips["ref"])
     print("aligned-vs-chip cosines:", np.round(cos, 4))
     assert cos.mean() >= 0.98 and cos.min() >= 0.95, cos
+
+
+def test_pad_add_in_place_into_the_covering_tensor():
+    y, s = torch.randn(2, 4, 3, 3), torch.randn(2, 2, 3, 3)
+    want = y.clone()
+    want[:, :2] += s
+    out = dr._pad_add(y, s)
+    assert out is y and torch.equal(out, want)  # no canvas: the bigger fresh tensor holds the sum
+    small, big = torch.randn(1, 4, 3, 3), torch.randn(1, 4, 4, 4)
+    want = big.clone()
+    want[:, :, :3, :3] += small
+    assert torch.equal(dr._pad_add(small, big), want)
+
+
+def test_folded_affine_computes_the_same_function_and_gradient():
+    torch.manual_seed(0)
+    plain = dr.DlibResNet34()
+    with torch.no_grad():
+        for m in plain.modules():
+            if isinstance(m, dr.Affine):
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.1, 0.1)
+    folded = dr.fold_affine(copy.deepcopy(plain))
+    assert not any(isinstance(m, dr.Affine) for m in folded.modules())
+    assert not any(".aff" in k or k.startswith("aff") for k in folded.state_dict())
+    x = torch.randn(2, 3, 150, 150, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_(True)
+    a, b = plain(x), folded(x2)
+    torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5)
+    a.sum().backward()
+    b.sum().backward()
+    torch.testing.assert_close(x2.grad, x.grad, rtol=1e-4, atol=1e-6)
+    assert dr.fold_affine(folded) is folded  # folding twice changes nothing
+    assert FNETS.get("dlib_resnet34").fuse is dr.fold_affine

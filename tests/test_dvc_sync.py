@@ -3,7 +3,7 @@ from pathlib import Path
 
 import yaml
 
-from srlrfr.dvcsync import check_dvc_yaml
+from srlrfr.dvcsync import check_dvc_yaml, snakemake_plan
 
 
 def test_committed_dvc_yaml_agrees(repo_root: Path):
@@ -23,3 +23,18 @@ def test_disagreements_are_reported(repo_root: Path, tmp_path: Path):
     assert "rule 'features' has no DVC stage" in problems
     assert "'bogus' is not a Snakemake rule" in problems
     assert "stage 'train' params" in problems and "stage 'evaluate' deps" in problems
+
+
+def test_report_reads_every_jobs_benchmark(repo_root: Path):
+    """Every rule has a benchmark file; the report lists all the others' as inputs and none is a DVC out."""
+    for configs in (None, ["params.yaml", ".test/params.yaml"]):
+        plan = snakemake_plan(configs, repo_root)
+        jobs = [j for j in plan if j["rule"] != "all"]
+        assert all(j["benchmark"].startswith("logs/benchmarks/") for j in jobs), \
+            [j["rule"] for j in jobs if not j["benchmark"]]
+        (report,) = [j for j in jobs if j["rule"] == "report"]
+        listed = {f for f in report["input"] if f.startswith("logs/benchmarks/")}
+        assert listed == {j["benchmark"] for j in jobs if j["rule"] != "report"}
+        assert len({j["benchmark"] for j in jobs}) == len(jobs)  # one file per job
+        outs = {o for j in jobs for o in j["output"]}
+        assert not any(o.startswith("logs/") for o in outs)

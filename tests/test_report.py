@@ -14,6 +14,7 @@ from srlrfr.methods import authors_method, sr_method
 from srlrfr.report.html import write_report
 from srlrfr.report.paper import PAPER, compare_to_paper, comparison_markdown, paper_row_for
 from srlrfr.report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from srlrfr.report.steps import read_jobs, step_table
 from srlrfr.report.tables import SUMMARY_COLUMNS, summary_row
 
 RES = ["112x96", "7x6", "28x24", "14x12"]  # deliberately unordered
@@ -145,3 +146,36 @@ def test_html_report_missing_figure(tmp_path):
         write_report(tmp_path / "r.html", title="t", tables={}, figures={"roc": tmp_path / "nope.png"},
                      params={})
     assert not (tmp_path / "r.html").exists()
+
+
+def _bench(path, seconds, cpu, rss):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("s\th:m:s\tmax_rss\tmax_vms\tmax_uss\tmax_pss\tio_in\tio_out\tmean_load\tcpu_time\n"
+                    f"{seconds}\t0:00:01\t{rss}\t1\t1\t1\t0\t0\t0\t{cpu}\n")
+    return path
+
+
+def test_step_table_from_benchmark_files(tmp_path):
+    root = tmp_path / "logs" / "benchmarks"
+    files = [_bench(root / "evaluate" / "dlib_resnet34" / "bicubic" / "40x40.tsv", 3.0, 5.5, 300.0),
+             _bench(root / "evaluate" / "dlib_resnet34" / "edsr_lambda0.5" / "10x10.tsv", 5.0, 9.0, "NA"),
+             _bench(root / "aggregate.tsv", 2.0, 1.0, 120.5)]
+    jobs = read_jobs(files)
+    assert list(jobs["job"]) == ["dlib_resnet34/bicubic/40x40", "dlib_resnet34/edsr_lambda0.5/10x10", ""]
+    steps = step_table(jobs).set_index("step")
+    assert list(steps.index) == ["evaluate", "aggregate"]  # slowest first
+    ev = steps.loc["evaluate"]
+    assert (ev["jobs"], ev["seconds"], ev["longest_seconds"], ev["cpu_seconds"], ev["max_rss_mb"]) == \
+        (2, 8.0, 5.0, 14.5, 300.0)  # an NA sample does not hide the other job's peak
+    assert steps["share_pct"].tolist() == [80.0, 20.0]
+
+
+def test_step_table_errors_name_the_file(tmp_path):
+    with pytest.raises(ValueError, match="under a 'benchmarks' folder"):
+        read_jobs([_bench(tmp_path / "logs" / "evaluate.tsv", 1, 1, 1)])
+    bad = tmp_path / "logs" / "benchmarks" / "align" / "lfw.tsv"
+    bad.parent.mkdir(parents=True)
+    bad.write_text("")
+    with pytest.raises(ValueError, match=r"lfw\.tsv: not a Snakemake benchmark file"):
+        read_jobs([bad])
+    assert step_table(read_jobs([])).empty

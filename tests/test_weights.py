@@ -154,3 +154,15 @@ def test_super_resolve_honours_bgr_checkpoints(tmp_path):
     assert out_bgr.shape == (3, 28, 24, 3) and out_bgr.dtype == np.uint8
     assert np.abs(out_bgr.astype(int) - out_rgb.astype(int)).max() <= 1  # float reassociation only
     assert out_bgr.std() > 0
+
+
+def test_load_into_an_empty_model_takes_the_files_tensors(tmp_path):
+    from srlrfr.models.weights import build_empty
+    torch.manual_seed(0)
+    state = EDSR(n_blocks=1, n_feats=4).state_dict()
+    model = build_empty(EDSR, n_blocks=1, n_feats=4)
+    assert all(p.is_meta for p in model.parameters())  # nothing allocated, nothing initialised
+    load_into(model, state, "mem")
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), state.values()))
+    with pytest.raises(CheckpointError, match="missing keys"):
+        load_into(build_empty(EDSR, n_blocks=1, n_feats=4), {k: v for k, v in state.items() if "conv3" not in k}, "x")

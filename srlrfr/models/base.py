@@ -31,6 +31,9 @@ class FNetSpec:
     prepare_weights(source, out, cache_dir) -> dict: write a state dict that
         loads into ``build()`` to ``out`` (atomically) from ``source`` and
         return its provenance (at least ``source``); the fnet_weights step.
+    fuse(backbone) -> backbone: an optional rewrite applied by ``load_fnet`` once
+        the weights are in, computing the same function with fewer operations
+        (e.g. frozen affine layers folded into the convs before them).
     """
     name: str
     build: Callable[[], nn.Module]
@@ -42,6 +45,7 @@ class FNetSpec:
     weights: str = ""
     weights_default: str = "download"
     prepare_weights: Callable[[str, Path, Path], dict] | None = None
+    fuse: Callable[[nn.Module], nn.Module] | None = None
     licence: str = ""
     extra: dict = field(default_factory=dict)
 

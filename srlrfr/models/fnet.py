@@ -19,8 +19,8 @@ from tqdm.auto import tqdm
 from ..geometry import get_geometry
 from ..registry import FNETS
 from .base import FNetSpec
-from .srnet import swap_rgb_bgr, to_tensor
-from .weights import load_into, load_state_dict_file
+from .srnet import is_channels_last, swap_rgb_bgr, to_tensor
+from .weights import build_empty, load_into, load_state_dict_file
 
 
 class FaceRecognizer(nn.Module):
@@ -54,6 +54,13 @@ class FaceRecognizer(nn.Module):
         return super().train(mode and not self.frozen)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.backbone(self.prepare(x))
+
+    def prepare(self, x: Tensor) -> Tensor:
+        """RGB [-1, 1] crops -> the backbone's input: channel order, size, normalisation, memory layout.
+
+        Every step commutes with a horizontal flip, so ``prepare(x).flip(-1)`` is the
+        mirror's input (extract_features prepares once for both)."""
         if x.ndim != 4 or x.shape[1] != 3 or tuple(x.shape[-2:]) != self.geometry.size:
             raise ValueError(f"FNet {self.name} expects (N, 3, {self.geometry.height}, {self.geometry.width}) "
                              f"RGB crops of geometry {self.geometry.name!r}, got {tuple(x.shape)}")
@@ -62,20 +69,31 @@ class FaceRecognizer(nn.Module):
         size = tuple(self.spec.input_size)
         if tuple(x.shape[-2:]) != size:
             shrinking = size[0] < x.shape[-2] or size[1] < x.shape[-1]
-            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=shrinking)
-        return self.backbone(self.spec.normalize(x))
+            # NCHW in: the CPU antialiased resize takes twice as long on channels-last input
+            x = F.interpolate(x.contiguous(), size=size, mode="bilinear", align_corners=False, antialias=shrinking)
+        x = self.spec.normalize(x)
+        fmt = torch.channels_last if is_channels_last(self.backbone) else torch.contiguous_format
+        return x.contiguous(memory_format=fmt)
 
 
 def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device | str = "cpu") -> FaceRecognizer:
-    """Build registered FNet ``name``, load its weights (weights-only), freeze it."""
+    """Build registered FNet ``name``, load its weights (weights-only), freeze it.
+
+    Then the spec's ``fuse`` rewrite (same function, fewer operations) and
+    channels-last weights, the layout oneDNN (CPU) and cuDNN (GPU) convolutions
+    run fastest in (benchmarks/bench_evaluation.py measures both).
+    """
     from . import catalog  # noqa: F401  (fills the registries)
     spec: FNetSpec = FNETS.get(name)
-    backbone = spec.build()
+    backbone = build_empty(spec.build)
     load_into(backbone, load_state_dict_file(weights_path, hint=spec.weights), weights_path)
-    return FaceRecognizer(spec, backbone, source=str(Path(weights_path))).freeze().to(device)
+    if spec.fuse is not None:
+        backbone = spec.fuse(backbone)
+    fnet = FaceRecognizer(spec, backbone, source=str(Path(weights_path))).freeze()
+    return fnet.to(device, memory_format=torch.channels_last)
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def extract_features(fnet: FaceRecognizer, images: np.ndarray, *, batch_size: int = 64,
                      device: torch.device | str | None = None, flip: bool = True,
                      progress: bool = True) -> np.ndarray:
@@ -87,9 +105,9 @@ def extract_features(fnet: FaceRecognizer, images: np.ndarray, *, batch_size: in
     out = np.empty((len(images), dim), dtype=np.float32)
     for start in tqdm(range(0, len(images), batch_size), desc=f"features {fnet.name}",
                       disable=not progress, unit="batch"):
-        x = to_tensor(images[start:start + batch_size], device)
-        feats = fnet(x)
+        x = fnet.prepare(to_tensor(images[start:start + batch_size], device))
+        feats = fnet.backbone(x)
         if flip:
-            feats = torch.cat([feats, fnet(x.flip(-1))], dim=1)
+            feats = torch.cat([feats, fnet.backbone(x.flip(-1))], dim=1)
         out[start:start + len(x)] = feats.float().cpu().numpy()
     return out

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..atomic import save_torch
 from ..data.download import file_sha256
 from ..registry import SRNETS
-from .weights import CheckpointError, load_checkpoint, load_into, load_state_dict_file
+from .weights import CheckpointError, build_empty, load_checkpoint, load_into, load_state_dict_file
 
 CHANNEL_ORDERS = ("rgb", "bgr")
 
@@ -44,6 +44,12 @@ def to_uint8(t: torch.Tensor) -> np.ndarray:
 
 def swap_rgb_bgr(t: torch.Tensor) -> torch.Tensor:
     return t.flip(1)
+
+
+def is_channels_last(model: nn.Module) -> bool:
+    """Whether the model's first conv weight is stored channels-last (NHWC)."""
+    w = next((p for p in model.parameters() if p.ndim == 4), None)
+    return w is not None and w.is_contiguous(memory_format=torch.channels_last)
 
 
 # --- checkpoints ---------------------------------------------------------------
@@ -74,6 +80,7 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
 
     info holds arch, kwargs, channel_order, meta and scale.
     """
+    from . import catalog  # noqa: F401  (fills the registries, outside build_empty)
     ckpt = load_checkpoint(path, hint="train one (srlrfr train) or import the authors' EDSR (srlrfr import-authors)")
     if not isinstance(ckpt, dict) or not {"arch", "kwargs", "state_dict", "channel_order"} <= ckpt.keys():
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
@@ -81,9 +88,9 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
                               f"channel_order); found {found}. Authors' .pth files need import_authors_edsr.")
     if ckpt["channel_order"] not in CHANNEL_ORDERS:
         raise CheckpointError(f"{path}: channel_order {ckpt['channel_order']!r} not in {CHANNEL_ORDERS}")
-    model, kwargs = build_srnet(ckpt["arch"], ckpt["kwargs"])
+    model, kwargs = build_empty(build_srnet, ckpt["arch"], ckpt["kwargs"])
     load_into(model, ckpt["state_dict"], path)
-    model.to(device).eval()
+    model.to(device, memory_format=torch.channels_last).eval()  # the convs' fastest layout (super_resolve)
     info = {"arch": ckpt["arch"], "kwargs": kwargs, "channel_order": ckpt["channel_order"],
             "meta": ckpt.get("meta", {}), "scale": int(kwargs.get("scale", SRNETS.get(ckpt["arch"]).scale)),
             "path": str(path)}
@@ -114,17 +121,20 @@ def import_authors_edsr(pth_path: str | os.PathLike, out_path: str | os.PathLike
 
 # --- inference -----------------------------------------------------------------
 
-@torch.no_grad()
+@torch.inference_mode()
 def super_resolve(model: nn.Module, info: dict, images: np.ndarray, *, batch_size: int = 32,
                   device: torch.device | str | None = None, progress: bool = False) -> np.ndarray:
-    """uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3) through an SRNet of any channel order."""
+    """uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3) through an SRNet of any channel order.
+
+    Inputs go in channels-last when the model's weights are (as ``load_srnet`` leaves them)."""
     if device is None:
         device = next(model.parameters()).device
     bgr = info["channel_order"] == "bgr"
+    fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format
     outs = []
     for start in tqdm(range(0, len(images), batch_size), desc="super-resolve", disable=not progress,
                       unit="batch"):
-        x = to_tensor(images[start:start + batch_size], device)
+        x = to_tensor(images[start:start + batch_size], device).contiguous(memory_format=fmt)
         y = model(swap_rgb_bgr(x) if bgr else x)
         outs.append(to_uint8(swap_rgb_bgr(y) if bgr else y))
     if not outs:

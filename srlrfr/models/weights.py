@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+from itertools import chain
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -84,7 +85,10 @@ def _listing(items: list[str]) -> str:
 
 
 def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str | os.PathLike) -> nn.Module:
-    """``model.load_state_dict`` strictly, with a readable error naming what does not fit."""
+    """``model.load_state_dict`` strictly, with a readable error naming what does not fit.
+
+    A model built on the meta device (no memory, no random init: see ``build_empty``)
+    takes the file's tensors themselves."""
     expected = model.state_dict()
     missing = [k for k in expected if k not in state_dict]
     unexpected = [k for k in state_dict if k not in expected]
@@ -99,5 +103,18 @@ def load_into(model: nn.Module, state_dict: Mapping[str, torch.Tensor], source: 
         if shapes:
             parts.append(f"shape mismatches {_listing(shapes)}")
         raise CheckpointError("\n  ".join(parts))
-    model.load_state_dict(state_dict, strict=True)
+    on_meta = any(t.is_meta for t in expected.values())
+    model.load_state_dict(state_dict, strict=True, assign=on_meta)
+    left = [name for name, t in chain(model.named_parameters(), model.named_buffers()) if t.is_meta]
+    if left:
+        raise CheckpointError(f"{source}: {type(model).__name__} was built empty (meta device) but "
+                              f"{_listing(left)} are not in its state_dict; build it with real tensors")
     return model
+
+
+def build_empty(build, *args, **kwargs):
+    """``build(*args, **kwargs)`` on the meta device: the module tree without allocating or
+    randomly initialising weights that ``load_into`` replaces anyway (seconds for a large net).
+    Import the registries before: a module first imported in here would make its tensors meta."""
+    with torch.device("meta"):
+        return build(*args, **kwargs)

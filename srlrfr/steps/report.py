@@ -12,6 +12,7 @@ from ..metrics.verification import load_scores
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from ..report.steps import read_jobs, step_table
 from ..report.tables import exclusion_note, long_table, metric_name, resolution_order
 
 NAME = "report"
@@ -47,21 +48,25 @@ def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: 
         write_csv(plots_dir / "losses.csv", logs[own][cols].fillna(0.0))
 
 
-def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir) -> Path:
+def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=()) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
-    examples.npz beside each), so results of other experiments never leak in.
+    examples.npz beside each; the jobs' benchmark files), so results of other experiments never leak in.
 
     The figure and plot folders are written whole (atomically), so a killed run
     never leaves a partial set of figures for DVC to hash."""
     out_dir = Path(out_dir)
+    jobs = read_jobs(list(benchmarks))
+    steps = step_table(jobs)
+    write_csv(out_dir / "steps.csv", steps)
     with atomic_path(out_dir / "figures", is_dir=True) as figures_dir, \
             atomic_path(out_dir / "plots", is_dir=True) as plots_dir:
         return _report(cfg, summary_csv=summary_csv, pairs_csv=pairs_csv, scores_files=scores_files,
-                       train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir)
+                       train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir,
+                       jobs=jobs, steps=steps)
 
 
 def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir: Path, figures_dir: Path,
-            plots_dir: Path) -> Path:
+            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame) -> Path:
     runs: dict[str, dict[str, Path]] = {}
     for path in map(Path, scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
@@ -108,9 +113,22 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         "The paper's Bicubic row": PAPER_NOTE,
         "Excluded pairs": exclusion_note(summary),
         "All metrics": summary,
+        "Time per step": _steps_note(steps),
+        "Time and memory per step": steps,
+        "Time and memory per job": jobs.sort_values("seconds", ascending=False, kind="stable"),
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures, params=cfg)
+
+
+def _steps_note(steps: pd.DataFrame) -> str:
+    if steps.empty:
+        return "No benchmark files were given, so no step times are shown."
+    return (f"{int(steps['jobs'].sum())} jobs took {steps['seconds'].sum():.1f} s of wall time in all "
+            f"(summed over jobs: parallel jobs overlap) and {steps['cpu_seconds'].sum():.1f} s of CPU time; "
+            f"the slowest step was {steps['step'].iloc[0]} ({steps['share_pct'].iloc[0]:.1f}%). "
+            "From the rules' benchmark files (logs/benchmarks/); peak memory is the largest resident set "
+            "Snakemake sampled, in MB. The report's own job is not included.")
 
 
 def _comparison(long: pd.DataFrame) -> pd.DataFrame | str:
@@ -125,9 +143,10 @@ def add_arguments(p) -> None:
     p.add_argument("--pairs", required=True, help="the pairs table every scores file must match")
     p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
     p.add_argument("--train-logs", nargs="*", default=[])
+    p.add_argument("--benchmarks", nargs="*", default=[], help="the jobs' Snakemake benchmark files")
     p.add_argument("--out-dir", required=True)
 
 
 def main(args, cfg) -> None:
     report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
-           train_logs=args.train_logs, out_dir=args.out_dir)
+           train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks)

@@ -19,6 +19,8 @@ rule aggregate:
         ),
     log:
         "logs/aggregate.log",
+    benchmark:
+        "logs/benchmarks/aggregate.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

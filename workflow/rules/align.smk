@@ -6,6 +6,8 @@ rule align:
         directory("data/aligned/{dataset}_{geometry}"),
     log:
         "logs/align_{dataset}_{geometry}.log",
+    benchmark:
+        "logs/benchmarks/align/{dataset}_{geometry}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

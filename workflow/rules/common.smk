@@ -90,6 +90,27 @@ def eval_files(name):
     return [f"results/eval/{FNET}/{m}/{r}/{name}" for m, r in CONFIGS]
 
 
+def step_benchmarks():
+    """The benchmark: file of every job the report depends on (all but the report's own).
+
+    Listed whole, whatever exists on disk, so the report's input set is the
+    same on every run (a changing set would rerun it); like any missing output,
+    a deleted benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py
+    checks this list against the benchmark lines of the dry run.
+    """
+    bench = "logs/benchmarks"
+    datasets = [EVAL_SET] + ([TRAIN_SET] if SR_METHODS else [])
+    files = [f"{bench}/{r}/{d}.tsv" for r in ("ingest", "landmarks") for d in datasets]
+    files += [f"{bench}/{r}/{d}_{GEOM}.tsv" for r in ("align", "degrade") for d in datasets]
+    files += [f"{bench}/{r}/{FNET}.tsv" for r in ("fnet_weights", "features")]
+    files += [f"{bench}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
+    files += [
+        f"{bench}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
+    ]
+    files += [f"{bench}/evaluate/{FNET}/{m}/{r}.tsv" for m, r in CONFIGS]
+    return files + [f"{bench}/aggregate.tsv"]
+
+
 # ---- input and param functions of the rules
 
 

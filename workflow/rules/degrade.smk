@@ -5,6 +5,8 @@ rule degrade:
         directory("data/degraded/{dataset}_{geometry}"),
     log:
         "logs/degrade_{dataset}_{geometry}.log",
+    benchmark:
+        "logs/benchmarks/degrade/{dataset}_{geometry}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

@@ -7,6 +7,8 @@ rule evaluate:
         examples=f"{EVAL_DIR}/examples.npz",
     log:
         "logs/evaluate_{fnet}_{method}_{res}.log",
+    benchmark:
+        "logs/benchmarks/evaluate/{fnet}/{method}/{res}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

@@ -6,6 +6,8 @@ rule features:
         "results/features/{fnet}/hr.npz",
     log:
         "logs/features_{fnet}.log",
+    benchmark:
+        "logs/benchmarks/features/{fnet}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

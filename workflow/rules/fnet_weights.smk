@@ -4,6 +4,8 @@ rule fnet_weights:
         provenance="models/fnets/{fnet}.source.json",
     log:
         "logs/fnet_weights_{fnet}.log",
+    benchmark:
+        "logs/benchmarks/fnet_weights/{fnet}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

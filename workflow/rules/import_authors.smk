@@ -3,6 +3,8 @@ rule import_authors:
         "models/authors/{name}/model.pt",
     log:
         "logs/import_authors_{name}.log",
+    benchmark:
+        "logs/benchmarks/import_authors/{name}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

@@ -3,6 +3,8 @@ rule ingest:
         directory("data/index/{dataset}"),
     log:
         "logs/ingest_{dataset}.log",
+    benchmark:
+        "logs/benchmarks/ingest/{dataset}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:

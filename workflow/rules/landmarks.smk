@@ -6,6 +6,8 @@ rule landmarks:
         report="data/landmarks/{dataset}_no_face.csv",
     log:
         "logs/landmarks_{dataset}.log",
+    benchmark:
+        "logs/benchmarks/landmarks/{dataset}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

@@ -7,6 +7,7 @@ rule report:
         scores=eval_files("scores.csv"),
         examples=eval_files("examples.npz"),
         losses=[f"models/srnets/{FNET}/{m}/losses.csv" for m in SR_METHODS],
+        steps=step_benchmarks(),
     output:
         html=report("results/report.html", caption="../report/html.rst", category="Report"),
         figures=report(
@@ -16,12 +17,21 @@ rule report:
             category="Figures",
         ),
         plots=directory("results/plots"),
+        steps=report(
+            "results/steps.csv",
+            caption="../report/steps.rst",
+            category="Results",
+            labels={"table": "time per step"},
+        ),
     log:
         "logs/report.log",
+    benchmark:
+        "logs/benchmarks/report.tsv"
     conda:
         "../envs/srlrfr.yaml"
     params:
         settings=settings("lambda", "lambdas", "fnet", "report", "train", "degrade", "evaluate"),
     shell:
         "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs}/pairs.csv "
-        "--scores {input.scores} --train-logs {input.losses} --out-dir results > {log} 2>&1"
+        "--scores {input.scores} --train-logs {input.losses} --benchmarks {input.steps} --out-dir results "
+        "> {log} 2>&1"

@@ -6,6 +6,8 @@ rule train:
         losses="models/srnets/{fnet}/{srnet}_lambda{lam}/losses.csv",
     log:
         "logs/train_{fnet}_{srnet}_lambda{lam}.log",
+    benchmark:
+        "logs/benchmarks/train/{fnet}/{srnet}_lambda{lam}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

@@ -51,14 +51,23 @@ DLIB_RESNET34_BLOCKS: tuple[tuple[int, bool], ...] = (
 
 
 def _pad_add(a: Tensor, b: Tensor) -> Tensor:
-    """dlib add_prev: sum of two NCHW tensors zero-padded to the larger of each dim."""
+    """dlib add_prev: sum of two NCHW tensors zero-padded to the larger of each dim.
+
+    Both arguments must be fresh tensors the caller gives up: the sum is made in
+    place in whichever covers the other (no zero canvas, no copies), which is
+    safe for autograd as no layer here keeps its output for the backward pass.
+    """
     if a.shape == b.shape:
-        return a + b
-    shape = [max(x, y) for x, y in zip(a.shape, b.shape)]
-    out = a.new_zeros(shape)
-    out[:, :a.shape[1], :a.shape[2], :a.shape[3]] += a
-    out[:, :b.shape[1], :b.shape[2], :b.shape[3]] += b
-    return out
+        return a.add_(b)
+    if all(x >= y for x, y in zip(a.shape, b.shape)):
+        big, small = a, b
+    elif all(x <= y for x, y in zip(a.shape, b.shape)):
+        big, small = b, a
+    else:  # neither covers the other: pad both onto a zero canvas
+        out = a.new_zeros([max(x, y) for x, y in zip(a.shape, b.shape)])
+        return _pad_add(_pad_add(out, a), b)
+    big[:, :small.shape[1], :small.shape[2], :small.shape[3]] += small
+    return big
 
 
 class Affine(nn.Module):
@@ -86,9 +95,10 @@ class DlibResidual(nn.Module):
         self.aff2 = Affine(out_ch)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = self.aff2(self.conv2(F.relu(self.aff1(self.conv1(x)))))
-        shortcut = F.avg_pool2d(x, 2, 2) if self.down else x
-        return F.relu(_pad_add(y, shortcut))
+        y = self.aff2(self.conv2(F.relu_(self.aff1(self.conv1(x)))))
+        if self.down:
+            return F.relu_(_pad_add(y, F.avg_pool2d(x, 2, 2)))
+        return F.relu_(y.add_(x))  # x is the block's input: add it into y, never the reverse
 
 
 class DlibResNet34(nn.Module):
@@ -110,9 +120,29 @@ class DlibResNet34(nn.Module):
         self.fc = nn.Linear(in_ch, feature_dim, bias=False)
 
     def forward(self, x: Tensor) -> Tensor:
-        x = F.max_pool2d(F.relu(self.aff1(self.conv1(x))), 3, 2)
+        x = F.max_pool2d(F.relu_(self.aff1(self.conv1(x))), 3, 2)
         x = self.blocks(x)
         return self.fc(x.mean(dim=(2, 3)))
+
+
+def fold_affine(model: DlibResNet34) -> DlibResNet34:
+    """Fold every affine_ layer into the conv before it (in place; returns the model).
+
+    conv(x) * g + b = conv'(x) with weight W * g[o] and bias bias * g + b: the same
+    function without a pass over each activation. Used at load time (load_fnet);
+    the state_dict then has no ``aff*`` keys, so fold a model only after loading weights.
+    """
+    pairs = [(model, "conv1", "aff1")] + [(blk, c, a) for blk in model.blocks
+                                          for c, a in (("conv1", "aff1"), ("conv2", "aff2"))]
+    with torch.no_grad():
+        for owner, conv_name, aff_name in pairs:
+            conv, aff = getattr(owner, conv_name), getattr(owner, aff_name)
+            if not isinstance(aff, Affine):
+                continue  # already folded
+            conv.weight.mul_(aff.weight.view(-1, 1, 1, 1))
+            conv.bias.mul_(aff.weight).add_(aff.bias)
+            setattr(owner, aff_name, nn.Identity())
+    return model
 
 
 # --------------------------------------------------------------------------------------
@@ -251,6 +281,7 @@ FNETS.register("dlib_resnet34", FNetSpec(
              "srlrfr.models.fnets.dlib_resnet.convert_dlib_weights"),
     weights_default="package",
     prepare_weights=_prepare_weights,
+    fuse=fold_affine,
     licence=f"CC0 (dlib model by Davis King, redistributed in {PIP_PACKAGE})",
     extra={"reported_lfw_accuracy": 99.38},
 ))
