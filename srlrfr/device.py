@@ -1,22 +1,73 @@
-"""Pick the compute device; 'auto' means the GPU when there is one."""
+"""Pick the compute device; 'auto' means a GPU when there is one, and a GPU no other job holds.
+
+Several jobs on one machine (``snakemake --resources gpu=4``) must not all land
+on ``cuda:0``. A process that resolves a CUDA device therefore *leases* it: an
+exclusive ``flock`` on a per-GPU lock file, held until the process exits. The
+kernel drops the lock of a process however it ends (``kill -9`` included), so a
+dead job never keeps a GPU. Lock files are named by the GPU's UUID, not its
+index, so jobs that see different ``CUDA_VISIBLE_DEVICES`` (SLURM sets it per
+job) agree on which physical GPU is which; a job only ever considers the GPUs
+visible to it (srlrfr.leases).
+"""
 from __future__ import annotations
 
 import logging
+import os
 
 import torch
 
+from .leases import holder, lease, try_lease
+
 log = logging.getLogger(__name__)
+
+WAIT_ENV = "SRLRFR_GPU_WAIT"  # seconds to wait for a free GPU (default: as long as it takes)
+
+
+def gpu_keys() -> list[str]:
+    """A stable name per GPU torch sees (its UUID), in torch's index order."""
+    keys = []
+    for i in range(torch.cuda.device_count()):
+        uuid = getattr(torch.cuda.get_device_properties(i), "uuid", None)
+        if uuid is None:  # older torch: the physical index behind CUDA_VISIBLE_DEVICES
+            visible = os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+            uuid = visible[i].strip() if i < len(visible) and visible[i].strip() else str(i)
+        keys.append(f"gpu-{uuid}")
+    return keys
+
+
+def _wait_limit() -> float | None:
+    value = os.environ.get(WAIT_ENV)
+    return float(value) if value else None
 
 
 def resolve_device(name: str = "auto") -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        log.warning("no GPU found: running on the CPU (slow for full-size models)")
+    """'cpu', 'cuda:N' (that GPU), 'cuda' (a free GPU, error without one) or 'auto' (a free GPU, else the CPU).
+
+    A CUDA device is leased for the life of the process (module doc) and made current.
+    """
+    if name == "cpu":
         return torch.device("cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    if name not in ("auto", "cuda") and not name.startswith("cuda:"):
+        raise ValueError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    if not torch.cuda.is_available():
+        if name == "auto":
+            log.warning("no GPU found: running on the CPU (slow for full-size models)")
+            return torch.device("cpu")
         raise RuntimeError(f"device {name!r} requested but torch sees no CUDA GPU")
-    return torch.device(name)
+    keys = gpu_keys()
+    if name.startswith("cuda:"):
+        index = int(name.partition(":")[2])
+        if index >= len(keys):
+            raise RuntimeError(f"device {name!r} requested but torch sees {len(keys)} GPU(s)")
+        if not try_lease(keys[index]):
+            log.warning("%s is leased by another srlrfr job (%s); sharing it as asked", name, holder(keys[index]))
+    else:
+        index = lease(keys, wait=_wait_limit())
+        if index is None:
+            raise RuntimeError(f"no free GPU after {_wait_limit():g} s ({WAIT_ENV}): all {len(keys)} are leased "
+                               f"by other srlrfr jobs ({'; '.join(holder(k) for k in keys)})")
+    torch.cuda.set_device(index)
+    return torch.device("cuda", index)
 
 
 def cpu_model() -> str:

@@ -257,3 +257,20 @@ def test_crops_of_damaged_images_are_never_trained_on(hr_images, tmp_path):
     usable = run(hr_images[status == "ok"], tmp_path / "memory", iterations=3, lam=0.0, fnet=None)
     for va, vb in zip(load_srnet(from_disk)[0].state_dict().values(), load_srnet(usable)[0].state_dict().values()):
         assert torch.equal(va, vb)
+
+
+def test_batches_prepared_ahead_train_the_same_weights(hr_images, tmp_path):
+    """Prefetching (a worker thread, batches drawn ahead) changes nothing: same weights, same log."""
+    runs = [run(hr_images, tmp_path / f"prefetch{d}", iterations=5, prefetch=d) for d in (0, 1, 3)]
+    logs = {(p.parent / "train_log.csv").read_text() for p in runs}
+    assert len(logs) == 1
+    ref = load_srnet(runs[0])[0].state_dict()
+    for other in runs[1:]:
+        for k, v in load_srnet(other)[0].state_dict().items():
+            assert torch.equal(v, ref[k]), k
+
+
+def test_training_reports_its_data_wait(hr_images, tmp_path):
+    stats: dict = {}
+    run(hr_images, tmp_path, iterations=3, lam=0.0, fnet=None, stats=stats)
+    assert stats["steps"] == 3 and 0 <= stats["data_wait_seconds"] <= stats["seconds"]

@@ -26,11 +26,16 @@ CHANNEL_ORDERS = ("rgb", "bgr")
 
 # --- pixel conventions -------------------------------------------------------
 
-def to_tensor(images: np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
-    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1] (channel order unchanged)."""
-    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {images.shape}")
-    t = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # move uint8: 4x less traffic
+def to_tensor(images: np.ndarray | torch.Tensor, device: torch.device | str | None = None,
+              non_blocking: bool = False) -> torch.Tensor:
+    """uint8 (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1] (channel order unchanged).
+
+    ``images`` may be a uint8 tensor already (pinned, for a ``non_blocking`` copy to the GPU).
+    """
+    if images.dtype not in (np.uint8, torch.uint8) or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 images of shape (N, H, W, 3), got {images.dtype} {tuple(images.shape)}")
+    t = images if isinstance(images, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(images))
+    t = t.to(device, non_blocking=non_blocking)  # move uint8: 4x less traffic
     return t.permute(0, 3, 1, 2).float().div_(127.5).sub_(1.0)
 
 

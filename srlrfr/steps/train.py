@@ -14,6 +14,7 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
     from ..device import resolve_device
     from ..models.fnet import load_fnet
     from ..training import PyramidData, TrainOptions, train_srnet
+    from ..training.ddp import rank
     t = cfg["train"]
     data = PyramidData.open(aligned_dir, degraded_dir)
     check_degradation(data.degradation, cfg, degraded_dir)
@@ -30,6 +31,8 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
         srnet=srnet_spec(cfg, srnet), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
         device=str(device), stale_checkpoint="set_aside",  # a rerun with new params starts afresh
     )
+    if rank() != 0:  # data-parallel: rank 0 writes the outputs
+        return model
     # train_log.csv is the working log that survives a kill and is trimmed on
     # resume; the declared output is a snapshot taken once training is done.
     with atomic_path(Path(out_dir) / "losses.csv") as tmp:
@@ -70,5 +73,10 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir,
-          srnet=args.srnet)
+    from ..training import ddp
+    gpus = cfg["train"]["gpus"]
+    if gpus > 1 and not ddp.under_launcher():
+        ddp.relaunch(gpus)  # one process per GPU under torchrun, each running this again; no return
+    with ddp.process_group(cfg["train"]["device"]):
+        train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir,
+              srnet=args.srnet)

@@ -2,7 +2,14 @@
 
 loss = L1(SR, target) + lam * identity_loss; Adam with step decay; data order
 a pure function of (seed, step) and every random state checkpointed, so runs
-are resumable and (on the CPU) bit-for-bit deterministic.
+are resumable and (on the CPU) bit-for-bit deterministic. Batches are prepared
+ahead of the step (srlrfr.training.batches).
+
+Data parallel: when ``torch.distributed`` is initialised (``srlrfr train``
+under torchrun, see srlrfr.training.ddp), each of the W processes draws the
+same global batch and trains on its 1/W slice; DDP averages the gradients, so
+the updates are those of one process on the whole batch, up to floating-point
+rounding. Rank 0 alone writes the log, checkpoints and the model.
 """
 from __future__ import annotations
 
@@ -10,6 +17,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -23,10 +31,11 @@ from tqdm.auto import tqdm
 from ..device import resolve_device
 from ..faults import pause_point
 from ..models.fnet import FaceRecognizer
-from ..models.srnet import build_srnet, save_srnet, to_tensor
+from ..models.srnet import build_srnet, save_srnet
 from . import checkpoint as ckpt
+from .batches import BatchStream, to_device
 from .losses import UPSAMPLE_MODES, identity_loss
-from .pyramid import SCALE_EXPONENTS, SR_SCALE, BatchSampler, PyramidData
+from .pyramid import SR_SCALE, BatchSampler, PyramidData
 
 log = logging.getLogger(__name__)
 
@@ -48,13 +57,17 @@ class TrainOptions:
     seed: int = 0
     checkpoint_every: int = 1000
     log_every: int = 50
+    prefetch: int = 2  # batches prepared ahead (0: in the main thread); results do not depend on it
 
     @classmethod
     def from_params(cls, train: dict) -> "TrainOptions":
         names = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in train.items() if k in names})
 
-    def check(self, lam: float, fnet: FaceRecognizer | None, data: PyramidData) -> None:
+    def check(self, lam: float, fnet: FaceRecognizer | None, data: PyramidData, world: int = 1) -> None:
+        if self.batch_size % world:
+            raise ValueError(f"batch_size {self.batch_size} does not split over {world} data-parallel processes "
+                             f"(train.gpus): make it a multiple of {world}")
         if lam < 0:
             raise ValueError(f"lam must be >= 0, got {lam}")
         if self.amp not in AMP_DTYPES:
@@ -86,17 +99,22 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
                 out_dir: str | os.PathLike, srnet: dict | None = None, options: TrainOptions = TrainOptions(),
                 kernel: str = "cv2_bicubic", device: str | torch.device = "auto", progress: bool = True,
                 stale_checkpoint: str = "error",
-                step_callback: Callable[[int, dict[str, float]], None] | None = None) -> Path:
+                step_callback: Callable[[int, dict[str, float]], None] | None = None,
+                stats: dict | None = None) -> Path:
     """Train an SRNet; returns ``out_dir/model.pt``.
 
     ``data``: the training pyramid, or uint8 crops (N, H, W, 3) whose levels
     are then built here with ``kernel`` (plain downsampling). ``srnet``: ``{"type": name, **kwargs}``
     of a registered SRNet (default EDSR). ``fnet`` may be None when lam == 0.
     Resumes from ``out_dir/checkpoint.pt`` when its run config matches.
-    ``step_callback(step, losses)`` runs after every step (monitoring, tests).
+    ``step_callback(step, losses)`` runs after every step (monitoring, tests;
+    under DDP give it on every rank or none). ``stats``, if given, receives
+    steps, seconds and the seconds spent waiting for data.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    rank, world = _distributed()
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
     lam = float(lam)
     if not isinstance(data, PyramidData):
         data = PyramidData.from_images(data, kernel)
@@ -108,7 +126,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
     if int(getattr(model, "scale", SR_SCALE)) != SR_SCALE:
         raise ValueError(f"the training scheme maps 1/2^k -> 1/2^(k-2) (x{SR_SCALE}); "
                          f"the SRNet has scale {model.scale}")
-    options.check(lam, fnet, data)
+    options.check(lam, fnet, data, world)
     dev = resolve_device(str(device))
     config = _run_config(srnet_type, kwargs, kernel, lam, fnet, options, data)
 
@@ -122,7 +140,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
     np_rng = np.random.default_rng(opt.seed)  # scale k per step
     torch_rng = torch.Generator().manual_seed(opt.seed)  # flips per sample
 
-    start, state = 0, ckpt.load_resumable(out_dir, config, stale_checkpoint)
+    start, state = 0, _load_state(out_dir, config, stale_checkpoint, rank)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -132,34 +150,32 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
         torch_rng.set_state(state["torch_rng"])
         start = int(state["step"])
         log.info("resuming %s from step %d", out_dir, start)
-    losslog = ckpt.LossLog(out_dir / ckpt.LOG, resume_step=start)
-    log.info("training on %d of %d crops; %d dropped (no face or unreadable)", len(data.usable), len(data),
-             data.dropped)
+    net = model
+    if world > 1:  # gradients averaged over the ranks during backward
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    losslog = ckpt.LossLog(out_dir / ckpt.LOG, resume_step=start) if rank == 0 else None
+    if rank == 0:
+        log.info("training on %d of %d crops; %d dropped (no face or unreadable)", len(data.usable), len(data),
+                 data.dropped)
     sampler = BatchSampler(len(data.usable), opt.batch_size, opt.seed)  # positions in data.usable
+    part = opt.batch_size // world
+    stream = BatchStream(data, sampler, np_rng, torch_rng, first=start + 1, last=opt.iterations, identity=lam > 0,
+                         shard=slice(rank * part, (rank + 1) * part), pin=dev.type == "cuda", depth=opt.prefetch)
     amp_dtype = AMP_DTYPES[opt.amp]
 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
 
-    def one_step(step: int) -> dict[str, Any]:
-        k = int(np_rng.choice(SCALE_EXPONENTS))
-        idx = data.usable[sampler.indices(step - 1)]
-        flip = (torch.rand(opt.batch_size, generator=torch_rng) < 0.5).to(dev)[:, None, None, None]
-
-        def batch(factor: int, degraded: bool = False) -> Tensor:
-            x = to_tensor((data.gather_input if degraded else data.gather)(factor, idx), dev)
-            return torch.where(flip, x.flip(-1), x)  # same flip at every scale
-
-        # degraded input, clean target: the SRNet learns to undo the degradation
-        lr_in, target = batch(2 ** k, degraded=True), batch(2 ** k // SR_SCALE)
+    def one_step(batch: dict[str, Tensor]) -> dict[str, Any]:
+        batch = to_device(batch, dev)
         with autocast():
-            sr = model(lr_in)
-            loss_pixel = F.l1_loss(sr.float(), target)
+            sr = net(batch["input"])
+            loss_pixel = F.l1_loss(sr.float(), batch["target"])
             loss_id = None
             loss = loss_pixel
             if lam > 0:
                 with torch.no_grad():
-                    hr_feat = fnet(batch(1))
+                    hr_feat = fnet(batch["hr"])
                 loss_id = identity_loss(fnet, sr, hr_feat, opt.identity_upsample)
                 loss = loss_pixel + lam * loss_id
         optimizer.zero_grad(set_to_none=True)
@@ -170,12 +186,11 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
         scheduler.step()
         return {"lr": lr, "pixel": loss_pixel, "identity": loss_id, "total": loss}
 
-    def save_checkpoint(step: int) -> None:
+    def save_checkpoint(step: int, rng_state: dict) -> None:
         losslog.sync()
         ckpt.save_state(out_dir, {"config": config, "step": step, "model": model.state_dict(),
                                   "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                                  "scaler": scaler.state_dict(), "np_rng": np_rng.bit_generator.state,
-                                  "torch_rng": torch_rng.get_state()})
+                                  "scaler": scaler.state_dict(), **rng_state})
         pause_point("train:checkpoint")
 
     was_det = torch.are_deterministic_algorithms_enabled()
@@ -183,29 +198,38 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
     if dev.type == "cpu":
         torch.use_deterministic_algorithms(True, warn_only=True)
     losses: dict[str, Any] = {}
+    began = time.perf_counter()
     try:
-        with tqdm(total=opt.iterations, initial=start, disable=not progress, desc=f"train {srnet_type} lam={lam:g}",
-                  unit="it") as bar:
+        with tqdm(total=opt.iterations, initial=start, disable=not progress or rank != 0,
+                  desc=f"train {srnet_type} lam={lam:g}", unit="it") as bar:
             for step in range(start + 1, opt.iterations + 1):
-                out = one_step(step)
+                draw, batch = stream.next()
+                out = one_step(batch)
                 if step % opt.log_every == 0 or step_callback is not None:
-                    losses = {"lr": out["lr"], "loss_pixel": out["pixel"].item(),
-                              "loss_identity": None if out["identity"] is None else out["identity"].item(),
-                              "loss_total": out["total"].item()}
-                if step % opt.log_every == 0:
+                    losses = _mean_over_ranks(out, world)
+                if rank == 0 and step % opt.log_every == 0:
                     losslog.write(step, out["lr"], losses)
                     ident = losses["loss_identity"]
                     bar.set_postfix(pix=f"{losses['loss_pixel']:.4f}",
                                     id="-" if ident is None else f"{ident:.4f}", lr=f"{out['lr']:.1e}")
                 bar.update(1)
-                if step % opt.checkpoint_every == 0 or step == opt.iterations:
-                    save_checkpoint(step)
+                if rank == 0 and (step % opt.checkpoint_every == 0 or step == opt.iterations):
+                    save_checkpoint(step, draw.rng_state)
                 if step_callback is not None:
                     step_callback(step, losses)
     finally:
-        losslog.close()
+        stream.close()
+        if losslog is not None:
+            losslog.close()
         if dev.type == "cpu":
             torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
+    elapsed = time.perf_counter() - began
+    steps = opt.iterations - start
+    if steps:
+        log.info("%d steps in %.1f s (%.2f steps/s); waiting for data %.1f%% of it", steps, elapsed,
+                 steps / elapsed, 100 * stream.wait_s / max(elapsed, 1e-9))
+    if stats is not None:
+        stats.update(steps=steps, seconds=elapsed, data_wait_seconds=stream.wait_s)
 
     meta = {"lambda": lam, "iterations": int(opt.iterations), "fnet": fnet.name if lam > 0 else None,
             "fnet_weights": fnet.source if lam > 0 else None, "seed": int(opt.seed), "kernel": kernel,
@@ -213,5 +237,41 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
             "batch_size": int(opt.batch_size), "lr": float(opt.lr), "lr_step": int(opt.lr_step),
             "lr_gamma": float(opt.lr_gamma), "identity_upsample": opt.identity_upsample, "amp": opt.amp,
             "data_sha256": config["data"]["sha256"], "n_images": len(data), "n_dropped": data.dropped,
-            "trained_on": str(dev)}
+            "trained_on": str(dev) if world == 1 else f"{world} x {dev.type} (DDP)"}
+    if rank != 0:
+        return out_dir / "model.pt"
     return save_srnet(out_dir / "model.pt", model, srnet_type, kwargs, channel_order="rgb", meta=meta)
+
+
+def _distributed() -> tuple[int, int]:
+    """(rank, world size): (0, 1) unless torch.distributed is initialised."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+def _load_state(out_dir: Path, config: dict, stale: str, rank: int) -> dict | None:
+    """Rank 0 decides (and may set a stale checkpoint aside) before the others look."""
+    if rank == 0:
+        state = ckpt.load_resumable(out_dir, config, stale)
+    if _distributed()[1] > 1:
+        import torch.distributed as dist
+        dist.barrier()
+    if rank != 0:
+        state = ckpt.load_resumable(out_dir, config, "error")
+    return state
+
+
+def _mean_over_ranks(out: dict[str, Any], world: int) -> dict[str, Any]:
+    """The step's losses as floats, averaged over the ranks (each the mean of its equal slice)."""
+    names = {"loss_pixel": "pixel", "loss_total": "total"} | ({"loss_identity": "identity"}
+                                                              if out["identity"] is not None else {})
+    values = torch.stack([out[v].detach().float() for v in names.values()])
+    if world > 1:
+        import torch.distributed as dist
+        dist.all_reduce(values)
+        values = values / world
+    losses: dict[str, Any] = {"lr": out["lr"], "loss_identity": None}
+    losses.update(zip(names, values.tolist()))
+    return losses

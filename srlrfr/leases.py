@@ -1,0 +1,93 @@
+"""GPU leases: an exclusive ``flock`` per GPU, held by a process until it exits.
+
+The kernel drops the locks of a process however it ends (``kill -9`` included),
+so a dead job never keeps a GPU. No torch here: a GPU is only a name (srlrfr.device
+names them by UUID). Lock folder: ``$SRLRFR_GPU_LOCK_DIR``, default
+``<tmp>/srlrfr-gpu-locks``: local to the machine, never on a shared filesystem.
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+LOCK_DIR_ENV = "SRLRFR_GPU_LOCK_DIR"
+_HELD: dict[str, int] = {}  # GPU key -> fd of its lock, for the life of the process
+
+
+def lock_dir() -> Path:
+    return Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "srlrfr-gpu-locks")
+
+
+def _lock_path(key: str, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(PermissionError):
+        directory.chmod(0o1777)  # every user's jobs lease from the same folder (sticky, like /tmp)
+    return directory / f"{key.replace('/', '_')}.lock"
+
+
+def try_lease(key: str, directory: Path | None = None) -> bool:
+    """Take the lease of GPU ``key`` if it is free (or already ours); never waits."""
+    if key in _HELD:
+        return True
+    path = _lock_path(key, directory or lock_dir())
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:  # another user's file: flock needs only read access
+        fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        os.close(fd)
+        if exc.errno in (errno.EAGAIN, errno.EACCES):
+            return False
+        raise
+    with contextlib.suppress(OSError):  # who holds it, for the message of a job that waits
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()} on {os.uname().nodename}\n".encode(), 0)
+    _HELD[key] = fd
+    return True
+
+
+def holder(key: str, directory: Path | None = None) -> str:
+    try:
+        return (directory or lock_dir()).joinpath(f"{key.replace('/', '_')}.lock").read_text().strip() or "?"
+    except OSError:
+        return "?"
+
+
+def lease(keys: list[str], directory: Path | None = None, wait: float | None = None,
+          poll: float = 0.5) -> int | None:
+    """Index in ``keys`` of a GPU this process now holds: one it already holds, else the first free.
+
+    Waits for one to be freed (``wait`` seconds, None = no limit); None if the wait ran out.
+    """
+    for i, key in enumerate(keys):
+        if key in _HELD:
+            return i
+    start, told = time.monotonic(), 0.0
+    while True:
+        for i, key in enumerate(keys):
+            if try_lease(key, directory):
+                return i
+        waited = time.monotonic() - start
+        if wait is not None and waited >= wait:
+            return None
+        if waited >= told:
+            log.warning("all %d visible GPU(s) are leased by other srlrfr jobs (%s); waiting for one to be freed",
+                        len(keys), "; ".join(holder(k, directory) for k in keys))
+            told = waited + 300
+        time.sleep(poll)
+
+
+def release_all() -> None:
+    """Give back every lease (tests; a process gives its leases back by exiting)."""
+    while _HELD:
+        os.close(_HELD.popitem()[1])
