@@ -53,9 +53,10 @@ def degrade(aligned_dir, factors, kernel: str, out_dir, *, model: dict | None = 
             clean, degraded = deg.levels(chunk, factors, inputs, start)
             for f, out in clean_outs.items():
                 out.write(clean[f])
+                pause_point("degrade:level")
             for f, out in degraded_outs.items():
                 out.write(degraded[f])
-            pause_point("degrade:level")
+                pause_point("degrade:level")
         write_levels_manifest(tmp, factors=factors, kernel=kernel, n=n, degradation=deg.describe(),
                               inputs={str(f): files[f] for f in inputs})
     return out_dir
