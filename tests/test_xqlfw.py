@@ -144,3 +144,24 @@ def test_datasets_param():
         config.validate({"evaluate": {"datasets": ["xqlfw"]}})
     with pytest.raises(config.ConfigError, match="evaluate.datasets.1.*'tinyface' is not one of"):
         config.validate({"evaluate": {"datasets": ["lfw", "tinyface"]}})
+
+
+def test_doctor_checks_the_sources(xq, tmp_path):
+    """Preflight: local files found as the ingest finds them; a missing one fails naming its key;
+    'download' plans the release URLs."""
+    from srlrfr.doctor.base import FAIL, INFO, OK
+    from srlrfr.doctor.inputs import Plan, check_xqlfw
+    local = config.validate({"evaluate": {"datasets": ["lfw", "xqlfw"]}, "data": {"xqlfw": {
+        "images": str(xq["images"].parent), "pairs": str(xq["pairs"]), "scores": None}}})
+    checks = check_xqlfw(local, tmp_path, Plan())
+    assert [c.status for c in checks] == [OK, OK] and "18 XQLFW images" in checks[0].detail
+    local["data"]["xqlfw"]["pairs"] = str(tmp_path / "gone.txt")
+    bad = check_xqlfw(local, tmp_path, Plan())[1]
+    assert bad.status == FAIL and bad.name == "data.xqlfw.pairs" and "gone.txt" in bad.detail
+    plan = Plan()
+    checks = check_xqlfw(config.validate({}), tmp_path, plan)
+    assert [c.status for c in checks] == [INFO] * 3
+    assert [d.urls[0].rsplit("/", 1)[1] for d in plan.downloads] == ["xqlfw.zip", "xqlfw_pairs.txt",
+                                                                     "xqlfw_scores.txt"]
+    assert all(d.urls[0].startswith("https://github.com/Martlgap/xqlfw/releases/download/1.0/")
+               for d in plan.downloads)
