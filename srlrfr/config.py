@@ -46,6 +46,7 @@ def load_schema() -> dict:
     srnet["properties"]["type"]["enum"] = srnet["items"]["properties"]["type"]["enum"] = SRNETS.keys()
     evaluate = props["evaluate"]["properties"]
     evaluate["baselines"]["items"]["enum"] = BASELINES.keys()
+    evaluate["datasets"]["items"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "verification"]
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
         name: {"type": "string", "minLength": 1, "default": "detect"} for name in DATASETS.keys()}
@@ -196,6 +197,9 @@ def _check_semantics(cfg: dict) -> None:
     if cfg["align"]["landmarks"].get("celeba") == "authors" and cfg["data"]["celeba"]["images"] != "in_the_wild":
         raise ConfigError("key 'align.landmarks.celeba': the authors' CelebA landmarks are pixels of the "
                           "in-the-wild images; set data.celeba.images: in_the_wild (or landmarks 'detect')")
+    if "lfw" not in cfg["evaluate"]["datasets"]:
+        raise ConfigError(f"key 'evaluate.datasets': {cfg['evaluate']['datasets']} lacks 'lfw'; LFW is always "
+                          f"evaluated (the paper's table and the report), so list it, e.g. [lfw, xqlfw]")
     geometry = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
     for factor in cfg["degrade"]["factors"]:
         if geometry.height % factor or geometry.width % factor:

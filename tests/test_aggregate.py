@@ -25,7 +25,7 @@ def test_table_and_metrics(tmp_path):
             files.append(write_metrics(tmp_path, method, res, 60.0 + 10 * i + j))
     summary = collect(files)
     table = accuracy_table(summary)
-    assert list(table.columns[:6]) == ["fnet", "method", "7x6", "14x12", "28x24", "112x96"]
+    assert list(table.columns[:7]) == ["dataset", "fnet", "method", "7x6", "14x12", "28x24", "112x96"]
     row = table.set_index("method")
     assert row.loc["bicubic", "112x96"] == 99.0 and row.loc["bilinear_authors", "112x96"] == 99.0
     assert math.isnan(row.loc["edsr_lambda0.5", "112x96"])  # no full-resolution SR cell, as in the paper

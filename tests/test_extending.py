@@ -112,7 +112,7 @@ def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(toy_repo):
 
     plan = _run([BIN / "snakemake", "-n", "--forceall", "all"], work, env)
     assert "models/srnets/toy_fnet/toy_sr_lambda0.5/model.pt" in plan
-    assert "results/eval/toy_fnet/toy_sr_lambda0/7x6/metrics.json" in plan
+    assert "results/eval/lfw/toy_fnet/toy_sr_lambda0/7x6/metrics.json" in plan
     assert "models/fnets/toy_fnet.pt" in plan
 
     _run([BIN / "snakemake", "--cores", "1", "models/fnets/toy_fnet.pt"], work, env)
@@ -128,7 +128,7 @@ def test_a_list_of_srnets_trains_each_for_every_lambda(toy_repo):
     plan = _run([BIN / "snakemake", "-n", "--forceall", "--printshellcmds", "all"], work, env)
     for method in ("toy_sr_lambda0", "toy_sr_lambda0.5", "edsr_small_lambda0", "edsr_small_lambda0.5"):
         assert f"models/srnets/toy_fnet/{method}/model.pt" in plan, method
-        assert f"results/eval/toy_fnet/{method}/7x6/metrics.json" in plan, method
+        assert f"results/eval/lfw/toy_fnet/{method}/7x6/metrics.json" in plan, method
     train_cmds = [line.removeprefix("Shell command: ") for line in plan.splitlines()
                   if line.startswith("Shell command: srlrfr train ")]
     assert len(train_cmds) == 4

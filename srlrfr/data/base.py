@@ -2,7 +2,8 @@
 
 ``data/index/<dataset>/images.csv`` lists the images (image_id, path,
 identity); verification sets add ``pairs.csv`` (pair, fold, label, left,
-right). A new dataset is one module under ``srlrfr/data`` that registers a
+right); identification sets add a ``role`` column to images.csv
+(gallery, probe, distractor). A new dataset is one module under ``srlrfr/data`` that registers a
 :class:`DatasetSpec` plus its import line in ``srlrfr/data/catalog.py``.
 """
 from __future__ import annotations
@@ -13,13 +14,14 @@ from typing import Callable
 
 IMAGES_CSV = "images.csv"
 PAIRS_CSV = "pairs.csv"
-ROLES = ("verification", "training")
+ROLES = ("verification", "training", "identification")
 
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    """role: 'verification' (pairs; probes degraded by degrade.factors) or
-    'training' (the SRNet's multi-scale pyramid).
+    """role: 'verification' (pairs; probes degraded by degrade.factors),
+    'training' (the SRNet's multi-scale pyramid) or 'identification' (a
+    gallery and probes, images.csv's ``role`` column).
     ingest(cfg, out_dir): resolve the source (download or local copy) and
     write the index folder; it may read only the config keys in ``settings``.
     """

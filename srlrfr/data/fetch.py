@@ -302,3 +302,69 @@ def fetch_authors_weights(name: str, dest_dir: str | os.PathLike,
         raise FileNotFoundError(f"expected one checkpoint {checkpoint} in {out} (extracted from "
                                 f"{files[0].name}), found {[str(p) for p in found]}")
     return found[0]
+
+
+# ---------------------------------------------------------------- XQLFW
+
+HINT_XQLFW = ("Download XQLFW elsewhere (https://martlgap.github.io/xqlfw/pages/download.html) and set "
+              "data.xqlfw.images in params.yaml to the extracted folder (<root>/<Name>/<Name>_0001.jpg), "
+              "xqlfw.zip or xqlfw_aligned_112.zip, and data.xqlfw.pairs to xqlfw_pairs.txt.")
+XQLFW_VARIANT_NAMES = ("original", "aligned_112")
+
+
+def _find_people_root(folder: Path, names: tuple[str, ...], origin: Path, hint: str) -> Path:
+    """``folder``, one of its subfolders ``names``, or any single subfolder, whichever holds
+    ``<Name>/<Name>_0001.jpg`` folders (archives differ in their top folder)."""
+    candidates = [folder, *(folder / n for n in names)]
+    if folder.is_dir():
+        candidates += sorted(p for p in folder.iterdir() if p.is_dir() and p.name not in names)
+    for candidate in candidates:
+        if _holds_people(candidate):
+            return candidate
+    raise FileNotFoundError(f"no face images in {origin}: expected <Name>/<Name>_0001.jpg folders there or in "
+                            f"one of its subfolders ({', '.join(names)}). {hint}")
+
+
+def _unverified(path: Path) -> Path:
+    """A download without a published checksum: say so, with the digest for the user to compare."""
+    from .download import file_sha256
+    warnings.warn(f"{path.name}: its publisher gives no checksum, so only its length was checked; "
+                  f"sha256 {file_sha256(path)}", stacklevel=3)
+    return path
+
+
+def resolve_xqlfw_images(source: str | os.PathLike, cache_dir: str | os.PathLike, *, variant: str = "original",
+                         progress: bool = True) -> Path:
+    """The folder of XQLFW identity folders: a local folder or archive, or the release's archive
+    (``variant``: 'original', xqlfw.zip; 'aligned_112', xqlfw_aligned_112.zip) downloaded."""
+    if variant not in sources.XQLFW_VARIANTS:
+        raise ValueError(f"key 'data.xqlfw.variant': unknown variant {variant!r}; expected one of "
+                         f"{list(sources.XQLFW_VARIANTS)}")
+    cache_dir = Path(cache_dir)
+    tops = tuple(top for _, top in sources.XQLFW_VARIANTS.values())
+    if _is_download(source):
+        art, top = sources.XQLFW_VARIANTS[variant]
+        archive = _unverified(fetch_artefact((art,), cache_dir, hint=HINT_XQLFW, progress=progress))
+        return _find_people_root(extract(archive, cache_dir / _archive_stem(archive)), (top,), archive, HINT_XQLFW)
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return _find_people_root(path, tops, path, HINT_XQLFW)
+    if path.is_file() and _is_archive(path):
+        return _find_people_root(extract(path, cache_dir / _archive_stem(path)), tops, path, HINT_XQLFW)
+    raise FileNotFoundError(f"XQLFW source {path} (data.xqlfw.images) is neither a folder nor an archive "
+                            f"({', '.join(ARCHIVE_SUFFIXES)}), nor {DOWNLOAD!r}. {HINT_XQLFW}")
+
+
+def resolve_xqlfw_file(source: str | os.PathLike | None, cache_dir: str | os.PathLike, art: Artefact, key: str, *,
+                       progress: bool = True) -> Path | None:
+    """xqlfw_pairs.txt or xqlfw_scores.txt: downloaded, a local file, or a folder holding it; None stays None."""
+    if source is None:
+        return None
+    if _is_download(source):
+        return _unverified(fetch_artefact((art,), Path(cache_dir), hint=HINT_XQLFW, progress=progress))
+    path = Path(source).expanduser()
+    if path.is_dir():
+        path = path / art.filename
+    if not path.is_file():
+        raise FileNotFoundError(f"no {art.filename} at {path} ({key}). {HINT_XQLFW}")
+    return path

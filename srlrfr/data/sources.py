@@ -134,3 +134,29 @@ AUTHORS_LANDMARKS: dict[str, tuple[Artefact, str]] = {
     "lfw": (LFW_LANDMARKS_AUTHORS, "headerless"),
     "celeba": (CELEBA_LANDMARKS_AUTHORS, "header"),
 }
+
+# ------------------------------------------------------------------ XQLFW (Knoche, Hörmann, Rigoll 2021)
+# The project page (martlgap.github.io/xqlfw, pages/download.html in github.com/Martlgap/xqlfw,
+# branch docs/) links these GitHub release assets, tag 1.0 (sizes as the page states them:
+# xqlfw.zip 195.2 MB, xqlfw_aligned_112.zip 57.9 MB, xqlfw_pairs.txt 161 kB, xqlfw_scores.txt
+# 328 kB). No checksum is published for any of them, so a download is checked only for
+# completeness (Content-Length) and its sha256 is recorded in data/index/xqlfw/summary.json.
+# Archive top folders, as third-party loaders read them (not verified against the archives
+# here): xqlfw.zip -> lfw_original_imgs_min_qual0.85variant11/<Name>/<Name>_0001.jpg,
+# xqlfw_aligned_112.zip -> xqlfw_aligned_112/<Name>/<Name>_0001.jpg (112x112 MTCNN crops).
+_XQLFW = "https://github.com/Martlgap/xqlfw/releases/download/1.0/"
+XQLFW_ZIP = Artefact("xqlfw.zip", (_XQLFW + "xqlfw.zip",), "xqlfw.zip")
+XQLFW_ALIGNED_ZIP = Artefact("xqlfw_aligned_112.zip", (_XQLFW + "xqlfw_aligned_112.zip",), "xqlfw_aligned_112.zip")
+XQLFW_PAIRS = Artefact("xqlfw_pairs.txt", (_XQLFW + "xqlfw_pairs.txt",), "xqlfw_pairs.txt")
+XQLFW_SCORES = Artefact("xqlfw_scores.txt", (_XQLFW + "xqlfw_scores.txt",), "xqlfw_scores.txt")
+# data.xqlfw.variant -> (archive 'download' fetches, the folder it unpacks to)
+XQLFW_VARIANTS: dict[str, tuple[Artefact, str]] = {
+    "original": (XQLFW_ZIP, "lfw_original_imgs_min_qual0.85variant11"),
+    "aligned_112": (XQLFW_ALIGNED_ZIP, "xqlfw_aligned_112"),
+}
+
+# ------------------------------------------------------------------ TinyFace (Cheng, Zhu, Gong 2018)
+# qmul-tinyface.github.io distributes tinyface.zip (md5 d8f1b97e4fc1857ff6bc7cf49389aab6 as a
+# third-party duplicate list records it; not checked here) from Google Drive / Baidu links that
+# change; srlrfr reads a local copy only (data.tinyface.source).
+TINYFACE_ZIP_MD5 = "d8f1b97e4fc1857ff6bc7cf49389aab6"

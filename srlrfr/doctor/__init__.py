@@ -24,7 +24,7 @@ from typing import Callable, Iterable
 
 from .base import FAIL, FIX_LOCK, INFO, OK, WARN, Check
 from .disk import check_disk, plan_outputs
-from .inputs import Plan, check_celeba, check_landmarks, check_lfw, check_weights
+from .inputs import Plan, check_celeba, check_landmarks, check_lfw, check_weights, check_xqlfw
 from .machine import (
     Driver,
     TorchInfo,
@@ -65,6 +65,7 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool
     plan = Plan()
     checks += check_lfw(cfg, root, plan) if wants("ingest:lfw") else []
     checks += check_celeba(cfg, root, plan) if wants("ingest:celeba") else []
+    checks += check_xqlfw(cfg, root, plan) if wants("ingest:xqlfw") and "xqlfw" in cfg["evaluate"]["datasets"] else []
     checks += check_weights(cfg, root, plan, fnet=wants("fnet_weights"), authors=wants("import_authors"))
     checks += check_landmarks(cfg, root, [ds for ds in ("lfw", "celeba") if wants(f"landmarks:{ds}")], plan)
     if network:

@@ -46,7 +46,7 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
         *levels("lfw", nl, cfg["degrade"]["factors"]),
         *levels("celeba", nc, PYRAMID_FACTORS),
         DiskItem("landmarks and indexes", root / "data/landmarks", (nl + nc) * 300),
-        DiskItem("full-resolution features", root / f"results/features/{fnet}/hr.npz", nl * spec.feature_dim * 8),
+        DiskItem("full-resolution features", root / f"results/features/lfw/{fnet}/hr.npz", nl * spec.feature_dim * 8),
         DiskItem("FNet weights", root / f"models/fnets/{fnet}.pt", state_bytes(spec.build)),
     ]
     for entry in cfgmod.srnet_entries(cfg):

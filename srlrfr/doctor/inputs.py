@@ -292,3 +292,45 @@ def check_landmarks(cfg: dict, root: Path, datasets=("lfw", "celeba"), plan: Pla
         except (FileNotFoundError, ImportError) as exc:
             out.append(Check("data", "MTCNN weights", FAIL, str(exc), fix=FIX_LOCK))
     return out
+
+
+# XQLFW release files as its download page states their sizes (bytes, about)
+XQLFW_BYTES = {"original": 195_200_000, "aligned_112": 57_900_000, "pairs": 161_000, "scores": 328_000}
+XQLFW_IMAGES = 7_263
+
+
+def check_xqlfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
+    """data.xqlfw: each file present locally (resolved as the ingest does) or due for download."""
+    from ..data import fetch, sources
+    data, cache = cfg["data"]["xqlfw"], params_path(root, cfg["data"]["cache"]) / "xqlfw"  # as the ingest step
+    out = []
+    if data["images"] == fetch.DOWNLOAD:
+        art, _ = sources.XQLFW_VARIANTS[data["variant"]]
+        size = XQLFW_BYTES[data["variant"]]
+        out.append(_want(plan, "data.xqlfw.images", (art,), cache, size, "XQLFW images", fetch.HINT_XQLFW))
+        _extraction(plan, cache / art.filename, cache / fetch._archive_stem(cache / art.filename), size, XQLFW_IMAGES)
+    else:
+        path = params_path(root, data["images"])
+        if path.is_file() and path.name.lower().endswith(fetch.ARCHIVE_SUFFIXES):
+            out.append(Check("data", "data.xqlfw.images", OK, f"XQLFW archive {path}, extracted into {cache}"))
+            _extraction(plan, path, cache / fetch._archive_stem(path), path.stat().st_size, XQLFW_IMAGES)
+        else:
+            try:
+                found = fetch.resolve_xqlfw_images(path, cache)  # a folder is only scanned
+                out.append(Check("data", "data.xqlfw.images", OK, f"{_count_images(found):,} XQLFW images in {found}"))
+            except FileNotFoundError as exc:
+                out.append(Check("data", "data.xqlfw.images", FAIL, _without(str(exc), fetch.HINT_XQLFW),
+                                 fix=fetch.HINT_XQLFW))
+    for key, art in (("pairs", sources.XQLFW_PAIRS), ("scores", sources.XQLFW_SCORES)):
+        src = data[key]
+        if src == fetch.DOWNLOAD:
+            out.append(_want(plan, f"data.xqlfw.{key}", (art,), cache, XQLFW_BYTES[key], f"XQLFW {key}",
+                             fetch.HINT_XQLFW))
+        elif src is not None:
+            try:
+                found = fetch.resolve_xqlfw_file(params_path(root, src), cache, art, f"data.xqlfw.{key}")
+                out.append(Check("data", f"data.xqlfw.{key}", OK, f"XQLFW {key}: {found}"))
+            except FileNotFoundError as exc:
+                out.append(Check("data", f"data.xqlfw.{key}", FAIL, _without(str(exc), fetch.HINT_XQLFW),
+                                 fix=fetch.HINT_XQLFW))
+    return out

@@ -12,17 +12,18 @@ import pandas as pd
 
 from ..methods import BASELINES, FULL, parse_sr
 
-# summary table: one row per (fnet, method, resolution); NaN where not applicable
+# summary table: one row per (dataset, fnet, method, resolution); NaN where not applicable
 # (plus tar_far_<tag> and n_negative_far_<tag> per FAR target)
-SUMMARY_COLUMNS = ("fnet", "method", "resolution", "acc_mean", "acc_std", "auc", "eer",
+PAPER_SET = "lfw"  # the paper's dataset; metrics.json written before datasets existed are LFW's
+SUMMARY_COLUMNS = ("dataset", "fnet", "method", "resolution", "acc_mean", "acc_std", "auc", "eer",
                    "n_pairs", "n_excluded", "psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb")
 
 
 def summary_row(fnet: str, method: str, resolution: str, verification: dict | None = None,
-                restoration: dict | None = None) -> dict:
+                restoration: dict | None = None, dataset: str = PAPER_SET) -> dict:
     """One summary-table row from ``verification_report`` / ``restoration_report`` dicts."""
     row = {c: math.nan for c in SUMMARY_COLUMNS}
-    row.update(fnet=fnet, method=method, resolution=resolution)
+    row.update(dataset=dataset, fnet=fnet, method=method, resolution=resolution)
     if verification:
         row.update({k: verification[k] for k in ("acc_mean", "acc_std", "auc", "eer", "n_pairs")})
         row["n_excluded"] = verification.get("n_excluded", 0)
@@ -43,7 +44,8 @@ def collect(metric_files: list[str | Path]) -> pd.DataFrame:
     rows = []
     for path in metric_files:
         m = json.loads(Path(path).read_text())
-        rows.append(summary_row(m["fnet"], m["method"], m["resolution"], m, m.get("restoration")))
+        rows.append(summary_row(m["fnet"], m["method"], m["resolution"], m, m.get("restoration"),
+                                dataset=m.get("dataset", PAPER_SET)))
     if not rows:
         raise ValueError("no evaluation metrics to aggregate")
     return pd.DataFrame(rows)
@@ -55,7 +57,8 @@ def fold_table(metric_files: list[str | Path]) -> pd.DataFrame:
     for path in metric_files:
         m = json.loads(Path(path).read_text())
         for fold, acc, thd in zip(m["folds"], m["fold_acc"], m["fold_thresholds"]):
-            rows.append({"fnet": m["fnet"], "method": m["method"], "resolution": m["resolution"],
+            rows.append({"dataset": m.get("dataset", PAPER_SET), "fnet": m["fnet"], "method": m["method"],
+                         "resolution": m["resolution"],
                          "fold": fold, "accuracy": acc, "threshold": thd})
     return pd.DataFrame(rows)
 
@@ -72,6 +75,17 @@ def exclusion_note(summary: pd.DataFrame) -> str:
             f"under align.no_face: exclude.")
 
 
+def with_dataset(summary: pd.DataFrame) -> pd.DataFrame:
+    """A summary with its dataset column (a summary.csv from before it existed is LFW's)."""
+    return summary if "dataset" in summary else summary.assign(dataset=PAPER_SET)
+
+
+def paper_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows of the paper's dataset (LFW): the figures and the paper comparison use these."""
+    summary = with_dataset(summary)
+    return summary[summary["dataset"] == PAPER_SET].reset_index(drop=True)
+
+
 def resolution_order(names) -> list[str]:
     """Small to large: '7x6' < '14x12' < '28x24' < '112x96'."""
     return sorted(set(names), key=lambda r: int(r.split("x")[0]))
@@ -83,19 +97,20 @@ def long_table(summary: pd.DataFrame) -> pd.DataFrame:
     At full resolution no resampling happens, so one evaluation serves all
     interpolation baselines; SRNets have no full-resolution cell, as in the paper.
     """
+    summary = with_dataset(summary)
     parts = [summary[summary["method"] != FULL]]
     full = summary[summary["method"] == FULL]
-    for (fnet, method) in summary[["fnet", "method"]].drop_duplicates().itertuples(index=False):
+    for (dataset, fnet, method) in summary[["dataset", "fnet", "method"]].drop_duplicates().itertuples(index=False):
         if method in BASELINES:
-            parts.append(full[full["fnet"] == fnet].assign(method=method))
+            parts.append(full[(full["fnet"] == fnet) & (full["dataset"] == dataset)].assign(method=method))
     return pd.concat(parts, ignore_index=True)
 
 
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows FNet x method, columns the resolutions (mean %), then their fold std."""
+    """Rows dataset x FNet x method, columns the resolutions (mean %), then their fold std."""
     long = long_table(summary)
     res = resolution_order(long["resolution"])
-    keys = ["fnet", "method"]
+    keys = ["dataset", "fnet", "method"]
     order = long[keys].drop_duplicates()
     mean = long.pivot_table(index=keys, columns="resolution", values="acc_mean", aggfunc="first")
     std = long.pivot_table(index=keys, columns="resolution", values="acc_std", aggfunc="first")
@@ -122,13 +137,15 @@ def metric_name(method: str, lam: float) -> str | None:
 
 
 def dvc_metrics(summary: pd.DataFrame, lam: float) -> dict:
-    """``{"lambda": lam, "acc": {res: {name: value}}, "std": ..., "auc": ..., "eer": ...}``."""
+    """``{"lambda": lam, "acc": {res: {name: value}}, "std": ..., "auc": ..., "eer": ...}`` for LFW;
+    every other dataset's cells under its name: ``{"xqlfw": {"acc": {res: {name: value}}, ...}}``."""
     out: dict = {"lambda": lam}
-    for _, r in summary.iterrows():
+    for _, r in with_dataset(summary).iterrows():
         name = metric_name(r["method"], lam)
         if name is None:
             continue
+        where = out if r["dataset"] == PAPER_SET else out.setdefault(r["dataset"], {})
         for key, value in (("acc", r["acc_mean"]), ("std", r["acc_std"]), ("auc", r["auc"]), ("eer", r["eer"])):
             if not (isinstance(value, float) and math.isnan(value)):
-                out.setdefault(key, {}).setdefault(r["resolution"], {})[name] = round(float(value), 4)
+                where.setdefault(key, {}).setdefault(r["resolution"], {})[name] = round(float(value), 4)
     return out

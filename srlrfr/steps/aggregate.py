@@ -14,7 +14,7 @@ def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = N
     """``degradation``: degrade.model; the paper is compared with only for its plain probes."""
     from ..atomic import write_csv, write_json, write_text
     from ..report.paper import compare_to_paper, comparison_markdown, degradation_note
-    from ..report.tables import accuracy_table, collect, dvc_metrics, exclusion_note, fold_table, long_table
+    from ..report.tables import accuracy_table, collect, dvc_metrics, exclusion_note, fold_table, long_table, paper_rows
     out_dir = Path(out_dir)
     summary = collect(metric_files)
     table = accuracy_table(summary)
@@ -24,7 +24,7 @@ def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = N
     write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
     note = degradation_note(degradation)
     write_text(out_dir / "paper_comparison.md",
-               note + "\n" if note else comparison_markdown(compare_to_paper(long_table(summary))))
+               note + "\n" if note else comparison_markdown(compare_to_paper(long_table(paper_rows(summary)))))
     print(f"aggregate: {len(summary)} configurations. {exclusion_note(summary)}")
     return table
 

@@ -69,7 +69,7 @@ def level_factors(dataset: str, cfg: dict) -> tuple[list[int], list[int]]:
     from ..registry import DATASETS
     from ..training.pyramid import INPUT_FACTORS, PYRAMID_FACTORS
     load_all()
-    if DATASETS.get(dataset).role == "verification":
+    if DATASETS.get(dataset).role != "training":  # verification and identification: probes
         return list(cfg["degrade"]["factors"]), list(cfg["degrade"]["factors"])
     return list(PYRAMID_FACTORS), list(INPUT_FACTORS)
 

@@ -80,7 +80,8 @@ def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
 def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor: int = 1, method: str,
              resolution: str, fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
              threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
-             device: str = "auto", examples: int = 6, seed: int = 0, flip: str = "restored") -> dict:
+             device: str = "auto", examples: int = 6, seed: int = 0, flip: str = "restored",
+             dataset: str = "lfw") -> dict:
     """Score every pair for one configuration; write scores.csv, metrics.json and examples.npz."""
     from ..atomic import save_npz, write_csv, write_json
     from ..device import resolve_device
@@ -151,7 +152,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
                                   used["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
                                   far_targets=tuple(far_targets))
-    metrics.update(method=method, resolution=resolution, fnet=fnet_name, flip=flip,
+    metrics.update(dataset=dataset, method=method, resolution=resolution, fnet=fnet_name, flip=flip,
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
                    excluded={c: int((causes == c).sum()) for c in EXCLUSION_CAUSES},
                    n_probe_images=int(len(right_ids)))
@@ -184,6 +185,7 @@ def add_arguments(p) -> None:
     p.add_argument("--degraded", help="degraded folder (omit for full resolution)")
     p.add_argument("--factor", type=int, default=1)
     p.add_argument("--srnet", help="SRNet checkpoint for SR methods")
+    p.add_argument("--dataset", default="lfw", help="the verification set the pairs belong to (its rows' name)")
 
 
 def main(args, cfg) -> None:
@@ -193,4 +195,4 @@ def main(args, cfg) -> None:
              fnet_name=cfg["fnet"], fnet_weights=args.weights, srnet_path=args.srnet, out_dir=args.out_dir,
              no_face=cfg["align"]["no_face"], threshold_steps=e["threshold_steps"],
              far_targets=cfg["report"]["far_targets"], batch_size=e["batch_size"], device=e["device"],
-             examples=e["examples"], seed=e["seed"], flip=e["flip"])
+             examples=e["examples"], seed=e["seed"], flip=e["flip"], dataset=args.dataset)

@@ -24,6 +24,6 @@ rule aggregate:
     conda:
         "../envs/srlrfr.yaml"
     params:
-        settings=settings("lambda", "fnet", "degrade.model"),
+        settings=settings("lambda", "fnet", "degrade.model", "evaluate.datasets"),
     shell:
         "srlrfr aggregate --settings {params.settings:q} --metrics {input} --out-dir results > {log} 2>&1"

@@ -25,7 +25,8 @@ GEOMETRY = GEOMETRIES.get(FNETS.get(FNET).geometry)
 GEOM = GEOMETRY.name
 FACTORS = {GEOMETRY.resolution_name(f): f for f in config["degrade"]["factors"]}
 FULL_RES = f"{GEOMETRY.height}x{GEOMETRY.width}"
-EVAL_SET = "lfw"
+EVAL_SET = "lfw"  # the paper's set: the report's figures and paper comparison
+EVAL_SETS = config["evaluate"]["datasets"]  # every verification set with rows in the table
 TRAIN_SET = "celeba"
 LAMBDAS = params.trained_lambdas(config)
 SRNET_NAMES = params.srnet_names(config)
@@ -34,7 +35,7 @@ AUTHORS_METHODS = [methods.authors_method(n) for n in config["evaluate"]["author
 CONFIGS = [
     (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
 ] + [(methods.FULL, FULL_RES)]
-EVAL_DIR = "results/eval/{fnet}/{method}/{res}"
+EVAL_DIR = "results/eval/{dataset}/{fnet}/{method}/{res}"
 
 
 wildcard_constraints:
@@ -86,8 +87,11 @@ def srnet_path(method):
     return f"models/srnets/{FNET}/{method}/model.pt"
 
 
-def eval_files(name):
-    return [f"results/eval/{FNET}/{m}/{r}/{name}" for m, r in CONFIGS]
+def eval_files(name, datasets=None):
+    """Every configuration's file ``name``, for ``datasets`` (default: all of evaluate.datasets)."""
+    return [
+        f"results/eval/{d}/{FNET}/{m}/{r}/{name}" for d in datasets or EVAL_SETS for m, r in CONFIGS
+    ]
 
 
 def step_benchmarks():
@@ -99,15 +103,16 @@ def step_benchmarks():
     checks this list against the benchmark lines of the dry run.
     """
     bench = "logs/benchmarks"
-    datasets = [EVAL_SET] + ([TRAIN_SET] if SR_METHODS else [])
+    datasets = EVAL_SETS + ([TRAIN_SET] if SR_METHODS else [])
     files = [f"{bench}/{r}/{d}.tsv" for r in ("ingest", "landmarks") for d in datasets]
     files += [f"{bench}/{r}/{d}_{GEOM}.tsv" for r in ("align", "degrade") for d in datasets]
-    files += [f"{bench}/{r}/{FNET}.tsv" for r in ("fnet_weights", "features")]
+    files += [f"{bench}/fnet_weights/{FNET}.tsv"]
+    files += [f"{bench}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
     files += [f"{bench}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
     files += [
         f"{bench}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
     ]
-    files += [f"{bench}/evaluate/{FNET}/{m}/{r}.tsv" for m, r in CONFIGS]
+    files += [f"{bench}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS]
     return files + [f"{bench}/aggregate.tsv"]
 
 
@@ -149,18 +154,32 @@ def train_weights_flag(wildcards, input):
     return f"--weights {input.weights}" if "weights" in input.keys() else ""
 
 
+def features_inputs(wildcards):
+    return {
+        "aligned": aligned_dir(wildcards.dataset),
+        "weights": f"models/fnets/{wildcards.fnet}.pt",
+    }
+
+
 def eval_inputs(wildcards):
     inputs = {
-        "pairs": f"data/index/{EVAL_SET}",
-        "aligned": aligned_dir(EVAL_SET),
-        "features": f"results/features/{wildcards.fnet}/hr.npz",
+        "pairs": f"data/index/{wildcards.dataset}",
+        "aligned": aligned_dir(wildcards.dataset),
+        "features": f"results/features/{wildcards.dataset}/{wildcards.fnet}/hr.npz",
         "weights": f"models/fnets/{wildcards.fnet}.pt",
     }
     if wildcards.res != FULL_RES:
-        inputs["degraded"] = degraded_dir(EVAL_SET)
+        inputs["degraded"] = degraded_dir(wildcards.dataset)
     if methods.is_sr(wildcards.method):
         inputs["srnet"] = srnet_path(wildcards.method)
     return inputs
+
+
+def eval_settings(wildcards):
+    """The evaluate section but its dataset list: adding a dataset never reruns another's evaluations."""
+    doc = json.loads(settings("fnet", "evaluate", "align.no_face", "report.far_targets"))
+    del doc["evaluate"]["datasets"]
+    return json.dumps(doc, sort_keys=True)
 
 
 def eval_flags(wildcards, input):

@@ -6,19 +6,19 @@ rule evaluate:
         metrics=f"{EVAL_DIR}/metrics.json",
         examples=f"{EVAL_DIR}/examples.npz",
     log:
-        "logs/evaluate_{fnet}_{method}_{res}.log",
+        "logs/evaluate_{dataset}_{fnet}_{method}_{res}.log",
     benchmark:
-        "logs/benchmarks/evaluate/{fnet}/{method}/{res}.tsv"
+        "logs/benchmarks/evaluate/{dataset}/{fnet}/{method}/{res}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
         gpu=1,
     params:
-        settings=settings("fnet", "evaluate", "align.no_face", "report.far_targets"),
+        settings=eval_settings,
         flags=eval_flags,
         out_dir=lambda w, output: os.path.dirname(output.metrics),
     shell:
         "srlrfr evaluate --settings {params.settings:q} --threads {threads} --pairs {input.pairs}/pairs.csv "
         "--aligned {input.aligned} --features {input.features} --weights {input.weights} {params.flags} "
-        "--method {wildcards.method} --resolution {wildcards.res} --out-dir {params.out_dir} > {log} 2>&1"
+        "--dataset {wildcards.dataset} --method {wildcards.method} --resolution {wildcards.res} --out-dir {params.out_dir} > {log} 2>&1"

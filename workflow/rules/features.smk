@@ -1,13 +1,12 @@
 rule features:
     input:
-        aligned=aligned_dir(EVAL_SET),
-        weights="models/fnets/{fnet}.pt",
+        unpack(features_inputs),
     output:
-        "results/features/{fnet}/hr.npz",
+        "results/features/{dataset}/{fnet}/hr.npz",
     log:
-        "logs/features_{fnet}.log",
+        "logs/features_{dataset}_{fnet}.log",
     benchmark:
-        "logs/benchmarks/features/{fnet}.tsv"
+        "logs/benchmarks/features/{dataset}/{fnet}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

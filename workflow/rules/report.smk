@@ -4,8 +4,8 @@ rule report:
         accuracy="results/accuracy.csv",
         folds="results/folds.csv",
         pairs=f"data/index/{EVAL_SET}",
-        scores=eval_files("scores.csv"),
-        examples=eval_files("examples.npz"),
+        scores=eval_files("scores.csv", [EVAL_SET]),
+        examples=eval_files("examples.npz", [EVAL_SET]),
         losses=[f"models/srnets/{FNET}/{m}/losses.csv" for m in SR_METHODS],
         steps=step_benchmarks(),
     output:
