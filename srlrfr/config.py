@@ -206,12 +206,28 @@ def _check_semantics(cfg: dict) -> None:
             raise ConfigError(
                 f"key 'degrade.factors': factor {factor} does not divide the {geometry.height}x{geometry.width} "
                 f"crop of fnet {cfg['fnet']!r} (geometry {geometry.name})")
+    _check_matrix(cfg)
     scale = SRNETS.get(srnet_entries(cfg)[0]["type"]).scale
     for factor in PYRAMID_FACTORS:
         if geometry.height % factor or geometry.width % factor:
             raise ConfigError(
                 f"key 'fnet': the {geometry.height}x{geometry.width} crop of {cfg['fnet']!r} is not divisible by "
                 f"{factor}, which the x{scale} multi-scale training pyramid {PYRAMID_FACTORS} needs")
+
+
+def evaluated_methods(cfg: dict) -> list[str]:
+    """Every method evaluated at the low resolutions: baselines, SRNets trained here, authors' checkpoints."""
+    from .methods import authors_method, sr_method
+    trained = [sr_method(n, lam) for n in srnet_names(cfg) for lam in trained_lambdas(cfg)]
+    authors = [authors_method(n) for n in cfg["evaluate"]["authors_checkpoints"]]
+    return list(cfg["evaluate"]["baselines"]) + trained + authors
+
+
+def _check_matrix(cfg: dict) -> None:
+    method = cfg["evaluate"]["matrix"]["method"]
+    if method is not None and method not in evaluated_methods(cfg):
+        raise ConfigError(f"key 'evaluate.matrix.method': {method!r} is not evaluated in this config; use one of "
+                          f"{', '.join(evaluated_methods(cfg))} (or null for no matrix)")
 
 
 def check_inputs(cfg: dict) -> dict:

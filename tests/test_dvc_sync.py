@@ -27,7 +27,8 @@ def test_disagreements_are_reported(repo_root: Path, tmp_path: Path):
 
 def test_report_reads_every_jobs_benchmark(repo_root: Path):
     """Every rule has a benchmark file; the report lists all the others' as inputs and none is a DVC out."""
-    for configs in (None, ["params.yaml", ".test/params.yaml"]):
+    for configs in (None, ["params.yaml", ".test/params.yaml"],
+                    ["params.yaml", ".test/params.yaml", ".test/protocols.yaml"]):  # + the matrix rule
         plan = snakemake_plan(configs, repo_root)
         jobs = [j for j in plan if j["rule"] != "all"]
         assert all(j["benchmark"].startswith("logs/benchmarks/") for j in jobs), \
@@ -38,3 +39,5 @@ def test_report_reads_every_jobs_benchmark(repo_root: Path):
         assert len({j["benchmark"] for j in jobs}) == len(jobs)  # one file per job
         outs = {o for j in jobs for o in j["output"]}
         assert not any(o.startswith("logs/") for o in outs)
+        if configs and configs[-1] == ".test/protocols.yaml":
+            assert "logs/benchmarks/matrix/dlib_resnet34/bicubic.tsv" in listed

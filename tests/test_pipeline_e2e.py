@@ -152,6 +152,7 @@ def test_protocols_preset_realistic_degradation_and_two_srnets(protocols_run):
                           weights_only=True)["meta"]
         assert meta["degradation"]["model"] == model
     table = pd.read_csv(work / "results" / "accuracy.csv")
+    table = table[table["protocol"] == "hr_vs_lr"]  # the paper's rows (the preset adds other protocols' rows)
     assert {"bicubic", "bilinear_authors", "edsr_lambda0", "imdn_lambda0"} == set(table["method"])
     for r in lowres:
         assert table[r].notna().all() and table[r].between(40, 100).all(), r
@@ -161,6 +162,42 @@ def test_protocols_preset_realistic_degradation_and_two_srnets(protocols_run):
     wide = pd.read_csv(work / "results" / "plots" / "accuracy.csv")
     assert {"edsr", "imdn"} <= set(wide.columns) and len(wide) == len(lowres)
     assert "blur_down_jpeg" in (work / "results" / "paper_comparison.md").read_text()  # not the paper's probes
+
+
+def test_protocols_preset_lr_vs_lr_matrix_and_identification(protocols_run):
+    work, plan = protocols_run
+    assert "rule matrix:" in plan
+    cfg = params.load(work / "params.yaml")
+    geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
+    full = f"{geom.height}x{geom.width}"
+    lowres = [geom.resolution_name(f) for f in cfg["degrade"]["factors"]]
+    names = {"bicubic", "bilinear_authors", "edsr", "imdn"}
+    metrics = json.loads((work / "results" / "metrics.json").read_text())
+    for r in lowres:  # stable names per protocol, as the paper's
+        assert set(metrics["lr_vs_lr"]["acc"][r]) == names, r
+        assert set(metrics["identification"]["rank1"][r]) == names, r
+        for name in names:
+            assert 0 <= metrics["identification"]["rank1"][r][name] <= metrics["identification"]["rank5"][r][name]
+    assert metrics["lr_vs_lr"]["acc"][full] == metrics["acc"][full]  # undegraded: both protocols are one
+    # The sample fold: 163 identities with >= 2 images in the gallery, 372 probes; full resolution
+    # identifies most, the smallest probes far fewer, yet above chance (1/163).
+    hr = json.loads((work / "results" / "eval" / "lfw" / cfg["fnet"] / "hr" / full / "metrics.json").read_text())
+    assert (hr["identification"]["n_gallery"], hr["identification"]["n_probes"]) == (163, 372)
+    rank1 = metrics["identification"]["rank1"]
+    assert rank1[full]["hr"] > 80 and 1 < rank1[lowres[0]]["bicubic"] < rank1[full]["hr"]
+    table = pd.read_csv(work / "results" / "accuracy.csv")
+    assert table["protocol"].unique().tolist() == ["hr_vs_lr", "lr_vs_lr", "identification_rank1",
+                                                   "identification_rank5"]
+    matrix = pd.read_csv(work / "results" / "matrix" / cfg["fnet"] / "bicubic.csv")
+    assert len(matrix) == (len(lowres) + 1) ** 2
+    cell = matrix.set_index(["gallery", "probe"])["acc_mean"]
+    for r in lowres:  # the diagonal is lr_vs_lr, the full-resolution row the paper's protocol
+        assert cell[r, r] == pytest.approx(metrics["lr_vs_lr"]["acc"][r]["bicubic"], abs=1e-3)
+        assert cell[full, r] == pytest.approx(metrics["acc"][r]["bicubic"], abs=1e-3)
+    assert cell[full, full] == pytest.approx(metrics["acc"][full]["hr"], abs=1e-3)
+    figures = work / "results" / "figures"
+    assert (figures / "cmc.png").is_file() and (figures / "matrix_bicubic.png").is_file()
+    assert "Identification: CMC curves" in (work / "results" / "report.html").read_text()
 
 
 def test_dvc_repro_and_experiments(snakemake_run: Path):

@@ -169,3 +169,43 @@ def plot_training_curves(logs: dict[str, pd.DataFrame], out_png) -> Path:
             ax.legend(fontsize=8)
     fig.tight_layout()
     return _save(fig, out_png)
+
+
+def plot_cmc(curves: dict[str, dict[str, list[float]]], out_png, n_gallery: int) -> Path:
+    """CMC curves (identification rate % vs rank), one panel per probe resolution, one line per method.
+
+    ``curves``: resolution -> method -> rate at ranks 1..K. Size (1 + 4 * n_panels, 4.5) inches at DPI.
+    """
+    res = sorted(curves, key=_resolution_area)
+    fig, axes = plt.subplots(1, max(1, len(res)), figsize=(1.0 + 4.0 * max(1, len(res)), 4.5), dpi=DPI,
+                             squeeze=False, sharey=True)
+    for ax, r in zip(axes[0], res):
+        for method, curve in sorted(curves[r].items()):
+            ax.plot(np.arange(1, len(curve) + 1), curve, marker=".", label=method)
+        ax.set_title(f"probes at {r}")
+        ax.set_xlabel("rank")
+        ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0][0].set_ylabel(f"identification rate (%), gallery of {n_gallery}")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_resolution_matrix(table: pd.DataFrame, out_png) -> Path:
+    """Heat map of accuracy (%): rows the first image's (gallery) resolution, columns the probe's. 600x500."""
+    order = sorted(set(table["gallery"]) | set(table["probe"]), key=_resolution_area)
+    grid = table.pivot_table(index="gallery", columns="probe", values="acc_mean").reindex(index=order, columns=order)
+    fig, ax = plt.subplots(figsize=(6.0, 5.0), dpi=DPI)
+    image = ax.imshow(grid.to_numpy(), cmap="viridis", vmin=50.0, vmax=100.0)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_yticks(range(len(order)), order)
+    for (i, j), v in np.ndenumerate(grid.to_numpy()):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.1f}", ha="center", va="center", color="w" if v < 80 else "k", fontsize=9)
+    ax.set_xlabel("second image (probe) resolution")
+    ax.set_ylabel("first image (gallery) resolution")
+    ax.set_title(f"LFW accuracy (%), {table['method'].iloc[0]}")
+    fig.colorbar(image, ax=ax)
+    fig.tight_layout()
+    return _save(fig, out_png)

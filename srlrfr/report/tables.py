@@ -32,6 +32,12 @@ def summary_row(fnet: str, method: str, resolution: str, verification: dict | No
         for tag, entry in verification.get("tar_at_far", {}).items():
             row[f"tar_far_{tag}"] = entry["tar"]
             row[f"n_negative_far_{tag}"] = entry["n_negative"]
+    if verification and "lr_vs_lr" in verification:  # protocols beyond the paper (srlrfr.metrics.protocols)
+        row.update({f"lr_vs_lr_{k}": verification["lr_vs_lr"][k] for k in ("acc_mean", "acc_std", "auc", "eer")})
+    if verification and "identification" in verification:
+        ident = verification["identification"]
+        row.update(rank1=ident["rank1"], rank5=ident["rank5"], id_probes=ident["n_probes"],
+                   id_gallery=ident["n_gallery"])
     if restoration:
         for k in ("psnr_y", "ssim_y", "psnr_rgb", "ssim_rgb"):
             value = restoration.get(k)
@@ -106,18 +112,37 @@ def long_table(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(parts, ignore_index=True)
 
 
+# protocol -> the summary columns of its mean (%) and fold std; hr_vs_lr is the paper's table
+PROTOCOL_COLUMNS = {"hr_vs_lr": ("acc_mean", "acc_std"), "lr_vs_lr": ("lr_vs_lr_acc_mean", "lr_vs_lr_acc_std"),
+                    "identification_rank1": ("rank1", None), "identification_rank5": ("rank5", None)}
+
+
 def accuracy_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows dataset x FNet x method, columns the resolutions (mean %), then their fold std."""
+    """Rows dataset x FNet x method, columns the resolutions (mean %), then their fold std.
+
+    With protocols beyond the paper's, their rows follow the paper's table and
+    a last column ``protocol`` names each row's (hr_vs_lr, lr_vs_lr,
+    identification_rank1/_rank5); without, the table is the paper's alone.
+    """
     long = long_table(summary)
     res = resolution_order(long["resolution"])
     keys = ["dataset", "fnet", "method"]
     order = long[keys].drop_duplicates()
-    mean = long.pivot_table(index=keys, columns="resolution", values="acc_mean", aggfunc="first")
-    std = long.pivot_table(index=keys, columns="resolution", values="acc_std", aggfunc="first")
-    mean = mean.reindex(columns=res).round(2)
-    std = std.reindex(columns=res).round(2).add_suffix("_std")
-    table = mean.join(std).reset_index()
-    return order.merge(table, on=keys, how="left").reset_index(drop=True)
+    parts = []
+    for protocol, (mean_col, std_col) in PROTOCOL_COLUMNS.items():
+        if mean_col not in long or not long[mean_col].notna().any():
+            continue
+        mean = long.pivot_table(index=keys, columns="resolution", values=mean_col, aggfunc="first")
+        mean = mean.reindex(columns=res).round(2)
+        if std_col is None:
+            std = pd.DataFrame(float("nan"), index=mean.index, columns=res)
+        else:
+            std = long.pivot_table(index=keys, columns="resolution", values=std_col, aggfunc="first")
+        std = std.reindex(columns=res).round(2).add_suffix("_std")
+        table = order.merge(mean.join(std).reset_index(), on=keys, how="left").reset_index(drop=True)
+        parts.append(table.assign(protocol=protocol))
+    table = pd.concat(parts, ignore_index=True)
+    return table.drop(columns="protocol") if len(parts) == 1 else table
 
 
 def metric_name(method: str, lam: float) -> str | None:
@@ -137,15 +162,38 @@ def metric_name(method: str, lam: float) -> str | None:
 
 
 def dvc_metrics(summary: pd.DataFrame, lam: float) -> dict:
-    """``{"lambda": lam, "acc": {res: {name: value}}, "std": ..., "auc": ..., "eer": ...}`` for LFW;
-    every other dataset's cells under its name: ``{"xqlfw": {"acc": {res: {name: value}}, ...}}``."""
+    """``{"lambda": lam, "acc": {res: {name: value}}, "std": ..., "auc": ..., "eer": ...}`` for LFW, plus
+    ``lr_vs_lr`` (the same four) and ``identification`` (rank1, rank5) when evaluated; every other
+    dataset's cells under its name: ``{"xqlfw": {"acc": {res: {name: value}}, ...}}``."""
     out: dict = {"lambda": lam}
     for _, r in with_dataset(summary).iterrows():
         name = metric_name(r["method"], lam)
         if name is None:
             continue
-        where = out if r["dataset"] == PAPER_SET else out.setdefault(r["dataset"], {})
-        for key, value in (("acc", r["acc_mean"]), ("std", r["acc_std"]), ("auc", r["auc"]), ("eer", r["eer"])):
-            if not (isinstance(value, float) and math.isnan(value)):
-                where.setdefault(key, {}).setdefault(r["resolution"], {})[name] = round(float(value), 4)
+        root = out if r["dataset"] == PAPER_SET else out.setdefault(r["dataset"], {})
+        for group, prefix, keys in _METRIC_GROUPS:
+            node = root.setdefault(group, {}) if group else root
+            for key, column in keys:
+                value = r.get(prefix + column, math.nan)
+                if not (isinstance(value, float) and math.isnan(value)):
+                    node.setdefault(key, {}).setdefault(r["resolution"], {})[name] = round(float(value), 4)
+    return _pruned(out)
+
+
+def _pruned(node: dict) -> dict:
+    """``node`` without the groups no row filled (protocols not evaluated), at any depth."""
+    out = {}
+    for k, v in node.items():
+        if isinstance(v, dict):
+            v = _pruned(v)
+            if v == {}:
+                continue
+        out[k] = v
     return out
+
+
+# (top-level group or '' for the paper's, summary column prefix, (metric key, summary column)):
+# keys `acc.<res>.<name>`, `lr_vs_lr.acc.<res>.<name>`, `identification.rank1.<res>.<name>`
+_PAIR_KEYS = (("acc", "acc_mean"), ("std", "acc_std"), ("auc", "auc"), ("eer", "eer"))
+_METRIC_GROUPS = (("", "", _PAIR_KEYS), ("lr_vs_lr", "lr_vs_lr_", _PAIR_KEYS),
+                  ("identification", "", (("rank1", "rank1"), ("rank5", "rank5"))))

@@ -19,10 +19,11 @@ from . import (
                import_authors,
                ingest,
                landmarks,
+               matrix,
                report,
                train,
 )
 
 # Pipeline order (the CLI lists them so).
 STEPS = {m.NAME: m for m in (ingest, landmarks, align, degrade, fnet_weights, import_authors, train, features,
-                             evaluate, aggregate, report)}
+                             evaluate, matrix, aggregate, report)}

@@ -11,6 +11,13 @@ what the mirror of a restored probe is: ``restored`` mirrors the restored
 face; ``authors`` restores the mirrored probe, as the authors' script does
 for SR methods. Their script mirrors interpolated (baseline) and undegraded
 faces after the fact, so both protocols are the same there.
+
+Beyond the paper (srlrfr.metrics.protocols, .identification): with
+``lr_vs_lr`` (evaluate.protocols) or as evaluate.matrix's method, the first
+image of every pair is restored too; with evaluate.identification, the split's
+probes. Their features are scored here and saved in features.npz (for the
+resolution matrix); the paper's numbers come from the second images alone, in
+the same batches as before.
 """
 from __future__ import annotations
 
@@ -22,18 +29,13 @@ import pandas as pd
 from tqdm import tqdm
 
 from ..faults import pause_point
+from ..metrics.protocols import Features, cosine_scores, pair_report
 
 NAME = "evaluate"
 HELP = "score every pair of one (method, resolution) configuration"
 OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 log = logging.getLogger(__name__)
-
-
-def cosine_scores(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    a = a / np.linalg.norm(a, axis=1, keepdims=True).clip(1e-12)
-    b = b / np.linalg.norm(b, axis=1, keepdims=True).clip(1e-12)
-    return np.einsum("ij,ij->i", a, b)
 
 
 FLIPS = ("restored", "authors")
@@ -77,15 +79,31 @@ def example_pairs(n_pairs: int, k: int, seed: int) -> np.ndarray:
     return np.sort(rng.choice(n_pairs, size=min(k, n_pairs), replace=False))
 
 
+def extra_images(pairs: pd.DataFrame, probes: np.ndarray, *, both_sides: bool,
+                 identification: pd.DataFrame | None) -> np.ndarray:
+    """Images restored beyond the pairs' second ones, in a fixed order: first images (``both_sides``),
+    then the identification probes."""
+    wanted = list(pairs["left"]) if both_sides else []
+    if identification is not None:
+        wanted += list(identification.loc[identification["role"] == "probe", "image_id"])
+    seen = set(probes.tolist())
+    return np.array([i for i in pd.unique(np.array(wanted, dtype=object)) if i not in seen], dtype=object)
+
+
 def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor: int = 1, method: str,
              resolution: str, fnet_name: str, fnet_weights, srnet_path=None, out_dir, no_face: str = "center",
              threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
              device: str = "auto", examples: int = 6, seed: int = 0, flip: str = "restored",
-             dataset: str = "lfw") -> dict:
-    """Score every pair for one configuration; write scores.csv, metrics.json and examples.npz."""
+             dataset: str = "lfw", protocols=("hr_vs_lr",), both_sides: bool = False, identification: bool = False,
+             max_rank: int = 20) -> dict:
+    """Score every pair for one configuration; write scores.csv, metrics.json, features.npz and examples.npz.
+
+    ``both_sides``: restore the pairs' first images too (for the resolution matrix) even without lr_vs_lr.
+    """
     from ..atomic import save_npz, write_csv, write_json
     from ..device import resolve_device
     from ..methods import restore
+    from ..metrics.identification import identification_report, identification_split, probe_ranks
     from ..metrics.restoration import RestorationMeter
     from ..metrics.verification import threshold_grid, verification_report
     from ..models.fnet import load_fnet
@@ -110,12 +128,24 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     if not keep.any():
         raise ValueError(f"every pair of {pairs_csv} touches an excluded image ({_counts(causes)}); see "
                          f"{Path(aligned_dir) / 'faces.csv'} and the landmarks' no-face report")
+    split = None
+    if identification:
+        usable = ~aligned.damaged & (aligned.ok if no_face == "exclude" else True)
+        split = identification_split(pd.DataFrame({"image_id": aligned.ids, "identity": _identities(
+            Path(pairs_csv).parent / "images.csv", aligned.ids)}), usable)
+        if split.empty:
+            raise ValueError(f"evaluate.identification: no identity has two usable images in {aligned_dir}; "
+                             f"turn identification off for this dataset")
+    extra_ids = extra_images(pairs, right_ids, both_sides=both_sides or "lr_vs_lr" in protocols,
+                             identification=split)
+    extra_rows = aligned.rows(extra_ids)
     chosen = example_pairs(len(pairs), examples, seed)
     ex_right = right[chosen]
     shown: dict[int, tuple[np.ndarray, np.ndarray]] = {}  # probe position -> (low-res, restored)
 
     if degraded_dir is None:  # full resolution: no degradation, nothing restored
         probe_feats = hr_feats[right_rows]
+        extra_feats = hr_feats[extra_rows]
         crops = aligned.images.take(right_rows[ex_right])
         shown = {int(p): (c, c) for p, c in zip(ex_right, crops)}
         restoration = None
@@ -127,19 +157,27 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
             srnet = load_srnet(srnet_path, dev)
         fnet = load_fnet(fnet_name, fnet_weights, dev)
         meter = RestorationMeter()
-        probe_feats = np.empty((len(right_rows), hr_feats.shape[1]), np.float32)
-        rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
+        chunk_rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
         wanted = set(int(p) for p in ex_right)
-        for start in tqdm(range(0, len(right_rows), rows), desc=f"{method} {resolution}", unit="chunk"):
-            stop = min(start + rows, len(right_rows))
-            lr = level.take(right_rows[start:stop])
-            restored = restore(method, lr, aligned.size, srnet=srnet, batch_size=batch_size, device=dev)
-            probe_feats[start:stop] = probe_features(fnet, method, lr, restored, flip=flip, srnet=srnet,
-                                                     size_hw=aligned.size, batch_size=batch_size, device=dev)
-            meter.update(restored, aligned.images.take(right_rows[start:stop]))
-            for p in wanted.intersection(range(start, stop)):
-                shown[p] = (lr[p - start], restored[p - start])
-            pause_point("evaluate:chunk")
+
+        def embed(rows: np.ndarray, paper: bool) -> np.ndarray:
+            """Restored features of ``rows``; the paper's probes (``paper``) also feed the meter and grid."""
+            feats = np.empty((len(rows), hr_feats.shape[1]), np.float32)
+            for start in tqdm(range(0, len(rows), chunk_rows), desc=f"{method} {resolution}", unit="chunk"):
+                stop = min(start + chunk_rows, len(rows))
+                lr = level.take(rows[start:stop])
+                restored = restore(method, lr, aligned.size, srnet=srnet, batch_size=batch_size, device=dev)
+                feats[start:stop] = probe_features(fnet, method, lr, restored, flip=flip, srnet=srnet,
+                                                   size_hw=aligned.size, batch_size=batch_size, device=dev)
+                if paper:
+                    meter.update(restored, aligned.images.take(rows[start:stop]))
+                    for p in wanted.intersection(range(start, stop)):
+                        shown[p] = (lr[p - start], restored[p - start])
+                pause_point("evaluate:chunk")
+            return feats
+
+        probe_feats = embed(right_rows, paper=True)
+        extra_feats = embed(extra_rows, paper=False)
         restoration = meter.report()
 
     scores = cosine_scores(hr_feats[left], probe_feats[right])
@@ -149,25 +187,52 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     write_csv(out_dir / "scores.csv", table)
 
     used = table[keep]
+    grid = threshold_grid(threshold_steps)
     metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
-                                  used["fold"].to_numpy(), thresholds=threshold_grid(threshold_steps),
-                                  far_targets=tuple(far_targets))
+                                  used["fold"].to_numpy(), thresholds=grid, far_targets=tuple(far_targets))
     metrics.update(dataset=dataset, method=method, resolution=resolution, fnet=fnet_name, flip=flip,
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
                    excluded={c: int((causes == c).sum()) for c in EXCLUSION_CAUSES},
                    n_probe_images=int(len(right_ids)))
     if restoration is not None:
         metrics["restoration"] = restoration
+    restored = Features(np.concatenate([right_ids, extra_ids]).astype(str), np.vstack([probe_feats, extra_feats]))
+    if "lr_vs_lr" in protocols:
+        metrics["lr_vs_lr"] = pair_report(pairs[keep], restored, restored, threshold_steps=threshold_steps,
+                                          far_targets=far_targets)
+    if split is not None:
+        gallery = split[split["role"] == "gallery"]
+        probes = split[split["role"] == "probe"]
+        ranks = probe_ranks(restored.take(probes["image_id"]), probes["identity"].to_numpy(),
+                            hr_feats[aligned.rows(gallery["image_id"])], gallery["identity"].to_numpy())
+        metrics["identification"] = identification_report(ranks, len(gallery), max_rank)
     write_json(out_dir / "metrics.json", metrics)
+    save_npz(out_dir / "features.npz", ids=restored.ids.astype(np.str_), features=restored.features)
 
     save_npz(out_dir / "examples.npz", pair=pairs["pair"].to_numpy()[chosen],
              restored=np.stack([shown[int(p)][1] for p in ex_right]),
              probe=np.stack([shown[int(p)][0] for p in ex_right]),
              ground_truth=aligned.images.take(right_rows[ex_right]))
     log.info("%s %s %s: acc %.2f%% +- %.2f", fnet_name, method, resolution, metrics["acc_mean"], metrics["acc_std"])
+    extra = "".join(f", {p} {metrics[p]['acc_mean']:.2f}%" for p in ("lr_vs_lr",) if p in metrics)
+    if "identification" in metrics:
+        extra += (f", rank-1 {metrics['identification']['rank1']:.2f}% rank-5 "
+                  f"{metrics['identification']['rank5']:.2f}% ({len(split) - len(gallery)} probes)")
     print(f"evaluate {method} {resolution}: {int(keep.sum())} pairs scored, {int((~keep).sum())} excluded "
-          f"({_counts(causes)})")
+          f"({_counts(causes)}){extra}")
     return metrics
+
+
+def _identities(images_csv: Path, ids: np.ndarray) -> np.ndarray:
+    """The identity of each aligned image, from the dataset's image index."""
+    if not images_csv.is_file():
+        raise FileNotFoundError(f"{images_csv} does not exist: identification needs the image index "
+                                f"(image_id, identity) beside the pairs table; rerun the ingest step")
+    index = pd.read_csv(images_csv).set_index("image_id")["identity"].astype(str)
+    missing = [i for i in ids if i not in index.index]
+    if missing:
+        raise ValueError(f"{images_csv} lists no identity for {len(missing)} aligned image(s), e.g. {missing[0]}")
+    return index.loc[ids].to_numpy()
 
 
 def _counts(causes: np.ndarray) -> str:
@@ -195,4 +260,7 @@ def main(args, cfg) -> None:
              fnet_name=cfg["fnet"], fnet_weights=args.weights, srnet_path=args.srnet, out_dir=args.out_dir,
              no_face=cfg["align"]["no_face"], threshold_steps=e["threshold_steps"],
              far_targets=cfg["report"]["far_targets"], batch_size=e["batch_size"], device=e["device"],
-             examples=e["examples"], seed=e["seed"], flip=e["flip"], dataset=args.dataset)
+             examples=e["examples"], seed=e["seed"], flip=e["flip"], dataset=args.dataset, protocols=e["protocols"],
+             both_sides=e["matrix"]["method"] == args.method and args.dataset == "lfw",
+             identification=e["identification"]["enabled"] and args.dataset == "lfw",
+             max_rank=e["identification"]["max_rank"])

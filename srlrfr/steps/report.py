@@ -11,7 +11,14 @@ from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
-from ..report.plots import plot_accuracy_vs_resolution, plot_face_grid, plot_roc, plot_training_curves
+from ..report.plots import (
+    plot_accuracy_vs_resolution,
+    plot_cmc,
+    plot_face_grid,
+    plot_resolution_matrix,
+    plot_roc,
+    plot_training_curves,
+)
 from ..report.steps import read_jobs, step_table
 from ..report.tables import exclusion_note, long_table, metric_name, paper_rows, resolution_order
 
@@ -48,9 +55,11 @@ def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: 
         write_csv(plots_dir / "losses.csv", logs[own][cols].fillna(0.0))
 
 
-def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=()) -> Path:
+def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=(), metrics_files=(),
+           matrix_files=()) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
-    examples.npz beside each; the jobs' benchmark files), so results of other experiments never leak in.
+    examples.npz beside each; their metrics.json for CMC curves; resolution matrices; the jobs'
+    benchmark files), so results of other experiments never leak in.
 
     The figure and plot folders are written whole (atomically), so a killed run
     never leaves a partial set of figures for DVC to hash."""
@@ -62,11 +71,11 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
             atomic_path(out_dir / "plots", is_dir=True) as plots_dir:
         return _report(cfg, summary_csv=summary_csv, pairs_csv=pairs_csv, scores_files=scores_files,
                        train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir,
-                       jobs=jobs, steps=steps)
+                       jobs=jobs, steps=steps, metrics_files=metrics_files, matrix_files=matrix_files)
 
 
 def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir: Path, figures_dir: Path,
-            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame) -> Path:
+            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame, metrics_files=(), matrix_files=()) -> Path:
     runs: dict[str, dict[str, Path]] = {}
     for path in map(Path, scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
@@ -98,6 +107,7 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         rows.append(("ground truth", truth))
         figures[f"Restored faces from {res}"] = plot_face_grid(rows, figures_dir / f"faces_{res}.png")
 
+    extra_tables = _protocol_figures(figures, figures_dir, metrics_files, matrix_files)
     logs = {Path(path).parent.name: pd.read_csv(path) for path in train_logs}  # .../<method>/losses.csv
     if logs:
         figures["SRNet training losses"] = plot_training_curves(logs, figures_dir / "training_losses.png")
@@ -113,6 +123,7 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
+        **extra_tables,
         "Excluded pairs": exclusion_note(every_set),
         "All metrics": every_set,
         "Time per step": _steps_note(steps),
@@ -121,6 +132,28 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures, params=cfg)
+
+
+def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
+    """CMC curves (from the evaluations' metrics.json) and resolution-matrix heat maps, when evaluated."""
+    import json
+    curves: dict[str, dict[str, list[float]]] = {}
+    n_gallery = 0
+    for path in metrics_files:
+        m = json.loads(Path(path).read_text())
+        if "identification" in m:
+            curves.setdefault(m["resolution"], {})[m["method"]] = m["identification"]["cmc"]
+            n_gallery = m["identification"]["n_gallery"]
+    if curves:
+        figures["Identification: CMC curves"] = plot_cmc(curves, figures_dir / "cmc.png", n_gallery)
+    tables = {}
+    for path in matrix_files:
+        table = pd.read_csv(path)
+        method = table["method"].iloc[0]
+        figures[f"Resolution matrix, {method}"] = plot_resolution_matrix(table, figures_dir / f"matrix_{method}.png")
+        tables[f"Resolution matrix, {method}: accuracy (%), rows the first image's resolution"] = table.pivot_table(
+            index="gallery", columns="probe", values="acc_mean", sort=False).round(2).reset_index()
+    return tables
 
 
 def _steps_note(steps: pd.DataFrame) -> str:
@@ -144,6 +177,8 @@ def add_arguments(p) -> None:
     p.add_argument("--summary", required=True)
     p.add_argument("--pairs", required=True, help="the pairs table every scores file must match")
     p.add_argument("--scores", nargs="+", required=True, help="<method>/<resolution>/scores.csv files")
+    p.add_argument("--metrics", nargs="*", default=[], help="the evaluations' metrics.json (CMC curves)")
+    p.add_argument("--matrix", nargs="*", default=[], help="resolution matrices (matrix rule)")
     p.add_argument("--train-logs", nargs="*", default=[])
     p.add_argument("--benchmarks", nargs="*", default=[], help="the jobs' Snakemake benchmark files")
     p.add_argument("--out-dir", required=True)
@@ -151,4 +186,5 @@ def add_arguments(p) -> None:
 
 def main(args, cfg) -> None:
     report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
-           train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks)
+           train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks,
+           metrics_files=args.metrics, matrix_files=args.matrix)

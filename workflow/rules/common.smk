@@ -36,6 +36,8 @@ CONFIGS = [
     (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
 ] + [(methods.FULL, FULL_RES)]
 EVAL_DIR = "results/eval/{dataset}/{fnet}/{method}/{res}"
+MATRIX_METHOD = config["evaluate"]["matrix"]["method"]
+MATRIX_FILES = [f"results/matrix/{FNET}/{MATRIX_METHOD}.csv"] if MATRIX_METHOD else []
 
 
 wildcard_constraints:
@@ -113,6 +115,7 @@ def step_benchmarks():
         f"{bench}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
     ]
     files += [f"{bench}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS]
+    files += [f"{bench}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
     return files + [f"{bench}/aggregate.tsv"]
 
 
@@ -189,3 +192,11 @@ def eval_flags(wildcards, input):
     if "srnet" in input.keys():
         flags.append(f"--srnet {input.srnet}")
     return " ".join(flags)
+
+
+def matrix_features(wildcards):
+    """The method's evaluations at every low resolution (full resolution comes from the features rule)."""
+    return [
+        f"results/eval/{EVAL_SET}/{wildcards.fnet}/{wildcards.method}/{r}/features.npz"
+        for r in FACTORS
+    ]

@@ -4,6 +4,7 @@ rule evaluate:
     output:
         scores=f"{EVAL_DIR}/scores.csv",
         metrics=f"{EVAL_DIR}/metrics.json",
+        features=f"{EVAL_DIR}/features.npz",
         examples=f"{EVAL_DIR}/examples.npz",
     log:
         "logs/evaluate_{dataset}_{fnet}_{method}_{res}.log",

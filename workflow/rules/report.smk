@@ -6,6 +6,8 @@ rule report:
         pairs=f"data/index/{EVAL_SET}",
         scores=eval_files("scores.csv", [EVAL_SET]),
         examples=eval_files("examples.npz", [EVAL_SET]),
+        metrics=eval_files("metrics.json", [EVAL_SET]),
+        matrix=MATRIX_FILES,
         losses=[f"models/srnets/{FNET}/{m}/losses.csv" for m in SR_METHODS],
         steps=step_benchmarks(),
     output:
@@ -33,5 +35,5 @@ rule report:
         settings=settings("lambda", "lambdas", "fnet", "report", "train", "degrade", "evaluate"),
     shell:
         "srlrfr report --settings {params.settings:q} --summary {input.summary} --pairs {input.pairs}/pairs.csv "
-        "--scores {input.scores} --train-logs {input.losses} --benchmarks {input.steps} --out-dir results "
+        "--scores {input.scores} --metrics {input.metrics} --matrix {input.matrix} --train-logs {input.losses} --benchmarks {input.steps} --out-dir results "
         "> {log} 2>&1"

@@ -1,0 +1,21 @@
+rule matrix:
+    input:
+        pairs=f"data/index/{EVAL_SET}",
+        aligned=aligned_dir(EVAL_SET),
+        full=f"results/features/{EVAL_SET}/{{fnet}}/hr.npz",
+        features=matrix_features,
+    output:
+        "results/matrix/{fnet}/{method}.csv",
+    log:
+        "logs/matrix_{fnet}_{method}.log",
+    benchmark:
+        "logs/benchmarks/matrix/{fnet}/{method}.tsv"
+    conda:
+        "../envs/srlrfr.yaml"
+    params:
+        settings=settings("evaluate.threshold_steps", "align.no_face", "report.far_targets"),
+        full_res=FULL_RES,
+    shell:
+        "srlrfr matrix --settings {params.settings:q} --pairs {input.pairs}/pairs.csv --aligned {input.aligned} "
+        "--full-features {input.full} --full-resolution {params.full_res} --features {input.features} --method {wildcards.method} "
+        "--out {output} > {log} 2>&1"
