@@ -49,6 +49,8 @@ def load_schema() -> dict:
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
         name: {"type": "string", "minLength": 1, "default": "detect"} for name in DATASETS.keys()}
+    from .resources import RULES
+    props["resources"]["properties"] = {name: {"$ref": "#/definitions/job_resources"} for name in RULES}
     return schema
 
 

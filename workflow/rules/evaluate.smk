@@ -13,7 +13,7 @@ rule evaluate:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
-        gpu=1,
+        **job_resources("evaluate", "aligned"),
     params:
         settings=settings("fnet", "evaluate", "align.no_face", "report.far_targets"),
         flags=eval_flags,
