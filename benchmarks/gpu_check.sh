@@ -13,7 +13,7 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 PY=${PYTHON:-python3}
 missing=$("$PY" - <<'PY'
 import importlib.util
-print(" ".join(m for m in ("torch", "numpy", "cv2", "pandas", "yaml", "tqdm", "jsonschema")
+print(" ".join(m for m in ("torch", "numpy", "cv2", "pandas", "yaml", "tqdm")
                if importlib.util.find_spec(m) is None))
 PY
 )
