@@ -40,9 +40,12 @@ GPU_SPEEDUP = 10
 # Training: FLOPs per step / an achieved rate (deliberately low, so the limit errs high).
 # The SRNet's body counts: n_blocks residual blocks of two 3x3 convs at n_feats
 # channels on the largest low-resolution input; forward + backward = 3x forward;
-# the identity loss adds the FNet (~1 GFLOP forward per face, also x3).
-FLOPS_PER_S = {"cpu": 50e9, "gpu": 10e12}
-FNET_TRAIN_FLOPS = 3e9
+# the identity loss adds the FNet's forward and backward per face (SphereFace-20:
+# ~11 GFLOP, torch.utils.flop_counter in benchmarks/bench_train.py). Rates: the CPU's
+# is what bench_train measured on 2 loaded cores (15-24 GFLOP/s); the GPU's is an
+# assumption (no GPU measured yet), far below any current GPU's peak.
+FLOPS_PER_S = {"cpu": 20e9, "gpu": 10e12}
+FNET_TRAIN_FLOPS = 11e9
 MIN_RUNTIME = 10  # minutes: start-up, imports, writing outputs
 
 

@@ -35,9 +35,9 @@ def test_runtime_grows_with_the_data_and_the_training_cost():
     c = cfg(align={"device": "cpu"})
     assert resources.runtime(c, "landmarks", 200_000) > resources.runtime(c, "landmarks", 2_000)
     smoke = cfg(train={"srnet": {"type": "edsr", "n_blocks": 2, "n_feats": 16}, "iterations": 300,
-                       "batch_size": 8, "device": "cpu"})  # takes a few minutes on 2 cores
+                       "batch_size": 8, "device": "cpu"})  # minutes on 2 cores
     paper_gpu, paper_cpu = cfg(), cfg(train={"device": "cpu"})
-    assert resources.MIN_RUNTIME < resources.runtime(smoke, "train") < 30
+    assert resources.MIN_RUNTIME < resources.runtime(smoke, "train") < 60
     assert resources.runtime(paper_cpu, "train") > 50 * resources.runtime(paper_gpu, "train")
     assert 12 * 60 < resources.runtime(paper_gpu, "train") < 7 * 24 * 60  # about a day on one GPU
 
