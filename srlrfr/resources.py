@@ -33,6 +33,9 @@ SNAKEMAKE_MB = 1400
 STEP_MB = {"landmarks": 2000, "align": 1500, "degrade": 1500, "train": 3000,
            "features": 2000, "evaluate": 2500}
 DEFAULT_STEP_MB = 1000
+# Where the peak still grew with the images (bench_memory, README): MB per image, the
+# largest slope measured (landmarks keeps a row per image; evaluate, the probes' features).
+STEP_MB_PER_IMAGE = {"landmarks": 0.16, "evaluate": 0.032}
 # Seconds per image on the CPU, with headroom (MTCNN dominates landmarks; evaluate
 # restores and embeds every probe); a GPU job is taken as GPU_SPEEDUP times faster.
 CPU_S_PER_IMAGE = {"landmarks": 0.5, "align": 0.05, "degrade": 0.02, "features": 0.2, "evaluate": 0.5}
@@ -94,9 +97,11 @@ def count_images(path: str | Path) -> int:
     return 0
 
 
-def mem_mb(cfg: dict, rule: str) -> int:
+def mem_mb(cfg: dict, rule: str, n_images: int = 0) -> int:
     override = cfg.get("resources", {}).get(rule, {}).get("mem_mb")
-    return override if override is not None else SNAKEMAKE_MB + STEP_MB.get(rule, DEFAULT_STEP_MB)
+    if override is not None:
+        return override
+    return SNAKEMAKE_MB + STEP_MB.get(rule, DEFAULT_STEP_MB) + math.ceil(n_images * STEP_MB_PER_IMAGE.get(rule, 0))
 
 
 def runtime(cfg: dict, rule: str, n_images: int = 0) -> int:
@@ -118,14 +123,16 @@ def runtime(cfg: dict, rule: str, n_images: int = 0) -> int:
 def job_resources(cfg: dict, rule: str, images_from: str | None = None) -> dict:
     """The rule's resources as Snakemake keyword arguments.
 
-    images_from names the input (key) whose image count sizes the runtime;
-    the runtime is then a function Snakemake evaluates once that input exists.
+    images_from names the input (key or index) whose image count sizes the runtime and
+    memory; they are then functions Snakemake evaluates once that input exists.
     """
     res = {"mem_mb": mem_mb(cfg, rule), "gpu": gpus(cfg, rule)}
     if images_from is None:
         res["runtime"] = runtime(cfg, rule)
     else:
         res["runtime"] = lambda wildcards, input: runtime(cfg, rule, count_images(input[images_from]))
+        if rule in STEP_MB_PER_IMAGE:
+            res["mem_mb"] = lambda wildcards, input: mem_mb(cfg, rule, count_images(input[images_from]))
     partition = cfg.get("resources", {}).get(rule, {}).get("partition")
     if partition:
         res["slurm_partition"] = partition

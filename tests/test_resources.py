@@ -42,6 +42,13 @@ def test_runtime_grows_with_the_data_and_the_training_cost():
     assert 12 * 60 < resources.runtime(paper_gpu, "train") < 7 * 24 * 60  # about a day on one GPU
 
 
+def test_memory_grows_only_where_it_was_measured_to():
+    c = cfg()
+    assert resources.mem_mb(c, "align", 200_000) == resources.mem_mb(c, "align", 2_000)
+    assert resources.mem_mb(c, "landmarks", 202_599) > 30_000  # bench_memory's largest slope, README
+    assert resources.mem_mb(cfg(resources={"landmarks": {"mem_mb": 8000}}), "landmarks", 202_599) == 8000
+
+
 def test_image_count_from_storage_or_index_and_deferred_when_missing(tmp_path: Path):
     store = tmp_path / "aligned"
     store.mkdir()

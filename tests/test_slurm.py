@@ -79,7 +79,8 @@ def test_evaluate_through_sbatch_matches_the_local_run(cluster, smoke_reference:
     state, mem, limit = sacct.stdout.strip().split("|")
     cfg = params.load(repo / "params.yaml")
     assert state == "COMPLETED", sacct.stdout + sacct.stderr
-    assert mem == f"{resources.mem_mb(cfg, 'evaluate')}M"  # the rule's derived resources reached sbatch
+    n_images = resources.count_images(next((repo / "data" / "aligned").glob("lfw_*")))
+    assert mem == f"{resources.mem_mb(cfg, 'evaluate', n_images)}M"  # the rule's derived resources reached sbatch
     print(f"SLURM job {jobids[0]}: {state}, --mem {mem}, -t {limit}")
     after = pd.read_csv(repo / "results" / "accuracy.csv")
     pd.testing.assert_frame_equal(after, before, check_exact=False, rtol=1e-9)
