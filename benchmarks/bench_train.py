@@ -1,10 +1,16 @@
-"""Training throughput of ``srlrfr.training.train_srnet`` for one preset.
+"""Training throughput of ``srlrfr.training.train_srnet``: steps/s, images/s, data-wait share, TFLOP/s.
 
-Runs the real training loop on synthetic 112x96 crops (random pixels; the FNet
-is a randomly initialised SphereFace-20 -- speed does not depend on weights)
-and reports steps/second after a warm-up, with the command and machine.
+Runs the real training loop (its prefetching BatchStream included) on
+synthetic 112x96 crops (random pixels; the FNet is a randomly initialised
+SphereFace-20: speed does not depend on weights) and reports, after a warm-up:
+steps/s and images/s; the share of the loop's time the main thread waited for
+a batch (over all steps, warm-up included); and the achieved TFLOP/s, the
+FLOPs of the timed steps (counted by torch.utils.flop_counter in a second,
+identically seeded run, so each step has the same scale as when timed) over
+their time, against the GPU's peak from its data sheet where known.
 
-    python benchmarks/bench_train.py --blocks 32 --feats 256 --batch 64 --device cuda --lam 0.5 --amp bf16
+    python benchmarks/bench_train.py                                 # CPU: EDSR 2x16, batch 8
+    python benchmarks/bench_train.py --blocks 32 --feats 256 --batch 64 --device cuda --amp bf16
 """
 from __future__ import annotations
 
@@ -19,46 +25,57 @@ import time
 import numpy as np
 import torch
 
+# Dense peak TFLOP/s from NVIDIA's data sheets (SXM parts): fp32 (CUDA cores),
+# tf32 and bf16 (tensor cores, no sparsity). cuDNN runs fp32 convolutions as TF32 by default.
+PEAK_TFLOPS = {"H200": (67, 495, 989), "H100": (67, 495, 989), "A100": (19.5, 156, 312),
+               "L40S": (91.6, 183, 362), "L4": (30.3, 60, 121), "A10": (31.2, 62.5, 125),
+               "RTX 4090": (82.6, 82.6, 165), "V100": (15.7, None, None)}
+
+
+def peak_tflops(device: torch.device) -> dict[str, float] | None:
+    if device.type != "cuda":
+        return None
+    name = torch.cuda.get_device_name(device)
+    for key, (fp32, tf32, bf16) in PEAK_TFLOPS.items():
+        if key in name:
+            return {"fp32": fp32, "tf32": tf32, "bf16": bf16}
+    return None
+
 
 def machine_info(device: torch.device) -> str:
-    parts = [f"python {platform.python_version()}", f"torch {torch.__version__}",
+    parts = [f"{platform.node()}", f"python {platform.python_version()}", f"torch {torch.__version__}",
              f"{platform.system()} {platform.machine()}", f"cpus {os.cpu_count()}",
              f"torch threads {torch.get_num_threads()}"]
+    if hasattr(os, "getloadavg"):
+        parts.append("load %.1f" % os.getloadavg()[0])
     if device.type == "cuda":
         parts.append(f"gpu {torch.cuda.get_device_name(device)}")
     return ", ".join(parts)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blocks", type=int, default=32)
-    ap.add_argument("--feats", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--lam", type=float, default=0.5, help="> 0 includes the FNet forward/backward")
-    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
-    ap.add_argument("--steps", type=int, default=20, help="timed steps")
-    ap.add_argument("--warmup", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    ap.add_argument("--iterations", type=int, default=50_000, help="for the full-run time estimate")
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+def _run(images, fnet, lam, srnet, options, device, on_step, stats=None) -> None:
+    from srlrfr.training import train_srnet
+    with tempfile.TemporaryDirectory() as out_dir:
+        train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options,
+                    device=str(device), progress=False, step_callback=on_step, stats=stats)
 
-    from srlrfr.device import resolve_device
+
+def measure(*, blocks: int, feats: int, batch: int, device: torch.device, lam: float = 0.5, amp: str = "none",
+            steps: int = 20, warmup: int = 3, prefetch: int = 2, count_flops: bool = True) -> dict:
+    """One preset timed: steps_per_s, images_per_s, data_wait_share, tflops (None without count_flops)."""
     from srlrfr.models import catalog  # noqa: F401
     from srlrfr.models.fnet import FaceRecognizer
     from srlrfr.registry import FNETS
-    from srlrfr.training import TrainOptions, train_srnet
+    from srlrfr.training import TrainOptions
 
-    device = resolve_device(args.device)
     fnet = None
-    if args.lam > 0:
+    if lam > 0:
         spec = FNETS.get("sphereface20")
         fnet = FaceRecognizer(spec, spec.build())  # random init: timing only
-    n_images = max(4 * args.batch, 64)
-    images = np.random.default_rng(0).integers(0, 256, (n_images, 112, 96, 3), dtype=np.uint8)
-
+    images = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 64), 112, 96, 3), dtype=np.uint8)
+    srnet = {"type": "edsr", "n_blocks": blocks, "n_feats": feats}
+    options = TrainOptions(batch_size=batch, iterations=warmup + steps, amp=amp, checkpoint_every=10**9,
+                           log_every=10**9, prefetch=prefetch)
     stamps: list[float] = []
 
     def on_step(step: int, losses: dict) -> None:
@@ -66,28 +83,72 @@ def main() -> None:
             torch.cuda.synchronize(device)
         stamps.append(time.perf_counter())
 
+    stats: dict = {}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    with tempfile.TemporaryDirectory() as out_dir:
-        options = TrainOptions(batch_size=args.batch, iterations=args.warmup + args.steps, amp=args.amp,
-                               checkpoint_every=10**9, log_every=10**9)
-        train_srnet(images, fnet=fnet, lam=args.lam, out_dir=out_dir,
-                    srnet={"type": "edsr", "n_blocks": args.blocks, "n_feats": args.feats}, options=options,
-                    device=str(device), progress=False, step_callback=on_step)
-    timed = stamps[args.warmup - 1:] if args.warmup > 0 else stamps
+    _run(images, fnet, lam, srnet, options, device, on_step, stats)
+    timed = stamps[warmup - 1:] if warmup > 0 else stamps
     if len(timed) < 2:
-        sys.exit("need --steps >= 2")
+        raise ValueError("need steps >= 2")
     sec_per_step = (timed[-1] - timed[0]) / (len(timed) - 1)
+    out = {"steps_per_s": 1 / sec_per_step, "images_per_s": batch / sec_per_step,
+           "data_wait_share": stats["data_wait_seconds"] / stats["seconds"], "tflops": None,
+           "peak_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None}
+    if count_flops:
+        from torch.utils.flop_counter import FlopCounterMode
+        counter, totals = FlopCounterMode(display=False), []
+        with counter:
+            _run(images, fnet, lam, srnet, options, device, lambda s, _: totals.append(counter.get_total_flops()))
+        flops = totals[-1] - totals[warmup - 1 if warmup > 0 else 0]
+        out["tflops"] = flops / (sec_per_step * (len(timed) - 1)) / 1e12
+    return out
 
-    print(f"command: {' '.join(shlex.quote(a) for a in [sys.executable, *sys.argv])}")
+
+def report(args, device: torch.device, r: dict) -> str:
+    line = (f"EDSR {args.blocks}x{args.feats}, batch {args.batch}, lam {args.lam}, amp {args.amp}, {device}: "
+            f"{r['steps_per_s']:.3f} steps/s, {r['images_per_s']:.1f} images/s, "
+            f"data wait {100 * r['data_wait_share']:.1f}% of the loop")
+    if r["tflops"] is not None:
+        line += f", {r['tflops']:.3f} TFLOP/s achieved"
+        peak = peak_tflops(device)
+        if peak:
+            shares = [f"{100 * r['tflops'] / v:.1f}% of {k} peak {v}" for k, v in peak.items() if v]
+            line += " (" + ", ".join(shares) + ")"
+        elif device.type == "cuda":
+            line += " (peak unknown for this GPU)"
+    if r["peak_gib"] is not None:
+        line += f", peak GPU memory {r['peak_gib']:.2f} GiB"
+    return line
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--blocks", type=int, default=2)
+    ap.add_argument("--feats", type=int, default=16)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    ap.add_argument("--lam", type=float, default=0.5, help="> 0 includes the FNet forward/backward")
+    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    ap.add_argument("--steps", type=int, default=20, help="timed steps")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--prefetch", type=int, nargs="+", default=[2],
+                    help="batches prepared ahead; several values are timed one after another (0: no worker)")
+    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--no-flops", action="store_true", help="skip the FLOP-counting run")
+    ap.add_argument("--iterations", type=int, default=50_000, help="for the full-run time estimate")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from srlrfr.device import resolve_device
+    device = resolve_device(args.device)
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {machine_info(device)}")
-    print(f"preset: EDSR {args.blocks}x{args.feats}, batch {args.batch}, lam {args.lam}, amp {args.amp}, "
-          f"device {device}")
-    print(f"steps/s {1 / sec_per_step:.3f}  s/step {sec_per_step:.4f}  images/s {args.batch / sec_per_step:.1f}"
-          f"  ({len(timed) - 1} timed steps after {args.warmup} warm-up)")
-    print(f"estimated {args.iterations} iterations: {args.iterations * sec_per_step / 3600:.2f} h")
-    if device.type == "cuda":
-        print(f"peak GPU memory {torch.cuda.max_memory_allocated(device) / 2**30:.2f} GiB")
+    for prefetch in args.prefetch:
+        r = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
+                    amp=args.amp, steps=args.steps, warmup=args.warmup, prefetch=prefetch,
+                    count_flops=not args.no_flops)
+        print(f"prefetch {prefetch}: {report(args, device, r)}; {args.iterations} iterations: "
+              f"{args.iterations / r['steps_per_s'] / 3600:.2f} h", flush=True)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,6 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
 
@@ -50,6 +49,8 @@ def load_schema() -> dict:
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
         name: {"type": "string", "minLength": 1, "default": "detect"} for name in DATASETS.keys()}
+    from .resources import RULES
+    props["resources"]["properties"] = {name: {"$ref": "#/definitions/job_resources"} for name in RULES}
     return schema
 
 
@@ -77,7 +78,7 @@ def _fill_defaults(schema: dict, node: dict, value: Any) -> Any:
     return value
 
 
-def _key_path(error: jsonschema.ValidationError) -> str:
+def _key_path(error: "jsonschema.ValidationError") -> str:  # noqa: F821
     path = ".".join(str(p) for p in error.absolute_path)
     if error.validator == "additionalProperties":
         extra = sorted(set(error.instance) - set(error.schema.get("properties", {})))
@@ -111,6 +112,7 @@ def validate(config: dict | None) -> dict:
     """Return a validated copy of ``config`` with every default filled in."""
     schema = load_schema()
     cfg = _fill_defaults(schema, schema, copy.deepcopy(config or {}))
+    import jsonschema  # here, not at the top: typed entries (fill_typed) work without it (benchmarks/gpu_check.sh)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
     if errors:

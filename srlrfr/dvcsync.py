@@ -24,7 +24,12 @@ from .atomic import write_text
 # demand and not versioned by DVC (absent from the DAG unless enabled).
 NOT_IN_DVC = {"all", "import_authors"}
 METRICS = ["results/metrics.json"]
-SNAKEMAKE = "snakemake --cores all --until {rule}"
+# Extra Snakemake options for every stage, from the environment: e.g.
+# SRLRFR_SNAKEMAKE_ARGS="--profile workflow/profiles/slurm" dvc repro runs the jobs
+# through SLURM. Unset, it expands to nothing. ($VAR, not ${VAR}: DVC reads ${...}
+# as its own templating.) Not a stage dependency: where a job runs changes no output.
+SNAKEMAKE_ARGS_ENV = "SRLRFR_SNAKEMAKE_ARGS"
+SNAKEMAKE = f"snakemake --cores all ${SNAKEMAKE_ARGS_ENV} --until {{rule}}"
 
 
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:

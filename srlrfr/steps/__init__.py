@@ -9,21 +9,19 @@ Python), plus ``NAME``, ``HELP``, ``add_arguments(parser)`` and
 Libraries live below: data, face, degradation, models, training, metrics,
 report.
 """
-from . import (
-               aggregate,
-               align,
-               degrade,
-               evaluate,
-               features,
-               fnet_weights,
-               import_authors,
-               ingest,
-               landmarks,
-               matrix,
-               report,
-               train,
-)
+import importlib
 
 # Pipeline order (the CLI lists them so).
-STEPS = {m.NAME: m for m in (ingest, landmarks, align, degrade, fnet_weights, import_authors, train, features,
-                             evaluate, matrix, aggregate, report)}
+ORDER = ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_authors", "train", "features",
+         "evaluate", "matrix", "aggregate", "report")
+
+
+def __getattr__(name: str):
+    """``STEPS`` (name -> module), imported on first use: importing one step (say
+    srlrfr.steps.evaluate on a bare GPU machine, benchmarks/gpu_check.py) does not
+    import every other step's libraries (the report's matplotlib)."""
+    if name == "STEPS":
+        modules = [importlib.import_module(f".{n}", __name__) for n in ORDER]
+        globals()["STEPS"] = steps = {m.NAME: m for m in modules}
+        return steps
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

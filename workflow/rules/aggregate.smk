@@ -21,8 +21,11 @@ rule aggregate:
         "logs/aggregate.log",
     benchmark:
         "logs/benchmarks/aggregate.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("aggregate"),
     params:
         settings=settings("lambda", "fnet", "degrade.model", "evaluate.datasets"),
     shell:

@@ -10,6 +10,8 @@ rule align:
         "logs/benchmarks/align/{dataset}_{geometry}.tsv"
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("align", "index"),
     params:
         settings=settings("align.no_face", "align.fit", "align.corrupt"),
     shell:

@@ -6,7 +6,7 @@ import os
 import sys
 
 from srlrfr import config as params
-from srlrfr import methods, runs
+from srlrfr import methods, resources, runs
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
@@ -119,7 +119,12 @@ def step_benchmarks():
     return files + [f"{bench}/aggregate.tsv"]
 
 
-# ---- input and param functions of the rules
+# ---- input, param and resource functions of the rules
+
+
+def job_resources(rule, images_from=None):
+    """GPUs, mem_mb, runtime (and a partition) of a rule's jobs: srlrfr.resources, from params."""
+    return resources.job_resources(config, rule, images_from)
 
 
 def ingest_settings(wildcards):

@@ -9,6 +9,8 @@ rule degrade:
         "logs/benchmarks/degrade/{dataset}_{geometry}.tsv"
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("degrade", 0),
     params:
         settings=settings("degrade", "fnet"),
     shell:

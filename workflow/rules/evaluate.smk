@@ -14,7 +14,7 @@ rule evaluate:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
-        gpu=1,
+        **job_resources("evaluate", "aligned"),
     params:
         settings=eval_settings,
         flags=eval_flags,

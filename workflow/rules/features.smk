@@ -11,7 +11,7 @@ rule features:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
-        gpu=1,
+        **job_resources("features", "aligned"),
     params:
         settings=settings("fnet", "evaluate.batch_size", "evaluate.device"),
     shell:

@@ -6,8 +6,11 @@ rule fnet_weights:
         "logs/fnet_weights_{fnet}.log",
     benchmark:
         "logs/benchmarks/fnet_weights/{fnet}.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("fnet_weights"),
     params:
         settings=lambda w: settings(f"fnets.{w.fnet}", "data.cache"),
     shell:

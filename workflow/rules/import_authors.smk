@@ -5,8 +5,11 @@ rule import_authors:
         "logs/import_authors_{name}.log",
     benchmark:
         "logs/benchmarks/import_authors/{name}.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("import_authors"),
     params:
         settings=settings("evaluate.authors_weights", "data.cache"),
     shell:

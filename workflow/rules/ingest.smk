@@ -5,8 +5,11 @@ rule ingest:
         "logs/ingest_{dataset}.log",
     benchmark:
         "logs/benchmarks/ingest/{dataset}.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("ingest"),
     params:
         settings=ingest_settings,
     shell:

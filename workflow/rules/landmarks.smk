@@ -12,7 +12,7 @@ rule landmarks:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
-        gpu=1,
+        **job_resources("landmarks", 0),
     params:
         settings=landmark_settings,
     shell:

@@ -10,6 +10,7 @@ rule matrix:
         "logs/matrix_{fnet}_{method}.log",
     benchmark:
         "logs/benchmarks/matrix/{fnet}/{method}.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
     params:

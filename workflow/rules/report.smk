@@ -29,8 +29,11 @@ rule report:
         "logs/report.log",
     benchmark:
         "logs/benchmarks/report.tsv"
+    localrule: True
     conda:
         "../envs/srlrfr.yaml"
+    resources:
+        **job_resources("report"),
     params:
         settings=settings("lambda", "lambdas", "fnet", "report", "train", "degrade", "evaluate"),
     shell:

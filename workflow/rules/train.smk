@@ -12,7 +12,7 @@ rule train:
         "../envs/srlrfr.yaml"
     threads: 2
     resources:
-        gpu=1,
+        **job_resources("train"),
     params:
         settings=train_settings,
         weights=train_weights_flag,
