@@ -56,8 +56,8 @@ def cluster():
 def cheapest_evaluation(repo: Path) -> Path:
     """metrics.json of the first baseline at the smallest resolution of the finished run."""
     cfg = params.load(repo / "params.yaml")
-    res = sorted((p for p in (repo / "results" / "eval" / cfg["fnet"] / cfg["evaluate"]["baselines"][0]).iterdir()),
-                 key=lambda p: int(p.name.split("x")[0]))[0]
+    folder = repo / "results" / "eval" / "lfw" / cfg["fnet"] / cfg["evaluate"]["baselines"][0]
+    res = sorted(folder.iterdir(), key=lambda p: int(p.name.split("x")[0]))[0]
     return (res / "metrics.json").relative_to(repo)
 
 
