@@ -57,6 +57,17 @@ def _number(text: str, where: str, column: str) -> float:
     return value
 
 
+def _new_image_id(text: str, where: str, first_line: dict[str, int], line_num: int) -> str:
+    """The stripped image id of a row; empty or already seen (``first_line``: id -> line) is an error."""
+    image_id = text.strip()
+    if not image_id:
+        raise LandmarkCSVError(f"{where}: empty")
+    if image_id in first_line:
+        raise LandmarkCSVError(f"{where}: duplicate {image_id!r} (first on line {first_line[image_id]})")
+    first_line[image_id] = line_num
+    return image_id
+
+
 def read_landmarks_csv(path: str | os.PathLike) -> pd.DataFrame:
     """Read and validate a landmark CSV; errors name the file, line and column.
 
@@ -95,13 +106,8 @@ def _read(path: Path) -> pd.DataFrame:
                 continue  # blank line
             if len(fields) != len(header):
                 raise LandmarkCSVError(f"{where}: {len(fields)} fields, expected {len(header)} like the header")
-            image_id = fields[col["image_id"]].strip()
-            if not image_id:
-                raise LandmarkCSVError(f"{where}, column 'image_id': empty")
-            if image_id in first_line:
-                raise LandmarkCSVError(f"{where}, column 'image_id': duplicate {image_id!r} "
-                                       f"(first on line {first_line[image_id]})")
-            first_line[image_id] = reader.line_num
+            image_id = _new_image_id(fields[col["image_id"]], f"{where}, column 'image_id'", first_line,
+                                     reader.line_num)
             status = fields[col["status"]].strip() if "status" in col else "ok"
             status = status or "ok"
             if status not in STATUSES:
@@ -178,13 +184,7 @@ def read_positional_csv(path: str | os.PathLike, *, header: bool) -> pd.DataFram
                     raise LandmarkCSVError(f"{where}: expected a header row, found coordinates "
                                            "(a file without header is the 'headerless' layout, like LFW.csv)")
                 continue
-            image_id = fields[0].strip()
-            if not image_id:
-                raise LandmarkCSVError(f"{where}, column 1 (image): empty")
-            if image_id in first_line:
-                raise LandmarkCSVError(f"{where}, column 1 (image): duplicate {image_id!r} "
-                                       f"(first on line {first_line[image_id]})")
-            first_line[image_id] = reader.line_num
+            image_id = _new_image_id(fields[0], f"{where}, column 1 (image)", first_line, reader.line_num)
             row = {"image_id": image_id, "path": "", "status": "ok"}
             for k, (name, text) in enumerate(zip(names[1:], fields[1:]), 2):
                 column = f"{where}, column {k} ({name})"
