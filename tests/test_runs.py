@@ -3,6 +3,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from srlrfr import runs
 
@@ -52,6 +54,10 @@ def test_lock_without_a_record_is_left_to_snakemake(tmp_path):
 def test_lock_is_kept_while_a_job_of_the_killed_run_works_here(tmp_path):
     _setup(tmp_path, _dead_record())
     job = subprocess.Popen(["bash", "-c", "exec -a srlrfr sleep 30"], cwd=tmp_path)  # argv[0] 'srlrfr'
+    cmdline = Path(f"/proc/{job.pid}/cmdline")
+    deadline = time.monotonic() + 10
+    while not cmdline.read_bytes().startswith(b"srlrfr\0") and time.monotonic() < deadline:
+        time.sleep(0.01)  # until bash has exec'd: on a loaded machine that takes a while
     try:
         note = runs.clear_stale_lock(tmp_path)
     finally:
