@@ -45,12 +45,12 @@ def test_ssim_matches_direct_windowed_computation():
     rng = np.random.default_rng(1)
     x = rng.uniform(0, 255, (15, 14))
     y = np.clip(x + rng.normal(0, 25, x.shape), 0, 255)
-    assert ssim(x, y) == pytest.approx(_ssim_direct(x, y), rel=1e-9)
+    assert ssim(x, y) == pytest.approx(_ssim_direct(x, y), abs=1e-6)  # float32 filtering (ssim_maps)
 
 
 def test_ssim_identity_and_monotone_in_noise():
     img = _face_like(2)
-    assert ssim(img, img) == pytest.approx(1.0, abs=1e-12)
+    assert ssim(img, img) == pytest.approx(1.0, abs=1e-6)
     rng = np.random.default_rng(3)
     values = []
     for sigma in (2, 10, 40):

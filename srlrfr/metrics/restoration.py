@@ -39,22 +39,45 @@ def _gaussian_window() -> np.ndarray:
     return k / k.sum()
 
 
-def _ssim_channel(x: np.ndarray, y: np.ndarray, data_range: float) -> float:
-    k = _gaussian_window()
+def ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float = 255) -> np.ndarray:
+    """Mean SSIM of each of a stack of single-channel images (N, H, W) -> (N,).
+
+    Each few images go through the filter as one tall image: the rows the
+    Gaussian mixes across two neighbouring images lie in the border each image's
+    'valid' region drops, so every kept value is the one-image value. float32 on
+    values centred at mid-grey, in cache-sized chunks: about 2x faster than float64
+    on whole batches, within 1e-6 of it (tests/test_restoration.py)."""
+    n, h, w = x.shape
+    k = _gaussian_window().astype(np.float32)
     r = SSIM_WINDOW // 2
-
-    def blur(img: np.ndarray) -> np.ndarray:  # Gaussian mean, 'valid' region only
-        return cv2.sepFilter2D(img, cv2.CV_64F, k, k, borderType=cv2.BORDER_REFLECT)[r:-r, r:-r]
-
+    mid = data_range / 2
     c1 = (SSIM_K1 * data_range) ** 2
     c2 = (SSIM_K2 * data_range) ** 2
-    mu_x, mu_y = blur(x), blur(y)
-    var_x = blur(x * x) - mu_x ** 2
-    var_y = blur(y * y) - mu_y ** 2
-    cov = blur(x * y) - mu_x * mu_y
-    num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-    den = (mu_x ** 2 + mu_y ** 2 + c1) * (var_x + var_y + c2)
-    return float(np.mean(num / den))
+    out = np.empty(n, np.float64)
+    for start in range(0, n, 4):
+        xc = np.asarray(x[start:start + 4], np.float32) - np.float32(mid)  # centred: E[x^2] - mu^2 loses less
+        yc = np.asarray(y[start:start + 4], np.float32) - np.float32(mid)
+        m = len(xc)
+
+        def blur(img: np.ndarray) -> np.ndarray:  # Gaussian mean, 'valid' region only, per image
+            flat = cv2.sepFilter2D(img.reshape(-1, w), cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT)
+            return flat.reshape(img.shape)[:, r:-r, r:-r]
+
+        mu_x, mu_y = blur(xc), blur(yc)
+        var_sum = blur(xc * xc + yc * yc) - mu_x * mu_x - mu_y * mu_y  # var_x + var_y: all SSIM needs
+        cov = blur(xc * yc) - mu_x * mu_y
+        mu_x += np.float32(mid)
+        mu_y += np.float32(mid)
+        num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
+        den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_sum + c2)
+        out[start:start + m] = (num / den).mean(axis=(1, 2), dtype=np.float64)
+    return out
+
+
+def _channels_first(a: np.ndarray) -> np.ndarray:
+    """(..., H, W, C) -> (prod(...) * C, H, W), each channel its own image."""
+    a = np.moveaxis(np.asarray(a), -1, -3)
+    return np.ascontiguousarray(a.reshape(-1, *a.shape[-2:]))
 
 
 def ssim(a, b, data_range: float = 255) -> float:
@@ -67,9 +90,8 @@ def ssim(a, b, data_range: float = 255) -> float:
     if min(a.shape[:2]) < SSIM_WINDOW:
         raise ValueError(f"ssim needs images at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {a.shape[:2]}")
     if a.ndim == 2:
-        return _ssim_channel(a, b, data_range)
-    return float(np.mean([_ssim_channel(a[..., c].copy(), b[..., c].copy(), data_range)
-                          for c in range(a.shape[2])]))
+        return float(ssim_maps(a[None], b[None], data_range)[0])
+    return float(np.mean(ssim_maps(_channels_first(a), _channels_first(b), data_range)))
 
 
 def rgb_to_y(img) -> np.ndarray:
@@ -89,6 +111,18 @@ def rgb_to_y(img) -> np.ndarray:
     raise ValueError(f"rgb_to_y expects uint8 [0,255] or float [0,1] images, got dtype {arr.dtype}")
 
 
+def _psnr_each(a: np.ndarray, b: np.ndarray, data_range: float = 255) -> list[float]:
+    """PSNR of each image of a batch (as ``psnr`` on each)."""
+    if a.dtype == np.uint8 and b.dtype == np.uint8:  # exact in integers, without float64 copies
+        diff = np.subtract(a, b, dtype=np.int16).reshape(len(a), -1).astype(np.int32)
+        mse = np.einsum("ij,ij->i", diff, diff, dtype=np.int64) / diff.shape[1]
+    else:
+        diff = a.astype(np.float64) - b.astype(np.float64)
+        mse = (diff * diff).reshape(len(a), -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return (10.0 * np.log10(data_range ** 2 / mse)).tolist()
+
+
 def _finite_mean(values: list[float]) -> tuple[float | None, int]:
     finite = [v for v in values if math.isfinite(v)]
     return (float(np.mean(finite)) if finite else None), len(values) - len(finite)
@@ -106,13 +140,17 @@ class RestorationMeter:
             if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] != 3:
                 raise ValueError(f"{name} must be uint8 (N,H,W,3), got {arr.dtype} {arr.shape}")
         _same_shape(restored, reference)
+        if min(restored.shape[1:3]) < SSIM_WINDOW:
+            raise ValueError(f"ssim needs images at least {SSIM_WINDOW}x{SSIM_WINDOW}, got {restored.shape[1:3]}")
         v = self.values
-        for out, ref in zip(restored, reference):  # ~6 ms per 112x96 image
+        for start in range(0, len(restored), 64):  # the whole batch per numpy call, in bounded memory
+            out, ref = restored[start:start + 64], reference[start:start + 64]
             y_out, y_ref = rgb_to_y(out), rgb_to_y(ref)
-            v["psnr_y"].append(psnr(y_out, y_ref))
-            v["ssim_y"].append(ssim(y_out, y_ref))
-            v["psnr_rgb"].append(psnr(out, ref))
-            v["ssim_rgb"].append(ssim(out, ref))
+            v["psnr_y"] += _psnr_each(y_out, y_ref)
+            v["ssim_y"] += ssim_maps(y_out, y_ref).tolist()
+            v["psnr_rgb"] += _psnr_each(out, ref)
+            v["ssim_rgb"] += ssim_maps(_channels_first(out), _channels_first(ref)).reshape(len(out), 3) \
+                .mean(axis=1).tolist()
 
     def report(self) -> dict:
         """Infinite PSNRs (identical images) are left out of the PSNR means and counted in
