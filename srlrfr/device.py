@@ -21,6 +21,8 @@ from .leases import holder, lease, try_lease
 log = logging.getLogger(__name__)
 
 WAIT_ENV = "SRLRFR_GPU_WAIT"  # seconds to wait for a free GPU (default: as long as it takes)
+# evaluate.precision.fnet / .srnet: the dtype each network runs in for features and evaluation
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def gpu_keys() -> list[str]:
@@ -97,3 +99,29 @@ def machine_info(device: torch.device | str = "cpu") -> str:
     if hasattr(os, "getloadavg"):
         parts.append("load average %.1f %.1f %.1f" % os.getloadavg())
     return ", ".join(parts)
+
+
+def cpu_bf16() -> bool:
+    """Whether the CPU computes bfloat16 natively (AMX or AVX512-BF16). oneDNN then runs bf16
+    convolutions several times faster than fp32 (benchmarks/bench_forward.py); without it,
+    bf16 is emulated and slower than fp32."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f if line.startswith("flags")), [])
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def inference_dtype(device: torch.device | str, precision: str) -> torch.dtype:
+    """The dtype networks run in for ``precision`` on ``device``; fp16 only on a GPU (CPU fp16
+    convolutions are slow), bf16 on a CPU without native support only with a warning."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"evaluate.precision values must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    device = torch.device(device)
+    if device.type == "cpu" and precision == "fp16":
+        raise ValueError("evaluate.precision: fp16 runs only on a GPU; on a CPU use bf16 (with AMX or "
+                         "AVX512-BF16) or fp32")
+    if device.type == "cpu" and precision == "bf16" and not cpu_bf16():
+        log.warning("evaluate.precision bf16 on a CPU without AMX or AVX512-BF16: emulated, slower than fp32")
+    return PRECISIONS[precision]

@@ -184,19 +184,39 @@ def check_devices(cfg: dict, info: TorchInfo, driver: Driver | None = None) -> l
             out.append(Check("gpu", key, WARN, "auto -> cpu: no GPU visible (full-size models take days on a CPU)"))
         else:
             out.append(Check("gpu", key, OK, "cpu"))
-        if stage == "train" and not problem:
-            out.extend(_check_amp(cfg["train"]["amp"], gpu))
+        if not problem:
+            for low in LOW_PRECISION.get(stage, ()):
+                value = cfg
+                for part in low.split("."):
+                    value = value[part]
+                out.extend(check_precision(low, value, gpu))
     return out
 
 
-def _check_amp(amp: str, gpu: Gpu | None) -> list[Check]:
-    if amp == "none":
+# The keys that run networks in a low precision, per device key's stage; their full-precision values.
+LOW_PRECISION = {"train": ("train.amp",), "evaluate": ("evaluate.precision.fnet", "evaluate.precision.srnet")}
+FULL_PRECISION = ("none", "fp32")
+
+
+def check_precision(key: str, value: str, gpu: Gpu | None, cpu_bf16: bool | None = None) -> list[Check]:
+    """bf16 and fp16 where they are native: bf16 on a GPU of compute capability 8.0+ or on a CPU with
+    AMX / AVX512-BF16 (``cpu_bf16``; default: this machine's CPU), fp16 on a GPU."""
+    if value in FULL_PRECISION:
         return []
+    full = "none" if key == "train.amp" else "fp32"
     if gpu is None:
-        return [Check("gpu", "train.amp", WARN, f"{amp} autocast on the CPU: slower, not faster",
-                      fix="train.amp: none on a CPU")]
-    if amp == "bf16" and not gpu.bf16:
-        return [Check("gpu", "train.amp", FAIL,
+        if cpu_bf16 is None:
+            from ..device import cpu_bf16 as native
+            cpu_bf16 = native()
+        if value == "bf16" and cpu_bf16:
+            return [Check("gpu", key, OK, "bf16 on a CPU with AMX / AVX512-BF16")]
+        if value == "fp16":  # evaluation refuses it on a CPU (srlrfr.device.inference_dtype)
+            return [Check("gpu", key, WARN if key == "train.amp" else FAIL, "fp16 on the CPU: slow or unsupported",
+                          fix=f"{key}: {full} (or bf16 on a CPU with AMX / AVX512-BF16)")]
+        return [Check("gpu", key, WARN, "bf16 on a CPU without AMX or AVX512-BF16: emulated, slower than fp32",
+                      fix=f"{key}: {full} on this CPU")]
+    if value == "bf16" and not gpu.bf16:
+        return [Check("gpu", key, FAIL,
                       f"bf16 needs compute capability 8.0+; {gpu.name} has {gpu.capability[0]}.{gpu.capability[1]}",
-                      fix="train.amp: fp16 (or none) in params.yaml")]
-    return [Check("gpu", "train.amp", OK, f"{amp} on {gpu.name}")]
+                      fix=f"{key}: fp16 (or {full}) in params.yaml")]
+    return [Check("gpu", key, OK, f"{value} on {gpu.name}")]

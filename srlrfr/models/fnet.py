@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 from ..geometry import get_geometry
 from ..registry import FNETS
 from .base import FNetSpec
-from .srnet import is_channels_last, swap_rgb_bgr, to_tensor
+from .srnet import is_channels_last, param_dtype, swap_rgb_bgr, to_tensor
 from .weights import build_empty, load_into, load_state_dict_file
 
 
@@ -73,15 +73,17 @@ class FaceRecognizer(nn.Module):
             x = F.interpolate(x.contiguous(), size=size, mode="bilinear", align_corners=False, antialias=shrinking)
         x = self.spec.normalize(x)
         fmt = torch.channels_last if is_channels_last(self.backbone) else torch.contiguous_format
-        return x.contiguous(memory_format=fmt)
+        return x.to(param_dtype(self.backbone)).contiguous(memory_format=fmt)  # bf16 for evaluate.precision
 
 
-def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device | str = "cpu") -> FaceRecognizer:
+def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device | str = "cpu",
+              dtype: torch.dtype = torch.float32) -> FaceRecognizer:
     """Build registered FNet ``name``, load its weights (weights-only), freeze it.
 
     Then the spec's ``fuse`` rewrite (same function, fewer operations) and
     channels-last weights, the layout oneDNN (CPU) and cuDNN (GPU) convolutions
-    run fastest in (benchmarks/bench_evaluation.py measures both).
+    run fastest in (benchmarks/bench_forward.py measures each), in ``dtype``
+    (evaluate.precision; inputs are cast to it in ``prepare``).
     """
     from . import catalog  # noqa: F401  (fills the registries)
     spec: FNetSpec = FNETS.get(name)
@@ -90,7 +92,7 @@ def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device |
     if spec.fuse is not None:
         backbone = spec.fuse(backbone)
     fnet = FaceRecognizer(spec, backbone, source=str(Path(weights_path))).freeze()
-    return fnet.to(device, memory_format=torch.channels_last)
+    return fnet.to(device, dtype, memory_format=torch.channels_last)
 
 
 @torch.inference_mode()

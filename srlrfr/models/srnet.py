@@ -51,6 +51,11 @@ def swap_rgb_bgr(t: torch.Tensor) -> torch.Tensor:
     return t.flip(1)
 
 
+def param_dtype(model: nn.Module) -> torch.dtype:
+    """The dtype of the model's weights (inputs are cast to it: bf16 under evaluate.precision)."""
+    return next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+
+
 def is_channels_last(model: nn.Module) -> bool:
     """Whether the model's first conv weight is stored channels-last (NHWC)."""
     w = next((p for p in model.parameters() if p.ndim == 4), None)
@@ -80,8 +85,9 @@ def save_srnet(path: str | os.PathLike, model: nn.Module, arch: str, kwargs: dic
     return path
 
 
-def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[nn.Module, dict]:
-    """Load one of our SR checkpoints -> (model in eval mode on ``device``, info).
+def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu",
+               dtype: torch.dtype = torch.float32) -> tuple[nn.Module, dict]:
+    """Load one of our SR checkpoints -> (model in eval mode on ``device``, in ``dtype``, info).
 
     info holds arch, kwargs, channel_order, meta and scale.
     """
@@ -95,7 +101,7 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu") -> t
         raise CheckpointError(f"{path}: channel_order {ckpt['channel_order']!r} not in {CHANNEL_ORDERS}")
     model, kwargs = build_empty(build_srnet, ckpt["arch"], ckpt["kwargs"])
     load_into(model, ckpt["state_dict"], path)
-    model.to(device, memory_format=torch.channels_last).eval()  # the convs' fastest layout (super_resolve)
+    model.to(device, dtype, memory_format=torch.channels_last).eval()  # the convs' fastest layout (super_resolve)
     info = {"arch": ckpt["arch"], "kwargs": kwargs, "channel_order": ckpt["channel_order"],
             "meta": ckpt.get("meta", {}), "scale": int(kwargs.get("scale", SRNETS.get(ckpt["arch"]).scale)),
             "path": str(path)}
@@ -136,10 +142,11 @@ def super_resolve(model: nn.Module, info: dict, images: np.ndarray, *, batch_siz
         device = next(model.parameters()).device
     bgr = info["channel_order"] == "bgr"
     fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format
+    dtype = param_dtype(model)
     outs = []
     for start in tqdm(range(0, len(images), batch_size), desc="super-resolve", disable=not progress,
                       unit="batch"):
-        x = to_tensor(images[start:start + batch_size], device).contiguous(memory_format=fmt)
+        x = to_tensor(images[start:start + batch_size], device).to(dtype).contiguous(memory_format=fmt)
         y = model(swap_rgb_bgr(x) if bgr else x)
         outs.append(to_uint8(swap_rgb_bgr(y) if bgr else y))
     if not outs:

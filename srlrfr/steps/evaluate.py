@@ -95,13 +95,15 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
              threshold_steps: int = 10001, far_targets=(1e-2, 1e-3), batch_size: int = 128,
              device: str = "auto", examples: int = 6, seed: int = 0, flip: str = "restored",
              dataset: str = "lfw", protocols=("hr_vs_lr",), both_sides: bool = False, identification: bool = False,
-             max_rank: int = 20) -> dict:
+             max_rank: int = 20, precision: str = "fp32", srnet_precision: str | None = None) -> dict:
     """Score every pair for one configuration; write scores.csv, metrics.json, features.npz and examples.npz.
 
     ``both_sides``: restore the pairs' first images too (for the resolution matrix) even without lr_vs_lr.
+    ``precision``: the dtype the FNet runs in, ``srnet_precision`` the SRNet's (default: the same;
+    evaluate.precision.fnet and .srnet).
     """
     from ..atomic import save_npz, write_csv, write_json
-    from ..device import resolve_device
+    from ..device import inference_dtype, resolve_device
     from ..methods import restore
     from ..metrics.identification import identification_report, identification_split, probe_ranks
     from ..metrics.restoration import RestorationMeter
@@ -154,8 +156,8 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
         srnet = None
         if srnet_path is not None:
             from ..models.srnet import load_srnet
-            srnet = load_srnet(srnet_path, dev)
-        fnet = load_fnet(fnet_name, fnet_weights, dev)
+            srnet = load_srnet(srnet_path, dev, inference_dtype(dev, srnet_precision or precision))
+        fnet = load_fnet(fnet_name, fnet_weights, dev, inference_dtype(dev, precision))
         meter = RestorationMeter()
         chunk_rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
         wanted = set(int(p) for p in ex_right)
@@ -191,6 +193,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     metrics = verification_report(used["score"].to_numpy(), used["label"].to_numpy(),
                                   used["fold"].to_numpy(), thresholds=grid, far_targets=tuple(far_targets))
     metrics.update(dataset=dataset, method=method, resolution=resolution, fnet=fnet_name, flip=flip,
+                   precision={"fnet": precision, "srnet": srnet_precision or precision},
                    n_pairs=int(keep.sum()), n_excluded=int((~keep).sum()),
                    excluded={c: int((causes == c).sum()) for c in EXCLUSION_CAUSES},
                    n_probe_images=int(len(right_ids)))
@@ -263,4 +266,5 @@ def main(args, cfg) -> None:
              examples=e["examples"], seed=e["seed"], flip=e["flip"], dataset=args.dataset, protocols=e["protocols"],
              both_sides=e["matrix"]["method"] == args.method and args.dataset == "lfw",
              identification=e["identification"]["enabled"] and args.dataset == "lfw",
-             max_rank=e["identification"]["max_rank"])
+             max_rank=e["identification"]["max_rank"], precision=e["precision"]["fnet"],
+             srnet_precision=e["precision"]["srnet"])

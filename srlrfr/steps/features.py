@@ -16,14 +16,15 @@ HELP = "flip-concatenated FNet features of all full-resolution crops"
 
 
 def features(aligned_dir, fnet_name: str, fnet_weights, out_path, *, batch_size: int = 128,
-             device: str = "auto") -> Path:
+             device: str = "auto", precision: str = "fp32") -> Path:
+    """``precision``: the dtype the FNet runs in (evaluate.precision; bf16 where the hardware has it)."""
     from ..atomic import save_npz
-    from ..device import resolve_device
+    from ..device import inference_dtype, resolve_device
     from ..models.fnet import extract_features, load_fnet
     from ..storage import CHUNK, AlignedSet
     dev = resolve_device(device)
     aligned = AlignedSet(aligned_dir)
-    fnet = load_fnet(fnet_name, fnet_weights, dev)
+    fnet = load_fnet(fnet_name, fnet_weights, dev, inference_dtype(dev, precision))
     rows = batch_size * max(1, CHUNK // batch_size)  # whole batches per chunk: same batches as one pass
     chunks = tqdm(aligned.images.chunks(rows), total=-(-len(aligned) // rows), desc=f"features {fnet_name}",
                   unit="chunk")
@@ -44,4 +45,5 @@ def add_arguments(p) -> None:
 
 def main(args, cfg) -> None:
     e = cfg["evaluate"]
-    features(args.aligned, cfg["fnet"], args.weights, args.out, batch_size=e["batch_size"], device=e["device"])
+    features(args.aligned, cfg["fnet"], args.weights, args.out, batch_size=e["batch_size"], device=e["device"],
+             precision=e["precision"]["fnet"])

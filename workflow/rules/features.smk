@@ -13,7 +13,9 @@ rule features:
     resources:
         **job_resources("features", "aligned"),
     params:
-        settings=settings("fnet", "evaluate.batch_size", "evaluate.device"),
+        settings=settings(
+            "fnet", "evaluate.batch_size", "evaluate.device", "evaluate.precision.fnet"
+        ),
     shell:
         "srlrfr features --settings {params.settings:q} --threads {threads} --aligned {input.aligned} "
         "--weights {input.weights} --out {output} > {log} 2>&1"
