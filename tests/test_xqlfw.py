@@ -165,3 +165,28 @@ def test_doctor_checks_the_sources(xq, tmp_path):
                                                                      "xqlfw_scores.txt"]
     assert all(d.urls[0].startswith("https://github.com/Martlgap/xqlfw/releases/download/1.0/")
                for d in plan.downloads)
+
+
+def test_doctor_reads_a_local_image_source_as_the_ingest_does(xq, tmp_path):
+    """An archive is planned for extraction (not opened), a folder is scanned, anything else fails
+    naming the key; one helper serves LFW and XQLFW."""
+    import shutil
+
+    from srlrfr.doctor.base import FAIL, OK
+    from srlrfr.doctor.inputs import Plan, check_xqlfw
+
+    def images_check(source) -> tuple:
+        cfg = config.validate({"data": {"xqlfw": {"images": str(source), "pairs": str(xq["pairs"]),
+                                                  "scores": None}}})
+        plan = Plan()
+        return check_xqlfw(cfg, tmp_path, plan)[0], plan
+
+    archive = shutil.make_archive(str(tmp_path / "xq"), "zip", xq["images"].parent)
+    check, plan = images_check(archive)
+    assert check.status == OK and "XQLFW archive" in check.detail and "extracted into" in check.detail
+    assert [d.what for d in plan.disk] == ["extract xq.zip"] and not (tmp_path / "data").exists()  # planned only
+    (tmp_path / "notes.txt").write_text("not images")
+    for source, says in ((tmp_path / "notes.txt", "neither a folder nor an archive"),
+                         (tmp_path / "absent", "does not exist")):
+        check, _ = images_check(source)
+        assert check.status == FAIL and check.name == "data.xqlfw.images" and says in check.detail

@@ -96,20 +96,9 @@ def check_lfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
         out.append(_want(plan, "data.lfw.images", art, cache, LFW_TGZ_BYTES, "LFW images", fetch.HINT_LFW))
         _extraction(plan, cache / art[0].filename, cache / "lfw", LFW_TGZ_BYTES, LFW_IMAGES)
     else:
-        path = params_path(root, src)
-        if path.is_file() and path.name.lower().endswith(fetch.ARCHIVE_SUFFIXES):
-            out.append(Check("data", "data.lfw.images", OK, f"LFW archive {path} ({human(path.stat().st_size)}), "
-                                                            f"extracted into {cache} by the ingest step"))
-            _extraction(plan, path, cache / fetch._archive_stem(path), path.stat().st_size, LFW_IMAGES)
-        elif path.is_dir():
-            try:
-                images = fetch.resolve_lfw_images(path, cache)  # a folder is only scanned
-                out.append(Check("data", "data.lfw.images", OK, f"{_count_images(images):,} LFW images in {images}"))
-            except FileNotFoundError as exc:
-                out.append(Check("data", "data.lfw.images", FAIL, _without(str(exc), fetch.HINT_LFW),
-                                 fix=fetch.HINT_LFW))
-        else:
-            out.append(Check("data", "data.lfw.images", FAIL, f"{path} does not exist", fix=fetch.HINT_LFW))
+        check, images = _local_images(plan, "data.lfw.images", "LFW", params_path(root, src), cache,
+                                      fetch.resolve_lfw_images, fetch.HINT_LFW, LFW_IMAGES)
+        out.append(check)
     src = data["pairs"]
     pairs_file = None
     if src == fetch.DOWNLOAD:
@@ -299,6 +288,26 @@ XQLFW_BYTES = {"original": 195_200_000, "aligned_112": 57_900_000, "pairs": 161_
 XQLFW_IMAGES = 7_263
 
 
+def _local_images(plan: Plan, key: str, label: str, path: Path, cache: Path, resolve, hint: str,
+                  n_images: int) -> tuple[Check, Path | None]:
+    """A local image source: an archive (its extraction into ``cache`` planned; the ingest step
+    extracts it) or a folder, only scanned, by the ingest step's own ``resolve``. Returns the
+    check and the resolved image folder (None for an archive or a problem)."""
+    from ..data import fetch
+    if path.is_file() and path.name.lower().endswith(fetch.ARCHIVE_SUFFIXES):
+        size = path.stat().st_size
+        _extraction(plan, path, cache / fetch._archive_stem(path), size, n_images)
+        return Check("data", key, OK, f"{label} archive {path} ({human(size)}), extracted into {cache} by the "
+                                      f"ingest step"), None
+    if not path.exists():
+        return Check("data", key, FAIL, f"{path} does not exist", fix=hint), None
+    try:
+        found = resolve(path, cache)
+    except FileNotFoundError as exc:
+        return Check("data", key, FAIL, _without(str(exc), hint), fix=hint), None
+    return Check("data", key, OK, f"{_count_images(found):,} {label} images in {found}"), found
+
+
 def check_xqlfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
     """data.xqlfw: each file present locally (resolved as the ingest does) or due for download."""
     from ..data import fetch, sources
@@ -310,17 +319,8 @@ def check_xqlfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
         out.append(_want(plan, "data.xqlfw.images", (art,), cache, size, "XQLFW images", fetch.HINT_XQLFW))
         _extraction(plan, cache / art.filename, cache / fetch._archive_stem(cache / art.filename), size, XQLFW_IMAGES)
     else:
-        path = params_path(root, data["images"])
-        if path.is_file() and path.name.lower().endswith(fetch.ARCHIVE_SUFFIXES):
-            out.append(Check("data", "data.xqlfw.images", OK, f"XQLFW archive {path}, extracted into {cache}"))
-            _extraction(plan, path, cache / fetch._archive_stem(path), path.stat().st_size, XQLFW_IMAGES)
-        else:
-            try:
-                found = fetch.resolve_xqlfw_images(path, cache)  # a folder is only scanned
-                out.append(Check("data", "data.xqlfw.images", OK, f"{_count_images(found):,} XQLFW images in {found}"))
-            except FileNotFoundError as exc:
-                out.append(Check("data", "data.xqlfw.images", FAIL, _without(str(exc), fetch.HINT_XQLFW),
-                                 fix=fetch.HINT_XQLFW))
+        out.append(_local_images(plan, "data.xqlfw.images", "XQLFW", params_path(root, data["images"]), cache,
+                                 fetch.resolve_xqlfw_images, fetch.HINT_XQLFW, XQLFW_IMAGES)[0])
     for key, art in (("pairs", sources.XQLFW_PAIRS), ("scores", sources.XQLFW_SCORES)):
         src = data[key]
         if src == fetch.DOWNLOAD:
