@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import write_text
+from .methods import parse_sr
 
 # Fixed external artefacts verified by git blob id; imported by Snakemake on
 # demand and not versioned by DVC (absent from the DAG unless enabled).
@@ -93,6 +94,22 @@ def _settings_keys(shellcmd: str, cfg: dict) -> set[str]:
     return keys
 
 
+# Which jobs exist per trained λ comes from these keys (srlrfr.config.trained_lambdas), not from
+# any job's --settings: a stage with such jobs must rerun when they change, or `dvc exp run -S
+# lambda=0.25` would skip it and leave the new λ's files to a later stage's `snakemake --until`.
+LAMBDA_KEYS = {"lambda", "lambdas"}
+
+
+def _per_lambda(outputs: list[str]) -> bool:
+    """Whether a job's outputs are named by a λ trained here (``<srnet>_lambda<tag>``; not the authors')."""
+    for path in outputs:
+        for part in Path(path).parts:
+            sr = parse_sr(part)
+            if sr is not None and not sr[2]:
+                return True
+    return False
+
+
 def _rule_files(root: Path) -> dict[str, str]:
     found = {}
     for smk in sorted((root / "workflow").rglob("*.smk")) + [root / "workflow" / "Snakefile"]:
@@ -128,6 +145,8 @@ def stages_from_plan(plan: list[dict], root: Path, cfg: dict) -> dict:
         st["outs"] = outs.get(rule, set())
         st["upstream"] |= {d for d in job["input"] if producer.get(d, rule) != rule}
         st["params"] |= _settings_keys(job["shellcmd"], cfg)
+        if _per_lambda(job["output"]):
+            st["params"] |= LAMBDA_KEYS
     doc: dict = {"stages": {}}
     for rule in sorted(stages, key=lambda r: _order(r, stages, producer)):
         st = stages[rule]

@@ -25,6 +25,14 @@ def test_disagreements_are_reported(repo_root: Path, tmp_path: Path):
     assert "stage 'train' params" in problems and "stage 'evaluate' deps" in problems
 
 
+def test_stages_with_a_job_per_lambda_depend_on_the_lambdas(repo_root: Path):
+    """`dvc exp run -S lambda=0.25` must rerun the train and evaluate stages, not only aggregate."""
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    per_lambda = {name for name, st in stages.items() if {"lambda", "lambdas"} <= set(st.get("params", []))}
+    assert {"train", "evaluate", "report"} <= per_lambda
+    assert not {"ingest", "landmarks", "align", "degrade", "features", "fnet_weights"} & per_lambda
+
+
 def test_report_reads_every_jobs_benchmark(repo_root: Path):
     """Every rule has a benchmark file; the report lists all the others' as inputs and none is a DVC out."""
     for configs in (None, ["params.yaml", ".test/params.yaml"],

@@ -208,6 +208,12 @@ def test_dvc_repro_and_experiments(snakemake_run: Path):
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "repro"], work)
     run([dvc, "exp", "run", "-n", "lam025", "-S", "lambda=0.25"], work, timeout=1800)
+    # The new λ's SRNet and evaluations belong to the train and evaluate stages, which DVC reran
+    # (they depend on lambda): the lock records them, so nothing is left modified.
+    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    assert lock["train"]["params"]["params.yaml"]["lambda"] == 0.25
+    assert lock["evaluate"]["params"]["params.yaml"]["lambda"] == 0.25
+    assert "up to date" in run([dvc, "status"], work)
     run([dvc, "exp", "run", "-n", "lam0", "-S", "lambda=0"], work, timeout=1800)
     shown = json.loads(run([dvc, "exp", "show", "--json"], work))
     text = json.dumps(shown)
