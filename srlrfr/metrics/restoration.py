@@ -25,13 +25,9 @@ def _same_shape(a: np.ndarray, b: np.ndarray) -> None:
 
 def psnr(a, b, data_range: float = 255) -> float:
     """Peak signal-to-noise ratio in dB over all pixels (and channels); identical -> inf."""
-    a = np.asarray(a, dtype=np.float64)
-    b = np.asarray(b, dtype=np.float64)
+    a, b = np.asarray(a), np.asarray(b)
     _same_shape(a, b)
-    mse = float(np.mean((a - b) ** 2))
-    if mse == 0:
-        return float("inf")
-    return 10.0 * math.log10(data_range ** 2 / mse)
+    return _psnr_each(a[None], b[None], data_range)[0]
 
 
 def _gaussian_window() -> np.ndarray:
