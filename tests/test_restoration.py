@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
 import pytest
 
-from srlrfr.metrics.restoration import psnr, restoration_report, rgb_to_y, ssim
+from srlrfr.metrics.restoration import RestorationMeter, psnr, restoration_report, rgb_to_y, ssim
 
 
 def _face_like(seed: int = 0, shape=(32, 28, 3)) -> np.ndarray:
@@ -92,3 +93,34 @@ def test_restoration_report_excludes_infinite_psnr():
 def test_restoration_report_rejects_float_input():
     with pytest.raises(ValueError, match="uint8"):
         restoration_report(np.zeros((1, 16, 16, 3)), np.zeros((1, 16, 16, 3), np.uint8))
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_meter_matches_float64_per_image_metrics(threads):
+    """The batched meter (luma PSNR from integer channel differences, float32 SSIM in chunks over
+    threads) gives every image's float64 values: rgb_to_y, psnr, and SSIM by explicit windows."""
+    rng = np.random.default_rng(8)
+    ref = np.stack([_face_like(s, (24, 20, 3)) for s in range(9)])  # 9: chunks of 4 and a remainder
+    out = np.clip(ref + rng.normal(0, 6, ref.shape), 0, 255).astype(np.uint8)
+    out[4] = ref[4]  # an identical image: infinite PSNR
+    before = cv2.getNumThreads()
+    cv2.setNumThreads(threads)
+    try:
+        meter = RestorationMeter()
+        meter.update(out[:5], ref[:5])
+        meter.update(out[5:], ref[5:])
+        assert cv2.getNumThreads() == threads  # the thread pool gives OpenCV its thread count back
+    finally:
+        cv2.setNumThreads(before)
+    for i in range(9):
+        y_out, y_ref = rgb_to_y(out[i]), rgb_to_y(ref[i])
+        expected = {"psnr_y": psnr(y_out, y_ref), "psnr_rgb": psnr(out[i], ref[i]),
+                    "ssim_y": _ssim_direct(y_out, y_ref),
+                    "ssim_rgb": np.mean([_ssim_direct(out[i][..., c] * 1.0, ref[i][..., c] * 1.0) for c in range(3)])}
+        for key, value in expected.items():
+            got = meter.values[key][i]
+            if math.isinf(value):
+                assert got == value, (key, i)
+            else:
+                assert got == pytest.approx(value, abs=1e-6), (key, i)
+    assert meter.report()["n_inf_psnr_y"] == 1

@@ -8,6 +8,7 @@ floating point (not rounded to uint8), the usual convention for SR papers.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
@@ -38,36 +39,83 @@ def _gaussian_window() -> np.ndarray:
 def ssim_maps(x: np.ndarray, y: np.ndarray, data_range: float = 255) -> np.ndarray:
     """Mean SSIM of each of a stack of single-channel images (N, H, W) -> (N,).
 
-    Each few images go through the filter as one tall image: the rows the
-    Gaussian mixes across two neighbouring images lie in the border each image's
-    'valid' region drops, so every kept value is the one-image value. float32 on
-    values centred at mid-grey, in cache-sized chunks: about 2x faster than float64
-    on whole batches, within 1e-6 of it (tests/test_restoration.py)."""
-    n, h, w = x.shape
-    k = _gaussian_window().astype(np.float32)
-    r = SSIM_WINDOW // 2
-    mid = data_range / 2
-    c1 = (SSIM_K1 * data_range) ** 2
-    c2 = (SSIM_K2 * data_range) ** 2
+    float32 on values centred at mid-grey (E[x^2] - mu^2 then loses less), within
+    1e-6 of float64 (tests/test_restoration.py). Images go in chunks of four, each
+    chunk's four maps (x, y, x^2 + y^2, xy) through one filter call as one tall
+    image: the rows the Gaussian mixes across neighbouring images lie in the border
+    each image's 'valid' region drops, so every kept value is the one-image value.
+    Each of OpenCV's threads takes a run of chunks in Python (OpenCV and numpy release
+    the GIL) with buffers it reuses: fresh arrays per operation cost more in page
+    faults than the arithmetic (benchmarks/bench_restoration.py)."""
+    n = len(x)
     out = np.empty(n, np.float64)
-    for start in range(0, n, 4):
-        xc = np.asarray(x[start:start + 4], np.float32) - np.float32(mid)  # centred: E[x^2] - mu^2 loses less
-        yc = np.asarray(y[start:start + 4], np.float32) - np.float32(mid)
-        m = len(xc)
-
-        def blur(img: np.ndarray) -> np.ndarray:  # Gaussian mean, 'valid' region only, per image
-            flat = cv2.sepFilter2D(img.reshape(-1, w), cv2.CV_32F, k, k, borderType=cv2.BORDER_REFLECT)
-            return flat.reshape(img.shape)[:, r:-r, r:-r]
-
-        mu_x, mu_y = blur(xc), blur(yc)
-        var_sum = blur(xc * xc + yc * yc) - mu_x * mu_x - mu_y * mu_y  # var_x + var_y: all SSIM needs
-        cov = blur(xc * yc) - mu_x * mu_y
-        mu_x += np.float32(mid)
-        mu_y += np.float32(mid)
-        num = (2 * mu_x * mu_y + c1) * (2 * cov + c2)
-        den = (mu_x * mu_x + mu_y * mu_y + c1) * (var_sum + c2)
-        out[start:start + m] = (num / den).mean(axis=(1, 2), dtype=np.float64)
+    threads = cv2.getNumThreads()
+    workers = max(1, min(threads, n // _SSIM_CHUNK))
+    per = math.ceil(n / workers / _SSIM_CHUNK) * _SSIM_CHUNK  # whole chunks per thread
+    runs = [(s, min(s + per, n)) for s in range(0, n, per)]
+    if len(runs) <= 1:
+        _ssim_run(x, y, data_range, out, 0, n)
+        return out
+    cv2.setNumThreads(1)  # one filter per thread: OpenCV's own pool on top would oversubscribe the cores
+    try:
+        with ThreadPoolExecutor(len(runs)) as pool:
+            list(pool.map(lambda run: _ssim_run(x, y, data_range, out, *run), runs))
+    finally:
+        cv2.setNumThreads(threads)
     return out
+
+
+_SSIM_CHUNK = 4  # images per filter call: 4 maps x 4 images x 160x160 float32 = 1.6 MB, cache-sized
+
+
+def _ssim_run(x: np.ndarray, y: np.ndarray, data_range: float, out: np.ndarray, start: int, stop: int) -> None:
+    """out[start:stop] = ssim_maps of those images, chunk by chunk in one set of float32 buffers."""
+    h, w = x.shape[1:]
+    r = SSIM_WINDOW // 2
+    k = _gaussian_window().astype(np.float32)
+    mid = np.float32(data_range / 2)
+    c1 = np.float32((SSIM_K1 * data_range) ** 2)
+    c2 = np.float32((SSIM_K2 * data_range) ** 2)
+    bufs: dict[int, tuple[np.ndarray, ...]] = {}  # chunk size -> buffers (the last chunk may be short)
+    for s in range(start, stop, _SSIM_CHUNK):
+        m = min(_SSIM_CHUNK, stop - s)
+        if m not in bufs:
+            bufs[m] = (np.empty((4, m, h, w), np.float32), np.empty((4 * m * h, w), np.float32),
+                       np.empty((4, m, h - 2 * r, w - 2 * r), np.float32), np.empty((m, h - 2 * r, w - 2 * r),
+                                                                                    np.float32))
+        maps, blurred, valid, t = bufs[m]
+        xc, yc = maps[0], maps[1]
+        np.subtract(x[s:s + m], mid, out=xc, casting="unsafe")
+        np.subtract(y[s:s + m], mid, out=yc, casting="unsafe")
+        np.multiply(xc, xc, out=maps[2])
+        np.multiply(yc, yc, out=maps[3])
+        maps[2] += maps[3]
+        np.multiply(xc, yc, out=maps[3])
+        cv2.sepFilter2D(maps.reshape(-1, w), cv2.CV_32F, k, k, dst=blurred, borderType=cv2.BORDER_REFLECT)
+        np.copyto(valid, blurred.reshape(4, m, h, w)[:, :, r:-r, r:-r])  # the 'valid' region's Gaussian means
+        a, b, sq, xy = valid  # of xc, yc, xc^2 + yc^2, xc yc
+        np.multiply(a, b, out=t)
+        xy -= t                      # cov
+        np.multiply(a, a, out=t)
+        sq -= t
+        np.multiply(b, b, out=t)
+        sq -= t                      # var_x + var_y: all SSIM needs of the variances
+        a += mid                     # mu_x, mu_y
+        b += mid
+        np.multiply(a, b, out=t)
+        t *= 2
+        t += c1                      # 2 mu_x mu_y + c1
+        a *= a
+        b *= b
+        a += b
+        a += c1                      # mu_x^2 + mu_y^2 + c1
+        xy *= 2
+        xy += c2                     # 2 cov + c2
+        sq += c2                     # var_x + var_y + c2
+        t *= xy
+        a *= sq
+        t /= a
+        out[s:s + m] = t.mean(axis=(1, 2), dtype=np.float64)
 
 
 def _channels_first(a: np.ndarray) -> np.ndarray:
@@ -119,6 +167,29 @@ def _psnr_each(a: np.ndarray, b: np.ndarray, data_range: float = 255) -> list[fl
         return (10.0 * np.log10(data_range ** 2 / mse)).tolist()
 
 
+_Y_WEIGHTS_1000 = np.array([[65481.0, 128553.0, 24966.0]])  # rgb_to_y's, times 1000: integers
+
+
+def _psnr_rgb_y_each(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[float]]:
+    """PSNR on RGB and on rgb_to_y luma of each uint8 RGB image pair, without forming Y: the
+    luma difference times 255000 is an integer combination of the channel differences, so
+    both sums of squares are of integers in float64 (one OpenCV pass per image)."""
+    n_px = a.shape[1] * a.shape[2]
+    sse = np.empty((len(a), 2))
+    for i, (x, z) in enumerate(zip(a, b)):
+        d = cv2.subtract(x, z, dtype=cv2.CV_64F)
+        sse[i] = cv2.norm(d, cv2.NORM_L2SQR), cv2.norm(cv2.transform(d, _Y_WEIGHTS_1000), cv2.NORM_L2SQR)
+    mse = sse / [3 * n_px, n_px * 255000.0 ** 2]
+    with np.errstate(divide="ignore"):
+        db = 10.0 * np.log10(255.0 ** 2 / mse)
+    return db[:, 0].tolist(), db[:, 1].tolist()
+
+
+def _luma32(img: np.ndarray) -> np.ndarray:
+    """rgb_to_y of uint8 RGB (N, H, W, 3) in float32 (what ssim_maps computes in): (N, H, W)."""
+    return 16 + img.astype(np.float32) @ (np.array([65.481, 128.553, 24.966], np.float32) / np.float32(255))
+
+
 def _finite_mean(values: list[float]) -> tuple[float | None, int]:
     finite = [v for v in values if math.isfinite(v)]
     return (float(np.mean(finite)) if finite else None), len(values) - len(finite)
@@ -141,12 +212,12 @@ class RestorationMeter:
         v = self.values
         for start in range(0, len(restored), 64):  # the whole batch per numpy call, in bounded memory
             out, ref = restored[start:start + 64], reference[start:start + 64]
-            y_out, y_ref = rgb_to_y(out), rgb_to_y(ref)
-            v["psnr_y"] += _psnr_each(y_out, y_ref)
-            v["ssim_y"] += ssim_maps(y_out, y_ref).tolist()
-            v["psnr_rgb"] += _psnr_each(out, ref)
-            v["ssim_rgb"] += ssim_maps(_channels_first(out), _channels_first(ref)).reshape(len(out), 3) \
-                .mean(axis=1).tolist()
+            m = len(out)
+            psnr_rgb, psnr_y = _psnr_rgb_y_each(out, ref)
+            v["psnr_y"] += psnr_y
+            v["psnr_rgb"] += psnr_rgb
+            v["ssim_y"] += ssim_maps(_luma32(out), _luma32(ref)).tolist()
+            v["ssim_rgb"] += ssim_maps(_channels_first(out), _channels_first(ref)).reshape(m, 3).mean(axis=1).tolist()
 
     def report(self) -> dict:
         """Infinite PSNRs (identical images) are left out of the PSNR means and counted in
