@@ -113,6 +113,33 @@ def test_edsr_full_size_param_count_and_keys():
     assert len(keys) == 2 + 32 * 4 + 2 + 2 * 2 + 2
 
 
+def _edsr_by_formula(net: EDSR, x: torch.Tensor) -> torch.Tensor:
+    """EDSR written out with fresh tensors (no in-place op): what its forward must compute."""
+    h = net.conv1(x)
+    r = h
+    for blk in net.res_blocks:
+        r = r + blk.res_scale * blk.residual[2](torch.relu(blk.residual[0](r)))
+    h = net.conv2(r) + h
+    for up in net.upsampler:
+        h = up.shuffle(up.conv(h))
+    return torch.tanh(net.conv3(h))
+
+
+@pytest.mark.parametrize("res_scale", [1.0, 0.1])
+def test_edsr_in_place_forward_matches_formula_and_its_gradients(res_scale):
+    torch.manual_seed(0)
+    net = EDSR(n_blocks=3, n_feats=8, res_scale=res_scale, scale=4)
+    x = torch.randn(2, 3, 6, 5)
+    out = net(x)
+    ref = _edsr_by_formula(net, x)
+    assert torch.equal(out, ref)  # same operations in the same order: bit-identical
+    grads = torch.autograd.grad(out.square().sum(), list(net.parameters()))
+    ref_grads = torch.autograd.grad(ref.square().sum(), list(net.parameters()))
+    for g, r in zip(grads, ref_grads):
+        assert torch.allclose(g, r, rtol=1e-5, atol=1e-6)
+    assert any(g.abs().sum() > 0 for g in grads)
+
+
 def test_edsr_rejects_non_power_of_two():
     with pytest.raises(ValueError, match="power of 2"):
         EDSR(n_blocks=1, n_feats=4, scale=3)

@@ -26,7 +26,12 @@ class EDSRResidualBlock(nn.Module):
                                       _conv3x3(n_feats, n_feats))
 
     def forward(self, x: Tensor) -> Tensor:
-        return x + self.res_scale * self.residual(x)
+        # x + res_scale * residual(x), in place on the conv's fresh output: the same values
+        # without two temporaries per block (autograd allows it: neither op needs the old r)
+        r = self.residual(x)
+        if self.res_scale != 1:
+            r.mul_(self.res_scale)
+        return r.add_(x)
 
 
 class PixelShuffleUpsample(nn.Module):
@@ -58,8 +63,8 @@ class EDSR(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         h = self.conv1(x)
-        h = self.conv2(self.res_blocks(h)) + h
-        return self.conv3(self.upsampler(h)).tanh()
+        h = self.conv2(self.res_blocks(h)).add_(h)
+        return self.conv3(self.upsampler(h)).tanh_()
 
 
 SRNETS.register("edsr", SRNetSpec(
