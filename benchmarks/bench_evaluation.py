@@ -3,7 +3,8 @@
 Baseline (what the authors' scripts do): for every configuration and every
 pair, decode both images, align both, degrade the second, restore it, and run
 the FNet on both images and their mirrors, with the networks as plain PyTorch
-modules (fp32, NCHW, ``no_grad``; the dlib FNet with its separate affine layers).
+modules (fp32, NCHW, ``no_grad``, one batch at a time over all threads; the dlib
+FNet with its separate affine layers).
 
 srlrfr: the pipeline's own step functions on the same images, timed end to end
 (side ``srlrfr``, evaluate.precision fp32, and ``srlrfr-bf16``, both networks in bf16),
@@ -13,7 +14,8 @@ interleaved: each side prepares, then the sides take turns configuration by conf
 configuration (restore and embed only the distinct probe images, plus what the
 step adds: PSNR/SSIM, ROC numbers, the examples). So srlrfr wins by computing less
 (FNet image passes, printed) and by faster forward passes (load_fnet's fused,
-channels-last network; benchmarks/bench_forward.py times each change). Both
+channels-last network, batches split over the threads: srlrfr.models.batching;
+benchmarks/bench_forward.py times each change). Both
 run in this one process, on the same data, and must give the same scores.
 
     python benchmarks/bench_evaluation.py --images ../shared/data/lfw-fold1/images \\
@@ -50,10 +52,10 @@ from srlrfr.device import machine_info  # noqa: E402
 from srlrfr.face.align import align_face  # noqa: E402
 from srlrfr.face.detect import detect_landmarks, read_rgb  # noqa: E402
 from srlrfr.face.landmarks_io import landmarks_array, read_landmarks_csv  # noqa: E402
-from srlrfr.methods import FULL, restore  # noqa: E402
+from srlrfr.methods import FULL, SR_FINISH, restore, upsample  # noqa: E402
 from srlrfr.models import catalog  # noqa: E402,F401  (fills the registries)
 from srlrfr.models.fnet import FaceRecognizer  # noqa: E402
-from srlrfr.models.srnet import build_srnet, load_srnet, save_srnet, to_tensor  # noqa: E402
+from srlrfr.models.srnet import build_srnet, load_srnet, save_srnet, to_tensor, to_uint8  # noqa: E402
 from srlrfr.models.weights import load_into, load_state_dict_file  # noqa: E402
 from srlrfr.registry import FNETS, GEOMETRIES  # noqa: E402
 from srlrfr.steps.align import align  # noqa: E402
@@ -91,6 +93,16 @@ def plain_features(fnet: FaceRecognizer, images: np.ndarray, device) -> np.ndarr
         return torch.cat([fnet(x), fnet(x.flip(-1))], dim=1).cpu().numpy()
 
 
+def plain_restore(method: str, probes: np.ndarray, size_hw, srnet, device) -> np.ndarray:
+    """restore() the authors' way: interpolation as srlrfr's, an SRNet on one NCHW batch, all threads on it."""
+    if srnet is None:
+        return restore(method, probes, size_hw)
+    model, info = srnet
+    with torch.no_grad():
+        sr = to_uint8(model(to_tensor(probes, device).contiguous()))
+    return sr if sr.shape[1:3] == tuple(size_hw) else upsample(sr, size_hw, SR_FINISH)
+
+
 def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch, device, scores: dict) -> list:
     """The authors' method as phases: nothing to prepare, then one phase per configuration."""
     def one(method, factor):
@@ -100,8 +112,8 @@ def baseline(pairs, paths, points, geometry, fnet, srnets, configs, batch, devic
             left = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in chunk["left"]])
             right = np.stack([align_face(read_rgb(paths[i]), points[i], geometry) for i in chunk["right"]])
             if factor > 1:
-                right = restore("bicubic" if method == "bicubic" else method, downsample(right, factor, KERNEL),
-                                geometry.size, srnet=srnets.get(method), batch_size=batch, device=device)
+                right = plain_restore(method, downsample(right, factor, KERNEL), geometry.size, srnets.get(method),
+                                      device)
             out.append(cosine_scores(plain_features(fnet, left, device), plain_features(fnet, right, device)))
         scores[(method, factor)] = np.concatenate(out)
 

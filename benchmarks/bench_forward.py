@@ -10,8 +10,10 @@ printed with the largest feature / pixel difference from the plain result.
   rewrite (dlib: affine folded into the convs, in-place ``add_prev``);
   channels-last weights and inputs; resize and normalise once for an image and
   its mirror (they commute with the flip); one batch of 2N for both.
-- srlrfr: the pipeline's own path, ``load_fnet`` + ``extract_features`` and
-  ``load_srnet`` + ``super_resolve``.
+- srlrfr's network one batch at a time (the changes above that won), then srlrfr:
+  the pipeline's own path, ``load_fnet`` + ``extract_features`` and
+  ``load_srnet`` + ``super_resolve``, which on a CPU split each batch over the
+  threads, one intra-op thread each (srlrfr.models.batching).
 - bf16: srlrfr's path with the network in bfloat16 (AMX / AVX512-BF16 on CPU).
 - ``--compile``: srlrfr's FNet under ``torch.compile``, with its compile time.
 
@@ -177,7 +179,11 @@ def main() -> None:
             "+ prepare once for image and mirror": lambda: plain_features(plain, images, args.batch,
                                                                           prepare_once=True),
             "+ image and mirror in one batch": lambda: plain_features(plain, images, args.batch, merge_flip=True),
-            "srlrfr (all kept)": lambda: extract_features(fast, images, batch_size=args.batch, progress=False),
+            "srlrfr's network, one batch at a time": lambda: plain_features(fast, images, args.batch,
+                                                                            prepare_once=True,
+                                                                            grad_mode=torch.inference_mode),
+            "srlrfr (all kept: + batch split)": lambda: extract_features(fast, images, batch_size=args.batch,
+                                                                         progress=False),
             "srlrfr, batch x2": lambda: extract_features(fast, images, batch_size=2 * args.batch,
                                                          progress=False),
             "srlrfr + bf16": lambda: extract_features(bf16, images, batch_size=args.batch, progress=False),
@@ -207,7 +213,9 @@ def main() -> None:
             variants = {
                 "plain": lambda p=probes: plain_sr(plain_m, p, args.batch),
                 "+ inference_mode": lambda p=probes: plain_sr(plain_m, p, args.batch, grad_mode=torch.inference_mode),
-                "srlrfr (+ channels_last)": lambda p=probes: super_resolve(fast_m, info, p, batch_size=args.batch),
+                "+ channels_last": lambda p=probes: plain_sr(fast_m, p, args.batch, grad_mode=torch.inference_mode,
+                                                             fmt=torch.channels_last),
+                "srlrfr (+ batch split)": lambda p=probes: super_resolve(fast_m, info, p, batch_size=args.batch),
                 "srlrfr + bf16": lambda p=probes: plain_sr(bf16_m, p, args.batch, grad_mode=torch.inference_mode,
                                                            fmt=torch.channels_last),
             }

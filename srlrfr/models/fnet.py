@@ -14,11 +14,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 from ..geometry import get_geometry
 from ..registry import FNETS
 from .base import FNetSpec
+from .batching import map_batches
 from .srnet import is_channels_last, param_dtype, swap_rgb_bgr, to_tensor
 from .weights import build_empty, load_into, load_state_dict_file
 
@@ -95,21 +95,24 @@ def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device |
     return fnet.to(device, dtype, memory_format=torch.channels_last)
 
 
-@torch.inference_mode()
 def extract_features(fnet: FaceRecognizer, images: np.ndarray, *, batch_size: int = 64,
                      device: torch.device | str | None = None, flip: bool = True,
                      progress: bool = True) -> np.ndarray:
     """float32 (N, 2*dim) = concat(f(x), f(hflip(x))) per image (the authors' protocol);
-    (N, dim) when ``flip`` is False. ``images`` are uint8 RGB (N, H, W, 3) crops."""
+    (N, dim) when ``flip`` is False. ``images`` are uint8 RGB (N, H, W, 3) crops.
+    Batches go over the CPU's threads as in :func:`srlrfr.models.batching.map_batches`."""
     if device is None:
         device = next(fnet.parameters()).device
-    dim = fnet.feature_dim * (2 if flip else 1)
-    out = np.empty((len(images), dim), dtype=np.float32)
-    for start in tqdm(range(0, len(images), batch_size), desc=f"features {fnet.name}",
-                      disable=not progress, unit="batch"):
-        x = fnet.prepare(to_tensor(images[start:start + batch_size], device))
+
+    def embed(start: int, stop: int) -> np.ndarray:
+        x = fnet.prepare(to_tensor(images[start:stop], device))
         feats = fnet.backbone(x)
         if flip:
             feats = torch.cat([feats, fnet.backbone(x.flip(-1))], dim=1)
-        out[start:start + len(x)] = feats.float().cpu().numpy()
+        return feats.float().cpu().numpy()
+
+    out = np.empty((len(images), fnet.feature_dim * (2 if flip else 1)), dtype=np.float32)
+    for start, stop, feats in map_batches(embed, len(images), batch_size, device, desc=f"features {fnet.name}",
+                                          progress=progress):
+        out[start:stop] = feats
     return out

@@ -14,11 +14,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from ..atomic import save_torch
 from ..data.download import file_sha256
 from ..registry import SRNETS
+from .batching import map_batches
 from .weights import CheckpointError, build_empty, load_checkpoint, load_into, load_state_dict_file
 
 CHANNEL_ORDERS = ("rgb", "bgr")
@@ -132,23 +132,25 @@ def import_authors_edsr(pth_path: str | os.PathLike, out_path: str | os.PathLike
 
 # --- inference -----------------------------------------------------------------
 
-@torch.inference_mode()
 def super_resolve(model: nn.Module, info: dict, images: np.ndarray, *, batch_size: int = 32,
                   device: torch.device | str | None = None, progress: bool = False) -> np.ndarray:
     """uint8 RGB (N, h, w, 3) -> uint8 RGB (N, s*h, s*w, 3) through an SRNet of any channel order.
 
-    Inputs go in channels-last when the model's weights are (as ``load_srnet`` leaves them)."""
+    Inputs go in channels-last when the model's weights are (as ``load_srnet`` leaves them);
+    batches over the CPU's threads as in :func:`srlrfr.models.batching.map_batches`."""
     if device is None:
         device = next(model.parameters()).device
     bgr = info["channel_order"] == "bgr"
     fmt = torch.channels_last if is_channels_last(model) else torch.contiguous_format
     dtype = param_dtype(model)
-    outs = []
-    for start in tqdm(range(0, len(images), batch_size), desc="super-resolve", disable=not progress,
-                      unit="batch"):
-        x = to_tensor(images[start:start + batch_size], device).to(dtype).contiguous(memory_format=fmt)
+
+    def restore(start: int, stop: int) -> np.ndarray:
+        x = to_tensor(images[start:stop], device).to(dtype).contiguous(memory_format=fmt)
         y = model(swap_rgb_bgr(x) if bgr else x)
-        outs.append(to_uint8(swap_rgb_bgr(y) if bgr else y))
+        return to_uint8(swap_rgb_bgr(y) if bgr else y)
+
+    outs = [out for _, _, out in map_batches(restore, len(images), batch_size, device, desc="super-resolve",
+                                             progress=progress)]
     if not outs:
         s = int(info.get("scale", 4))
         return np.empty((0, images.shape[1] * s, images.shape[2] * s, 3), np.uint8)
