@@ -7,8 +7,8 @@ convolution split badly. Giving each of the step's threads its own part of the
 batch, with one intra-op thread each, keeps the cores busy: on 2 cores, 1.12-1.22x
 the dlib FNet and 1.13-1.16x EDSR 8x64 at 20x20 and 40x40 over one batch at a time
 (two runs of benchmarks/bench_forward.py), with the same outputs to the bit here.
-The batch is divided, not multiplied, so memory
-stays that of one batch. On a GPU, or with one thread, batches run one by one.
+The batch is divided, not multiplied, so memory stays that of one batch. On a GPU,
+or with one thread, batches run one by one.
 """
 from __future__ import annotations
 
