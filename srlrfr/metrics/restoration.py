@@ -17,6 +17,7 @@ SSIM_WINDOW = 11
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
+Y_COEFFS = (65.481, 128.553, 24.966)  # BT.601 luma per unit of R, G, B in [0, 1], as MATLAB rgb2ycbcr
 
 
 def _same_shape(a: np.ndarray, b: np.ndarray) -> None:
@@ -147,7 +148,7 @@ def rgb_to_y(img) -> np.ndarray:
     arr = np.asarray(img)
     if arr.ndim < 1 or arr.shape[-1] != 3:
         raise ValueError(f"rgb_to_y expects (..., 3) RGB, got shape {arr.shape}")
-    coeffs = np.array([65.481, 128.553, 24.966])
+    coeffs = np.array(Y_COEFFS)
     if arr.dtype == np.uint8:
         return 16.0 + arr.astype(np.float64) @ coeffs / 255.0
     if np.issubdtype(arr.dtype, np.floating):
@@ -163,11 +164,16 @@ def _psnr_each(a: np.ndarray, b: np.ndarray, data_range: float = 255) -> list[fl
     else:
         diff = a.astype(np.float64) - b.astype(np.float64)
         mse = (diff * diff).reshape(len(a), -1).mean(axis=1)
+    return _decibels(mse, data_range).tolist()
+
+
+def _decibels(mse: np.ndarray, data_range: float) -> np.ndarray:
+    """PSNR in dB from mean squared errors; 0 -> inf."""
     with np.errstate(divide="ignore"):
-        return (10.0 * np.log10(data_range ** 2 / mse)).tolist()
+        return 10.0 * np.log10(data_range ** 2 / mse)
 
 
-_Y_WEIGHTS_1000 = np.array([[65481.0, 128553.0, 24966.0]])  # rgb_to_y's, times 1000: integers
+_Y_WEIGHTS_1000 = np.round(np.array([Y_COEFFS]) * 1000)  # rgb_to_y's, times 1000: integers
 
 
 def _psnr_rgb_y_each(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[float]]:
@@ -179,15 +185,13 @@ def _psnr_rgb_y_each(a: np.ndarray, b: np.ndarray) -> tuple[list[float], list[fl
     for i, (x, z) in enumerate(zip(a, b)):
         d = cv2.subtract(x, z, dtype=cv2.CV_64F)
         sse[i] = cv2.norm(d, cv2.NORM_L2SQR), cv2.norm(cv2.transform(d, _Y_WEIGHTS_1000), cv2.NORM_L2SQR)
-    mse = sse / [3 * n_px, n_px * 255000.0 ** 2]
-    with np.errstate(divide="ignore"):
-        db = 10.0 * np.log10(255.0 ** 2 / mse)
+    db = _decibels(sse / [3 * n_px, n_px * 255000.0 ** 2], 255)
     return db[:, 0].tolist(), db[:, 1].tolist()
 
 
 def _luma32(img: np.ndarray) -> np.ndarray:
     """rgb_to_y of uint8 RGB (N, H, W, 3) in float32 (what ssim_maps computes in): (N, H, W)."""
-    return 16 + img.astype(np.float32) @ (np.array([65.481, 128.553, 24.966], np.float32) / np.float32(255))
+    return 16 + img.astype(np.float32) @ (np.array(Y_COEFFS, np.float32) / np.float32(255))
 
 
 def _finite_mean(values: list[float]) -> tuple[float | None, int]:
