@@ -41,6 +41,7 @@ def load_schema() -> dict:
         for name in FNETS.keys()}
     props["degrade"]["properties"]["kernel"]["enum"] = RESIZE_KERNELS.keys()
     props["degrade"]["properties"]["model"]["properties"]["type"]["enum"] = DEGRADATIONS.keys()
+    props["train"]["properties"]["dataset"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "training"]
     srnet = props["train"]["properties"]["srnet"]
     srnet["properties"]["type"]["enum"] = srnet["items"]["properties"]["type"]["enum"] = SRNETS.keys()
     evaluate = props["evaluate"]["properties"]

@@ -1,2 +1,2 @@
 """Import every dataset module so its registry entry exists (one line per dataset)."""
-from . import celeba, lfw, tinyface, xqlfw  # noqa: F401
+from . import celeba, faces, lfw, tinyface, xqlfw  # noqa: F401
