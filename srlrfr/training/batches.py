@@ -23,6 +23,7 @@ import numpy as np
 import torch
 
 from ..models.srnet import to_tensor
+from .hr_features import lookup
 from .pyramid import SCALE_EXPONENTS, SR_SCALE, BatchSampler, PyramidData
 
 
@@ -40,14 +41,18 @@ class BatchStream:
     """``next()`` gives (draw, host batch) for steps first..last in order, ``depth`` of them prepared ahead.
 
     A host batch maps "input" (the 1/2^k level, degraded), "target" (1/2^(k-2), clean) and, with
-    ``identity``, "hr" (full size) to uint8 NHWC tensors of this rank's slice.
+    ``identity``, "hr" (full size) to uint8 NHWC tensors of this rank's slice. Given
+    ``hr_features`` (srlrfr.training.hr_features.hr_feature_table), "hr_features" replaces
+    "hr": the FNet features of those crops, as drawn (flipped or not).
     ``depth=0`` prepares each batch in the main thread when asked.
     """
 
     def __init__(self, data: PyramidData, sampler: BatchSampler, np_rng: np.random.Generator,
                  torch_rng: torch.Generator, *, first: int, last: int, identity: bool,
-                 shard: slice = slice(None), pin: bool = False, depth: int = 2):
+                 shard: slice = slice(None), pin: bool = False, depth: int = 2,
+                 hr_features: torch.Tensor | None = None):
         self.data, self.sampler, self.np_rng, self.torch_rng = data, sampler, np_rng, torch_rng
+        self.hr_features = hr_features
         self.identity, self.shard, self.pin = identity, shard, pin
         self.next_step, self.last, self.depth = first, last, depth
         self.pending: deque[tuple[Draw, Future | None]] = deque()
@@ -71,7 +76,10 @@ class BatchStream:
 
         # degraded input, clean target: the SRNet learns to undo the degradation
         batch = {"input": level(2 ** draw.k, degraded=True), "target": level(2 ** draw.k // SR_SCALE)}
-        if self.identity:
+        if self.identity and self.hr_features is not None:
+            feats = lookup(self.hr_features, idx, draw.flip[self.shard])
+            batch["hr_features"] = feats.pin_memory() if self.pin else feats
+        elif self.identity:
             batch["hr"] = level(1)
         return batch
 
@@ -96,5 +104,7 @@ class BatchStream:
 
 
 def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
-    """Host uint8 batch -> float [-1, 1] NCHW on ``device`` (copies queued, not waited for, from pinned memory)."""
-    return {k: to_tensor(v, device, non_blocking=v.is_pinned()) for k, v in batch.items()}
+    """Host uint8 images -> float [-1, 1] NCHW on ``device``, features as they are (copies queued,
+    not waited for, from pinned memory)."""
+    return {k: v.to(device, non_blocking=v.is_pinned()) if v.is_floating_point()
+            else to_tensor(v, device, non_blocking=v.is_pinned()) for k, v in batch.items()}
