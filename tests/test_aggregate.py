@@ -2,6 +2,9 @@
 import json
 import math
 
+import numpy as np
+import pandas as pd
+
 from srlrfr.report.tables import accuracy_table, collect, dvc_metrics, fold_table
 
 
@@ -15,6 +18,9 @@ def write_metrics(tmp_path, method, res, acc):
     if method != "hr":
         m["restoration"] = {"psnr_y": 20.0, "ssim_y": 0.5, "psnr_rgb": 19.0, "ssim_rgb": 0.4}
     (d / "metrics.json").write_text(json.dumps(m))
+    score = np.random.default_rng(int(acc * 100)).uniform(0, 1, 600)  # the significance step reads them
+    pd.DataFrame({"pair": range(600), "fold": np.repeat([0, 1], 300), "label": np.tile([1, 0], 300),
+                  "score": score}).to_csv(d / "scores.csv", index=False)
     return d / "metrics.json"
 
 
@@ -53,6 +59,9 @@ def test_two_srnets_and_a_degradation(tmp_path):
     assert metrics["acc"]["7x6"] == {"bicubic": 60.0, "edsr": 62.0, "imdn": 64.0}
     assert "| sphereface20 | edsr_lambda0.5 | 7x6 |" in (tmp_path / "plain" / "paper_comparison.md").read_text()
     aggregate(files, tmp_path / "jpeg", lam=0.5, degradation={"type": "down_jpeg", "quality": 40})
-    note = (tmp_path / "jpeg" / "paper_comparison.md").read_text()
+    note, significance = (tmp_path / "jpeg" / "paper_comparison.md").read_text().split("## Paired significance")
     assert "'down_jpeg' (quality 40)" in note and "|" not in note
+    assert "| lfw | sphereface20 | 7x6 | edsr_lambda0.5 | bicubic |" in significance
+    sig = pd.read_csv(tmp_path / "jpeg" / "significance.csv")
+    assert len(sig) == 10 and set(sig["resolution"]) == {"7x6"}  # 5 methods at 7x6: 10 pairs; hr has no partner
     assert json.loads((tmp_path / "jpeg" / "metrics.json").read_text()) == metrics  # same names, same cells

@@ -109,3 +109,21 @@ def comparison_markdown(df: pd.DataFrame) -> str:
         cells = [_fmt(v, signed=(name == "diff")) for name, v in zip(cols, rec)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n\n" + PAPER_NOTE + "\n"
+
+
+def significance_markdown(sig: pd.DataFrame) -> str:
+    """Markdown table of srlrfr.metrics.significance rows: which differences the pairs support."""
+    if sig.empty:
+        return ""
+    lines = ["## Paired significance (ours; the paper reports none)", "",
+             "Each two methods at each resolution, on the same pairs: accuracy difference (a - b) with a 95% "
+             "paired-bootstrap interval, and McNemar's exact p on the per-pair decisions (each pair at its own "
+             "fold's threshold). `*`: p < 0.05, no correction for multiple comparisons.", "",
+             "| Dataset | FNet | Resolution | a | b | a - b (pp) | 95% CI | only a right | only b right | p |",
+             "|---|---|---|---|---|---:|---|---:|---:|---:|"]
+    for r in sig.itertuples(index=False):
+        star = " *" if r.significant else ""
+        lines.append(f"| {r.dataset} | {r.fnet} | {r.resolution} | {r.method_a} | {r.method_b} | "
+                     f"{r.diff:+.2f}{star} | [{r.ci_low:+.2f}, {r.ci_high:+.2f}] | {r.a_only} | {r.b_only} | "
+                     f"{r.p_mcnemar:.3g} |")
+    return "\n".join(lines) + "\n"

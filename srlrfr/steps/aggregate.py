@@ -1,4 +1,5 @@
-"""Rule aggregate: every configuration's metrics -> the paper's table, per-fold table, DVC metrics."""
+"""Rule aggregate: every configuration's metrics -> the paper's table, per-fold table, DVC metrics,
+paired significance of every two methods at each resolution (srlrfr.metrics.significance)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,8 @@ OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = None) -> pd.DataFrame:
     """``degradation``: degrade.model; the paper is compared with only for its plain probes."""
     from ..atomic import write_csv, write_json, write_text
-    from ..report.paper import compare_to_paper, comparison_markdown, degradation_note
+    from ..metrics.significance import significance_table
+    from ..report.paper import compare_to_paper, comparison_markdown, degradation_note, significance_markdown
     from ..report.tables import accuracy_table, collect, dvc_metrics, exclusion_note, fold_table, long_table, paper_rows
     out_dir = Path(out_dir)
     summary = collect(metric_files)
@@ -22,9 +24,11 @@ def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = N
     write_csv(out_dir / "folds.csv", fold_table(metric_files))
     write_csv(out_dir / "accuracy.csv", table)
     write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
+    significance = significance_table(metric_files)
+    write_csv(out_dir / "significance.csv", significance)
     note = degradation_note(degradation)
-    write_text(out_dir / "paper_comparison.md",
-               note + "\n" if note else comparison_markdown(compare_to_paper(long_table(paper_rows(summary)))))
+    paper = note + "\n" if note else comparison_markdown(compare_to_paper(long_table(paper_rows(summary))))
+    write_text(out_dir / "paper_comparison.md", paper + "\n" + significance_markdown(significance))
     print(f"aggregate: {len(summary)} configurations. {exclusion_note(summary)}")
     return table
 

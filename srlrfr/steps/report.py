@@ -55,6 +55,12 @@ def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: 
         write_csv(plots_dir / "losses.csv", logs[own][cols].fillna(0.0))
 
 
+def _significance(path: Path) -> pd.DataFrame | str:
+    if not path.is_file():
+        return "results/significance.csv is missing: rerun the aggregate step."
+    return pd.read_csv(path).round({"acc_a": 2, "acc_b": 2, "diff": 2, "ci_low": 2, "ci_high": 2})
+
+
 def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=(), metrics_files=(),
            matrix_files=()) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
@@ -123,6 +129,8 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
         "The paper's Bicubic row": PAPER_NOTE,
+        "Paired significance (a - b, percentage points; 95% bootstrap CI; McNemar's exact p)":
+            _significance(out_dir / "significance.csv"),
         **extra_tables,
         "Excluded pairs": exclusion_note(every_set),
         "All metrics": every_set,

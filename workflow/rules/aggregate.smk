@@ -1,6 +1,7 @@
 rule aggregate:
     input:
-        eval_files("metrics.json"),
+        metrics=eval_files("metrics.json"),
+        scores=eval_files("scores.csv"),
     output:
         accuracy=report(
             "results/accuracy.csv",
@@ -11,6 +12,12 @@ rule aggregate:
         summary="results/summary.csv",
         folds="results/folds.csv",
         metrics="results/metrics.json",
+        significance=report(
+            "results/significance.csv",
+            caption="../report/significance.rst",
+            category="Results",
+            labels={"table": "paired significance"},
+        ),
         paper=report(
             "results/paper_comparison.md",
             caption="../report/paper_comparison.rst",
@@ -29,4 +36,4 @@ rule aggregate:
     params:
         settings=settings("lambda", "fnet", "degrade.model", "evaluate.datasets"),
     shell:
-        "srlrfr aggregate --settings {params.settings:q} --metrics {input} --out-dir results > {log} 2>&1"
+        "srlrfr aggregate --settings {params.settings:q} --metrics {input.metrics} --out-dir results > {log} 2>&1"

@@ -3,6 +3,7 @@ rule report:
         summary="results/summary.csv",
         accuracy="results/accuracy.csv",
         folds="results/folds.csv",
+        significance="results/significance.csv",
         pairs=f"data/index/{EVAL_SET}",
         scores=eval_files("scores.csv", [EVAL_SET]),
         examples=eval_files("examples.npz", [EVAL_SET]),
