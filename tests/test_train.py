@@ -274,3 +274,29 @@ def test_training_reports_its_data_wait(hr_images, tmp_path):
     stats: dict = {}
     run(hr_images, tmp_path, iterations=3, lam=0.0, fnet=None, stats=stats)
     assert stats["steps"] == 3 and 0 <= stats["data_wait_seconds"] <= stats["seconds"]
+
+
+def test_cached_hr_features_equal_the_live_ones(hr_images):
+    """FNet(HR) computed once per crop and flip is the feature the live step computes for that draw."""
+    from srlrfr.models.srnet import to_tensor
+    from srlrfr.training.hr_features import hr_feature_table, lookup
+    fnet = random_tiny_sphereface20().freeze()
+    data = PyramidData.from_images(hr_images, "cv2_bicubic", usable=[0, 2, 3, 4, 5])
+    table = hr_feature_table(fnet, data, torch.device("cpu"), batch_size=2, progress=False)
+    assert table.shape == (6, 2, 16) and not table[1].any()  # a row never drawn is never computed
+    idx, flip = np.array([3, 0, 5, 3]), np.array([True, False, False, False])
+    rows = data.gather(1, idx)
+    with torch.no_grad():  # the live step: flip the uint8 rows, then the FNet on the whole batch
+        live = fnet(to_tensor(np.where(flip[:, None, None, None], rows[:, :, ::-1], rows)))
+    torch.testing.assert_close(lookup(table, idx, flip), live, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(lookup(table, idx, ~flip), live, rtol=1e-3)  # the flip is not ignored
+
+
+def test_cached_hr_features_train_as_the_live_step(hr_images, tmp_path):
+    """With and without the cache, the same draws give the same losses (to float rounding)."""
+    logs = {}
+    for cache in (True, False):
+        run(hr_images, tmp_path / str(cache), iterations=6, lam=0.5, cache_hr_features=cache)
+        logs[cache] = np.loadtxt(tmp_path / str(cache) / "train_log.csv", delimiter=",", skiprows=1,
+                                 usecols=range(2, 5))
+    np.testing.assert_allclose(logs[True], logs[False], rtol=1e-5, atol=1e-6)
