@@ -11,6 +11,13 @@ their time, against the GPU's peak from its data sheet where known.
 
     python benchmarks/bench_train.py                                 # CPU: EDSR 2x16, batch 8
     python benchmarks/bench_train.py --blocks 32 --feats 256 --batch 64 --device cuda --amp bf16
+
+``--compare REF`` times the training loop of git revision REF (srlrfr/training/loop.py
+as it was there, on this checkout's other modules) against this checkout's loop, in
+fp32 and in each ``--amp`` given, rounds interleaved, on the same draws:
+
+    python benchmarks/bench_train.py --compare 715bb0d --fnet dlib_resnet34 --blocks 8 --feats 64 \
+        --batch 16 --amp none bf16 --rounds 3
 """
 from __future__ import annotations
 
@@ -53,26 +60,43 @@ def machine_info(device: torch.device) -> str:
     return ", ".join(parts)
 
 
-def _run(images, fnet, lam, srnet, options, device, on_step, stats=None) -> None:
-    from srlrfr.training import train_srnet
+def _run(images, fnet, lam, srnet, options, device, on_step, stats=None, train_srnet=None) -> None:
+    if train_srnet is None:
+        from srlrfr.training import train_srnet
     with tempfile.TemporaryDirectory() as out_dir:
         train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options,
                     device=str(device), progress=False, step_callback=on_step, stats=stats)
 
 
-def measure(*, blocks: int, feats: int, batch: int, device: torch.device, lam: float = 0.5, amp: str = "none",
-            steps: int = 20, warmup: int = 3, prefetch: int = 2, count_flops: bool = True) -> dict:
-    """One preset timed: steps_per_s, images_per_s, data_wait_share, tflops (None without count_flops)."""
+def random_fnet(name: str):
+    """A registered FNet at its random init, frozen and channels-last as load_fnet leaves it (timing only)."""
     from srlrfr.models import catalog  # noqa: F401
     from srlrfr.models.fnet import FaceRecognizer
     from srlrfr.registry import FNETS
+    spec = FNETS.get(name)
+    backbone = spec.build()
+    if spec.fuse is not None:
+        backbone = spec.fuse(backbone)
+    return FaceRecognizer(spec, backbone).freeze().to(memory_format=torch.channels_last)
+
+
+def crops_for(fnet_name: str, n: int) -> np.ndarray:
+    from srlrfr.geometry import get_geometry
+    from srlrfr.models import catalog  # noqa: F401
+    from srlrfr.registry import FNETS
+    g = get_geometry(FNETS.get(fnet_name).geometry)
+    return np.random.default_rng(0).integers(0, 256, (n, g.height, g.width, 3), dtype=np.uint8)
+
+
+def measure(*, blocks: int, feats: int, batch: int, device: torch.device, lam: float = 0.5, amp: str = "none",
+            steps: int = 20, warmup: int = 3, prefetch: int = 2, count_flops: bool = True,
+            fnet_name: str = "sphereface20", train_srnet=None, images: np.ndarray | None = None) -> dict:
+    """One preset timed: steps_per_s, images_per_s, data_wait_share, tflops (None without count_flops)."""
     from srlrfr.training import TrainOptions
 
-    fnet = None
-    if lam > 0:
-        spec = FNETS.get("sphereface20")
-        fnet = FaceRecognizer(spec, spec.build())  # random init: timing only
-    images = np.random.default_rng(0).integers(0, 256, (max(4 * batch, 64), 112, 96, 3), dtype=np.uint8)
+    fnet = random_fnet(fnet_name) if lam > 0 else None
+    if images is None:
+        images = crops_for(fnet_name, max(4 * batch, 64))
     srnet = {"type": "edsr", "n_blocks": blocks, "n_feats": feats}
     options = TrainOptions(batch_size=batch, iterations=warmup + steps, amp=amp, checkpoint_every=10**9,
                            log_every=10**9, prefetch=prefetch)
@@ -86,7 +110,7 @@ def measure(*, blocks: int, feats: int, batch: int, device: torch.device, lam: f
     stats: dict = {}
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
-    _run(images, fnet, lam, srnet, options, device, on_step, stats)
+    _run(images, fnet, lam, srnet, options, device, on_step, stats, train_srnet)
     timed = stamps[warmup - 1:] if warmup > 0 else stamps
     if len(timed) < 2:
         raise ValueError("need steps >= 2")
@@ -121,6 +145,45 @@ def report(args, device: torch.device, r: dict) -> str:
     return line
 
 
+def reference_train_srnet(rev: str):
+    """train_srnet of srlrfr/training/loop.py at git revision ``rev``, imported beside this checkout's modules."""
+    import importlib.util
+    import subprocess
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{rev}:srlrfr/training/loop.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    name = "srlrfr.training._reference_loop"
+    spec = importlib.util.spec_from_loader(name, loader=None)
+    module = importlib.util.module_from_spec(spec)
+    module.__package__ = "srlrfr.training"
+    sys.modules[name] = module
+    exec(compile(source, f"{rev}:srlrfr/training/loop.py", "exec"), module.__dict__)
+    return module.train_srnet
+
+
+def compare(args, device: torch.device) -> None:
+    """The reference loop and this one, rounds interleaved, same draws; images/s per side and the ratios."""
+    sides = {f"{args.compare} loop, fp32": (reference_train_srnet(args.compare), "none")}
+    sides.update({f"this loop, {'fp32' if amp == 'none' else amp}": (None, amp) for amp in args.amp})
+    images = crops_for(args.fnet, max(4 * args.batch, 256))
+    rates: dict[str, list[float]] = {k: [] for k in sides}
+    for r in range(args.rounds):
+        for label, (loop, amp) in sides.items():
+            out = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
+                          amp=amp, steps=args.steps, warmup=args.warmup, count_flops=False, fnet_name=args.fnet,
+                          train_srnet=loop, images=images)
+            rates[label].append(out["images_per_s"])
+            print(f"round {r + 1}: {label}: {out['images_per_s']:.2f} images/s", flush=True)
+    base = float(np.median(rates[next(iter(sides))]))
+    print(f"\nEDSR {args.blocks}x{args.feats}, batch {args.batch}, FNet {args.fnet}, lambda {args.lam}, "
+          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds:")
+    for label, values in rates.items():
+        med = float(np.median(values))
+        print(f"  {label:<28} {med:8.2f} images/s  {med / base:5.2f}x   "
+              f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blocks", type=int, default=2)
@@ -128,7 +191,11 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     ap.add_argument("--lam", type=float, default=0.5, help="> 0 includes the FNet forward/backward")
-    ap.add_argument("--amp", default="none", choices=["none", "bf16", "fp16"])
+    ap.add_argument("--amp", nargs="+", default=["none"], choices=["none", "bf16", "fp16"],
+                    help="one value; with --compare, each is timed as a side of this loop")
+    ap.add_argument("--fnet", default="sphereface20", help="registered FNet (random init: timing only)")
+    ap.add_argument("--compare", metavar="REF", help="time the loop of git revision REF against this one")
+    ap.add_argument("--rounds", type=int, default=3, help="with --compare: rounds, sides interleaved")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prefetch", type=int, nargs="+", default=[2],
@@ -143,10 +210,13 @@ def main() -> None:
     device = resolve_device(args.device)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {machine_info(device)}")
+    if args.compare:
+        return compare(args, device)
+    args.amp = args.amp[0]
     for prefetch in args.prefetch:
         r = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
                     amp=args.amp, steps=args.steps, warmup=args.warmup, prefetch=prefetch,
-                    count_flops=not args.no_flops)
+                    count_flops=not args.no_flops, fnet_name=args.fnet)
         print(f"prefetch {prefetch}: {report(args, device, r)}; {args.iterations} iterations: "
               f"{args.iterations / r['steps_per_s'] / 3600:.2f} h", flush=True)
 
