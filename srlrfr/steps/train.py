@@ -40,6 +40,38 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
     return model
 
 
+def install_pretrained(src_dir, cfg: dict, *, lam: float, out_dir, srnet: str | None = None) -> Path:
+    """Check a shipped SRNet against the params (SRNet type and kwargs, lambda, FNet), then copy its
+    model.pt and losses.csv into ``out_dir`` as if trained here (train.pretrained)."""
+    from ..atomic import atomic_path
+    from ..config import ConfigError
+    from ..models.srnet import load_srnet
+    src_dir, out_dir = Path(src_dir), Path(out_dir)
+    missing = [n for n in ("model.pt", "losses.csv") if not (src_dir / n).is_file()]
+    if missing:
+        raise FileNotFoundError(f"{src_dir} (train.pretrained) lacks {', '.join(missing)}: a shipped SRNet folder "
+                                f"holds model.pt and losses.csv, as models/srnets/<fnet>/<srnet>_lambda<lambda>/")
+    _, info = load_srnet(src_dir / "model.pt")
+    spec = srnet_spec(cfg, srnet)
+    meta = info.get("meta", {})
+    want = {"SRNet": spec["type"], "lambda": float(lam), "FNet": cfg["fnet"] if lam > 0 else None}
+    have = {"SRNet": info["arch"], "lambda": meta.get("lambda"), "FNet": meta.get("fnet")}
+    wrong = [f"{k} {have[k]!r} (params: {want[k]!r})" for k in want if have[k] != want[k]]
+    wrong += [f"{info['arch']} {k}={info['kwargs'].get(k)!r} (params: {v!r})" for k, v in spec.items()
+              if k != "type" and info["kwargs"].get(k) != v]
+    if wrong:
+        raise ConfigError(f"key 'train.pretrained': {src_dir / 'model.pt'} does not match the params: "
+                          f"{'; '.join(wrong)}. Use the params it was trained with (its preset), or train it "
+                          f"(train.pretrained: null)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name in ("losses.csv", "model.pt"):
+        with atomic_path(out_dir / name) as tmp:
+            shutil.copyfile(src_dir / name, tmp)
+    print(f"train: {src_dir / 'model.pt'} checked against the params and installed (trained "
+          f"{meta.get('iterations')} steps on {meta.get('trained_on')}); nothing trained")
+    return out_dir / "model.pt"
+
+
 def srnet_spec(cfg: dict, name: str | None = None) -> dict:
     """The ``train.srnet`` entry called ``name`` as build kwargs: ``{"type": ..., **kwargs}``."""
     from ..config import ConfigError, srnet_entries, srnet_entry
@@ -64,8 +96,9 @@ def check_degradation(made: dict | None, cfg: dict, degraded_dir) -> None:
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--aligned", required=True, help="aligned folder of the training set")
-    p.add_argument("--degraded", required=True, help="its degraded (pyramid) folder")
+    p.add_argument("--aligned", help="aligned folder of the training set")
+    p.add_argument("--degraded", help="its degraded (pyramid) folder")
+    p.add_argument("--pretrained", help="a shipped SRNet's folder (train.pretrained): check and install, no training")
     p.add_argument("--lam", type=float, required=True)
     p.add_argument("--weights", help="FNet weights (needed when lam > 0)")
     p.add_argument("--out-dir", required=True)
@@ -74,6 +107,11 @@ def add_arguments(p) -> None:
 
 def main(args, cfg) -> None:
     from ..training import ddp
+    if args.pretrained:
+        install_pretrained(args.pretrained, cfg, lam=args.lam, out_dir=args.out_dir, srnet=args.srnet)
+        return
+    if not (args.aligned and args.degraded):
+        raise SystemExit("srlrfr train: --aligned and --degraded are required unless --pretrained is given")
     gpus = cfg["train"]["gpus"]
     if gpus > 1 and not ddp.under_launcher():
         ddp.relaunch(gpus)  # one process per GPU under torchrun, each running this again; no return

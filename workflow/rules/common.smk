@@ -28,6 +28,7 @@ FULL_RES = f"{GEOMETRY.height}x{GEOMETRY.width}"
 EVAL_SET = "lfw"  # the paper's set: the report's figures and paper comparison
 EVAL_SETS = config["evaluate"]["datasets"]  # every verification set with rows in the table
 TRAIN_SET = config["train"]["dataset"]
+PRETRAINED = config["train"]["pretrained"]  # shipped SRNets: evaluated, never trained
 LAMBDAS = params.trained_lambdas(config)
 SRNET_NAMES = params.srnet_names(config)
 SR_METHODS = [methods.sr_method(name, lam) for name in SRNET_NAMES for lam in LAMBDAS]
@@ -105,7 +106,7 @@ def step_benchmarks():
     checks this list against the benchmark lines of the dry run.
     """
     bench = "logs/benchmarks"
-    datasets = EVAL_SETS + ([TRAIN_SET] if SR_METHODS else [])
+    datasets = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [])
     files = [f"{bench}/{r}/{d}.tsv" for r in ("ingest", "landmarks") for d in datasets]
     files += [f"{bench}/{r}/{d}_{GEOM}.tsv" for r in ("align", "degrade") for d in datasets]
     files += [f"{bench}/fnet_weights/{FNET}.tsv"]
@@ -152,14 +153,21 @@ def train_settings(wildcards):
 
 
 def train_inputs(wildcards):
+    if PRETRAINED:  # the shipped model, checked and copied: no training data, no FNet
+        return {
+            "pretrained": f"{PRETRAINED}/{wildcards.fnet}/{wildcards.srnet}_lambda{wildcards.lam}"
+        }
     inputs = {"aligned": aligned_dir(TRAIN_SET), "degraded": degraded_dir(TRAIN_SET)}
     if float(wildcards.lam) > 0:  # lambda = 0 needs no FNet at all
         inputs["weights"] = f"models/fnets/{wildcards.fnet}.pt"
     return inputs
 
 
-def train_weights_flag(wildcards, input):
-    return f"--weights {input.weights}" if "weights" in input.keys() else ""
+def train_data_flags(wildcards, input):
+    if "pretrained" in input.keys():
+        return f"--pretrained {input.pretrained}"
+    flags = f"--aligned {input.aligned} --degraded {input.degraded}"
+    return flags + (f" --weights {input.weights}" if "weights" in input.keys() else "")
 
 
 def features_inputs(wildcards):

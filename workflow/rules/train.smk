@@ -15,9 +15,8 @@ rule train:
         **job_resources("train"),
     params:
         settings=train_settings,
-        weights=train_weights_flag,
+        data=train_data_flags,
         out_dir=lambda w, output: os.path.dirname(output.model),
     shell:
-        "srlrfr train --settings {params.settings:q} --threads {threads} --aligned {input.aligned} "
-        "--degraded {input.degraded} --srnet {wildcards.srnet} --lam {wildcards.lam} {params.weights} "
-        "--out-dir {params.out_dir} > {log} 2>&1"
+        "srlrfr train --settings {params.settings:q} --threads {threads} {params.data} "
+        "--srnet {wildcards.srnet} --lam {wildcards.lam} --out-dir {params.out_dir} > {log} 2>&1"
