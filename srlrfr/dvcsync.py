@@ -157,7 +157,7 @@ def stages_from_plan(plan: list[dict], root: Path, cfg: dict) -> dict:
             entry["params"] = sorted(st["params"])
         entry["outs"] = [{o: {"persist": True}} for o in sorted(st["outs"])]
         if rule == "aggregate":
-            entry["metrics"] = [{m: {"cache": False}} for m in METRICS]
+            entry["metrics"] = [{m: {"cache": False, "persist": True}} for m in METRICS]
         doc["stages"][rule] = entry
     return doc
 

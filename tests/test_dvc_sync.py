@@ -49,3 +49,12 @@ def test_report_reads_every_jobs_benchmark(repo_root: Path):
         assert not any(o.startswith("logs/") for o in outs)
         if configs and configs[-1] == ".test/protocols.yaml":
             assert "logs/benchmarks/matrix/dlib_resnet34/bicubic.tsv" in listed
+
+
+def test_every_output_and_metric_persists(repo_root: Path):
+    """DVC must not delete a stage's outputs before it runs: Snakemake decides what is out of date."""
+    stages = yaml.safe_load((repo_root / "dvc.yaml").read_text())["stages"]
+    for name, stage in stages.items():
+        for entry in stage.get("outs", []) + stage.get("metrics", []):
+            (path, flags), = entry.items()
+            assert flags.get("persist") is True, f"stage {name}: {path} is not persist: true"
