@@ -62,10 +62,11 @@ def cmd_dvc_yaml(args) -> None:
 
 def cmd_step(args) -> None:
     from .atomic import all_or_nothing
+    from .paths import resolve_params
     from .runs import watch_snakemake
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
-    cfg = _settings(args)
+    cfg = resolve_params(_settings(args))  # relative paths: to the repository root, once
     # Steps with several outputs declare them written together: all appear, or none does.
     with all_or_nothing() if getattr(args.step, "OUTPUTS_TOGETHER", False) else contextlib.nullcontext():
         args.step.main(args, cfg)

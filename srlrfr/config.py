@@ -36,7 +36,8 @@ def load_schema() -> dict:
     props["fnet"]["enum"] = FNETS.keys()
     props["fnets"]["properties"] = {
         name: {"type": "object", "additionalProperties": False, "default": {},
-               "properties": {"weights": {"type": "string", "minLength": 1, "default": FNETS.get(name).weights_default,
+               "properties": {"weights": {"type": "string", "minLength": 1, "x-path": True,
+                                          "default": FNETS.get(name).weights_default,
                                           "description": FNETS.get(name).weights}}}
         for name in FNETS.keys()}
     props["degrade"]["properties"]["kernel"]["enum"] = RESIZE_KERNELS.keys()
@@ -49,7 +50,7 @@ def load_schema() -> dict:
     evaluate["datasets"]["items"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "verification"]
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
-        name: {"type": "string", "minLength": 1, "default": "detect"} for name in DATASETS.keys()}
+        name: {"type": "string", "minLength": 1, "default": "detect", "x-path": True} for name in DATASETS.keys()}
     from .resources import RULES
     props["resources"]["properties"] = {name: {"$ref": "#/definitions/job_resources"} for name in RULES}
     return schema

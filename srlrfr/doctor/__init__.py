@@ -22,6 +22,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable
 
+from ..paths import repo_root
 from .base import FAIL, FIX_LOCK, INFO, OK, WARN, Check
 from .disk import check_disk, plan_outputs
 from .inputs import Plan, check_celeba, check_landmarks, check_lfw, check_weights, check_xqlfw
@@ -41,7 +42,7 @@ __all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "failures", 
            "scheduled"]
 
 
-def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool = True,
+def run_checks(cfg: dict | None, *, root: str | os.PathLike | None = None, network: bool = True,
                torch_info: TorchInfo | None = None, driver: Driver | None | str = "probe",
                probe: Callable[[str, float], Reach] = probe_url, usage: Callable = shutil.disk_usage,
                timeout: float = 3.0, jobs: Iterable[str] | None = None) -> list[Check]:
@@ -50,7 +51,7 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike = ".", network: bool
     ``jobs`` (see ``scheduled``) limits the input checks to what those jobs read:
     building only the FNet weights must not need the data sets. None: everything.
     """
-    root = Path(root)
+    root = Path(root) if root is not None else repo_root()  # where relative params paths point (srlrfr.paths)
     wants = _wanted(jobs)
     checks = [check_python(), *check_packages()]
     try:

@@ -27,6 +27,6 @@ def human(n: float) -> str:
 
 
 def params_path(root: Path, value: str) -> Path:
-    """A path from params.yaml: relative ones are relative to the run's folder."""
-    p = Path(value).expanduser()
-    return p if p.is_absolute() else root / p
+    """A path from params.yaml, as the steps resolve it (srlrfr.paths): relative ones join ``root``."""
+    from ..paths import resolve
+    return resolve(value, root)
