@@ -30,7 +30,9 @@ METRICS = ["results/metrics.json"]
 # through SLURM. Unset, it expands to nothing. ($VAR, not ${VAR}: DVC reads ${...}
 # as its own templating.) Not a stage dependency: where a job runs changes no output.
 SNAKEMAKE_ARGS_ENV = "SRLRFR_SNAKEMAKE_ARGS"
-SNAKEMAKE = f"snakemake --cores all ${SNAKEMAKE_ARGS_ENV} --until {{rule}}"
+# PYTHONPATH first: a DVC experiment's temporary copy (.dvc/tmp/exps/...) runs its own snapshot of
+# srlrfr/, not the editable install of the main checkout.
+SNAKEMAKE = f"PYTHONPATH=$PWD:$PYTHONPATH snakemake --cores all ${SNAKEMAKE_ARGS_ENV} --until {{rule}}"
 
 
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:
