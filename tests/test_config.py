@@ -179,6 +179,11 @@ def test_yaml_1_2_numbers_are_numbers(tmp_path: Path):
         assert cfg["train"]["iterations"] == 50 and type(cfg["train"]["iterations"]) is int
         assert cfg["train"]["srnet"]["res_scale"] == 0.1 and cfg["report"]["far_targets"] == [0.01]
     assert config.trained_lambdas(cfg) == ["0", "0.00001", "0.001"]
+    import re
+
+    from srlrfr.methods import LAMBDA_PATTERN, sr_method
+    assert sr_method("edsr", cfg["lambda"]) == "edsr_lambda0.00001"
+    assert all(re.fullmatch(LAMBDA_PATTERN, tag) for tag in config.trained_lambdas(cfg))
     with pytest.raises(config.ConfigError, match=r"key 'lambda': 'abc' is not of type 'number'"):
         config.validate({"lambda": "abc"})
     with pytest.raises(config.ConfigError, match=r"key 'train.iterations'"):
