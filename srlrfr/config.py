@@ -20,6 +20,34 @@ class ConfigError(ValueError):
     """A params file that fails validation; the message names the key."""
 
 
+# YAML 1.2 floats: PyYAML follows YAML 1.1, which wants a dot and a signed exponent, so it reads
+# 1e-5 and 1e-05 (what `dvc exp run -S lambda=0.00001` writes) as strings.
+YAML12_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
+    |[-+]?[0-9][0-9_]*\.[0-9_]*
+    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X)
+
+
+class Yaml12Loader(yaml.SafeLoader):
+    """yaml.SafeLoader with YAML 1.2 floats: the one loader of params files (read_yaml)."""
+
+    yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))
+
+
+def yaml_number(text: str) -> int | float | None:
+    """``text`` as a YAML 1.2 integer or float (1e-05, .inf, 3), else None."""
+    text = text.strip()
+    if not (re.fullmatch(r"[-+]?[0-9]+", text) or YAML12_FLOAT.match(text)):
+        return None
+    return yaml.load(text, Loader=Yaml12Loader)
+
+
 def load_schema() -> dict:
     """The params schema, with every registry-backed enum filled from the registries.
 
@@ -31,7 +59,8 @@ def load_schema() -> dict:
     from .methods import AUTHORS_CHECKPOINTS
     from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, RESIZE_KERNELS, SRNETS
     load_all()
-    schema = yaml.safe_load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text())
+    schema = yaml.load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text(),
+                       Loader=Yaml12Loader)
     props = schema["properties"]
     props["fnet"]["enum"] = FNETS.keys()
     props["fnets"]["properties"] = {
@@ -110,10 +139,54 @@ def deep_merge(base: dict, overlay: dict) -> dict:
     return out
 
 
+def _types(node: dict) -> list:
+    types = node.get("type", [])
+    return [types] if isinstance(types, str) else types
+
+
+def _coerce_numbers(schema: dict, node: dict, value: Any) -> Any:
+    """Numbers as YAML 1.2 reads them: a string where the schema wants a number (Snakemake loads
+    --configfile with YAML 1.1, which leaves 1e-05 a string), and a float with no fraction where it
+    wants an integer (5e4 is 50000, and range() needs an int)."""
+    node = _resolve(schema, node)
+    types = _types(node)
+    if isinstance(value, str) and {"number", "integer"} & set(types):
+        number = yaml_number(value)
+        value = value if number is None else number
+    if isinstance(value, float) and "integer" in types and "number" not in types and value.is_integer():
+        return int(value)
+    if isinstance(value, dict) and isinstance(node.get("properties"), dict):
+        for key, sub in node["properties"].items():
+            if key in value:
+                value[key] = _coerce_numbers(schema, sub, value[key])
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        value[:] = [_coerce_numbers(schema, node["items"], v) for v in value]
+    return value
+
+
+def _check_finite(value: Any, key: str = "") -> None:
+    """NaN and infinity pass JSON schema's number checks (every comparison with NaN is false), so
+    one walk over the whole config refuses them, SRNet and degradation kwargs included."""
+    if isinstance(value, dict):
+        for name, sub in value.items():
+            _check_finite(sub, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for i, sub in enumerate(value):
+            if isinstance(sub, float) and not math.isfinite(sub):
+                raise ConfigError(f"key '{key}': item {i}, {sub!r}, is not a finite number "
+                                  f"(NaN and infinity are never valid params){_dvc_hint()}")
+            _check_finite(sub, f"{key}.{i}")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"key '{key}': {value!r} is not a finite number "
+                          f"(NaN and infinity are never valid params){_dvc_hint()}")
+
+
 def validate(config: dict | None) -> dict:
     """Return a validated copy of ``config`` with every default filled in."""
     schema = load_schema()
     cfg = _fill_defaults(schema, schema, copy.deepcopy(config or {}))
+    cfg = _coerce_numbers(schema, schema, cfg)
+    _check_finite(cfg)
     import jsonschema  # here, not at the top: typed entries (fill_typed) work without it (benchmarks/gpu_check.sh)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(cfg), key=lambda e: list(e.absolute_path))
@@ -140,15 +213,29 @@ def fill_typed(node: Any, registry, key: str, extra: tuple[str, ...] = ()):
                           f"(allowed here: {', '.join(sorted(['type', *extra, *spec.defaults]))})")
     for name, default in spec.defaults.items():
         node.setdefault(name, copy.deepcopy(default))
+        if isinstance(default, float) and isinstance(node[name], str) and yaml_number(node[name]) is not None:
+            node[name] = yaml_number(node[name])  # Snakemake's YAML 1.1 leaves 1e-05 a string
         value = node[name]
         if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
             raise ConfigError(f"key '{key}.{name}': {value!r} is not a {type(default).__name__} "
                               f"(the default of {node['type']} is {default!r})")
-    problems = getattr(spec, "check", lambda params: {})(node)
+    problems = getattr(spec, "check", lambda params: {})(node) or _kwarg_bounds(node, spec.defaults)
     if problems:
         name, problem = next(iter(problems.items()))
         raise ConfigError(f"key '{key}.{name}': {problem}")
     return spec
+
+
+def _kwarg_bounds(node: dict, defaults: dict) -> dict[str, str]:
+    """What every typed kwarg must be: a finite float; a size or count (positive int default) >= 1."""
+    problems = {}
+    for name, default in defaults.items():
+        value = node[name]
+        if isinstance(value, float) and not math.isfinite(value):
+            problems[name] = f"{value!r} is not a finite number"
+        elif type(default) is int and default > 0 and value < 1:
+            problems[name] = f"{value!r} must be >= 1 (a size or a count; the default is {default})"
+    return problems
 
 
 def srnet_entries(cfg: dict) -> list[dict]:
@@ -177,12 +264,10 @@ def _fill_srnet(cfg: dict) -> None:
 
 
 def _check_lambdas(cfg: dict) -> None:
-    """Finite, and short enough as a file-name tag (the ``lam`` wildcard matches every tag)."""
+    """Short enough as a file-name tag (the ``lam`` wildcard matches every tag); finite: _check_finite."""
     from .methods import lambda_tag
     for key, values in (("lambda", [cfg["lambda"]]), ("lambdas", cfg["lambdas"])):
         for v in values:
-            if not math.isfinite(v):
-                raise ConfigError(f"key '{key}': {v!r} is not a finite number (expected a weight >= 0)")
             if len(lambda_tag(v)) > 24:
                 raise ConfigError(f"key '{key}': {v!r} needs more than 24 digits as a decimal "
                                   f"({lambda_tag(v)[:30]}...); use a value with fewer decimals")
@@ -252,7 +337,7 @@ def read_yaml(path: str | Path) -> dict:
         raise ConfigError(f"params file not found: {path}")
     try:
         with open(path, encoding="utf-8") as fh:  # a file object: yaml's marks name the file
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=Yaml12Loader) or {}
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}. Fix the line named "
                           f"(`srlrfr config --params {path}` checks it)") from None

@@ -255,6 +255,20 @@ def _truncated_pt(w: Path) -> Path:
     return write(w / "downloads" / "cut.pt", crafted_pickle(w / "x.pt").read_bytes()[:300])
 
 
+def _raw_overlay(text: str) -> Callable[[Path], list[str]]:
+    """An overlay as written by hand (yaml.safe_dump would spell the numbers its own way)."""
+    return lambda w: ["config", "--params", "params.yaml", write(w / "over.yaml", text).name]
+
+
+def _train_diverging(w: Path) -> list[str]:
+    """lr 1e30 passes the schema; the first update throws the weights to ~1e30 and step 2's loss overflows."""
+    argv = train_argv(w)
+    settings = json.loads(SETTINGS)
+    settings["train"].update(lr=1e30, checkpoint_every=5)
+    argv[argv.index("--settings") + 1] = json.dumps(settings)
+    return argv
+
+
 def _train_on_crafted_checkpoint(w: Path) -> list[str]:
     crafted_pickle(w / "models" / "srnets" / "t" / "edsr_lambda0" / "checkpoint.pt")
     return train_argv(w)
@@ -283,6 +297,20 @@ CASES = [
     Case("--settings not JSON", lambda w: ["config", "--settings", "{lambda: 1"], ("--settings",), ("JSON",)),
     Case("folds that the local pairs file cannot make", _folds_local, ("'evaluate.folds'", "pairs.txt"),
          ("cannot be split",)),
+    Case("train.lr NaN", _config({"train": {"lr": float("nan")}}), ("'train.lr'",), ("finite",)),
+    Case("SRNet res_scale infinite", _config({"train": {"srnet": {"type": "edsr", "res_scale": float("inf")}}}),
+         ("'train.srnet.res_scale'",), ("finite",)),
+    Case("FAR target NaN", _config({"report": {"far_targets": [0.01, float("nan")]}}), ("'report.far_targets'",),
+         ("finite",)),
+    Case("YAML 1.2 number overflowing to infinity", _raw_overlay("lambda: 1e400\n"), ("'lambda'",), ("finite",)),
+    Case("number in exponent form gone wrong", _raw_overlay("lambda: 1e-05x\n"), ("'lambda'",), ("number",)),
+    Case("negative seed", _config({"train": {"seed": -1}}), ("'train.seed'",), ("minimum",)),
+    Case("SRNet size 0", _config({"train": {"srnet": {"type": "edsr", "n_feats": 0}}}), ("'train.srnet.n_feats'",),
+         (">= 1",)),
+    Case("threshold_steps too many", _config({"evaluate": {"threshold_steps": 10**9}}),
+         ("'evaluate.threshold_steps'",), ("maximum",)),
+    Case("duplicate baselines", _config({"evaluate": {"baselines": ["bicubic", "bicubic"]}}),
+         ("'evaluate.baselines'",), ("non-unique",)),
     Case("folds that the official pairs file cannot make", _config({"evaluate": {"folds": 15}}),
          ("'evaluate.folds'", "official"), ("multiple",)),
     # datasets and archives
@@ -328,6 +356,8 @@ CASES = [
          ("downloads/evil.pt",), ("refused", "can run code")),
     Case("truncated FNet weights", _features_with(_truncated_pt), ("downloads/cut.pt",),
          ("corrupt or truncated", "again")),
+    Case("training that diverges (train.lr 1e30)", _train_diverging, ("train.lr", "step 2"),
+         ("diverged", "Nothing was saved as model.pt")),
     Case("crafted pickle as a training checkpoint", _train_on_crafted_checkpoint, ("edsr_lambda0/checkpoint.pt",),
          ("refused",)),
 ]

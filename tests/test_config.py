@@ -130,3 +130,83 @@ def test_srnet_list_entries_are_checked_and_named_uniquely():
         config.validate({"train": {"srnet": []}})
     with pytest.raises(config.ConfigError, match=r"no SRNet named 'imdn' \(configured: edsr, wide\)"):
         config.srnet_entry(cfg, "imdn")
+
+
+@pytest.mark.parametrize("doc, key", [
+    ({"train": {"lr": float("nan")}}, "train.lr"),
+    ({"train": {"lr": float("inf")}}, "train.lr"),
+    ({"train": {"srnet": {"type": "edsr", "res_scale": float("nan")}}}, "train.srnet.res_scale"),
+    ({"degrade": {"model": {"type": "down_noise", "noise_sigma": float("-inf")}}}, "degrade.model.noise_sigma"),
+    ({"report": {"far_targets": [0.01, float("nan")]}}, "report.far_targets"),
+    ({"align": {"thresholds": [0.6, float("inf"), 0.7]}}, "align.thresholds"),
+])
+def test_nan_and_infinity_are_refused_everywhere(doc, key):
+    with pytest.raises(config.ConfigError, match=rf"key '{key}': .*not a finite number"):
+        config.validate(doc)
+
+
+@pytest.mark.parametrize("doc, key, words", [
+    ({"train": {"seed": -1}}, "train.seed", "minimum"),
+    ({"evaluate": {"seed": -1}}, "evaluate.seed", "minimum"),
+    ({"degrade": {"seed": -1}}, "degrade.seed", "minimum"),
+    ({"train": {"srnet": {"type": "edsr", "n_feats": 0}}}, "train.srnet.n_feats", ">= 1"),
+    ({"train": {"srnet": [{"type": "edsr"}, {"type": "imdn", "n_blocks": -2}]}}, "train.srnet.1.n_blocks", ">= 1"),
+    ({"evaluate": {"threshold_steps": 10**9}}, "evaluate.threshold_steps", "maximum"),
+    ({"evaluate": {"threshold_steps": 2}}, "evaluate.threshold_steps", "minimum"),
+    ({"evaluate": {"baselines": ["bicubic", "bicubic"]}}, "evaluate.baselines", "non-unique"),
+    ({"evaluate": {"authors_checkpoints": ["edsr_baseline", "edsr_baseline"]}}, "evaluate.authors_checkpoints",
+     "non-unique"),
+    ({"evaluate": {"protocols": ["hr_vs_lr", "hr_vs_lr"]}}, "evaluate.protocols", "non-unique"),
+    ({"report": {"far_targets": [1e-2, 1e-2]}}, "report.far_targets", "non-unique"),
+    ({"report": {"far_targets": [1.5]}}, "report.far_targets.0", "maximum"),
+])
+def test_numbers_and_names_are_bounded(doc, key, words):
+    with pytest.raises(config.ConfigError, match=rf"key '{key}'") as err:
+        config.validate(doc)
+    assert words in str(err.value)
+
+
+def test_yaml_1_2_numbers_are_numbers(tmp_path: Path):
+    """1e-05 (what `dvc exp run -S lambda=0.00001` writes) is a string to YAML 1.1 (PyYAML, Snakemake)."""
+    over = tmp_path / "over.yaml"
+    over.write_text("lambda: 1e-05\nlambdas: [0, 1E-3]\ntrain: {lr: 2e-4, iterations: 5e1, srnet: {type: edsr, "
+                    "res_scale: 1e-1}}\nreport: {far_targets: [1e-2]}\n")
+    assert yaml.safe_load(over.read_text())["lambda"] == "1e-05"  # the YAML 1.1 reading
+    assert config.read_yaml(over)["lambda"] == 1e-05
+    for raw in (config.read_yaml(over), yaml.safe_load(over.read_text())):  # ours, and Snakemake's loader
+        cfg = config.validate(raw)
+        assert cfg["lambda"] == 1e-05 and cfg["lambdas"] == [0, 1e-3] and cfg["train"]["lr"] == 2e-4
+        assert cfg["train"]["iterations"] == 50 and type(cfg["train"]["iterations"]) is int
+        assert cfg["train"]["srnet"]["res_scale"] == 0.1 and cfg["report"]["far_targets"] == [0.01]
+    assert config.trained_lambdas(cfg) == ["0", "0.00001", "0.001"]
+    import re
+
+    from srlrfr.methods import LAMBDA_PATTERN, sr_method
+    assert sr_method("edsr", cfg["lambda"]) == "edsr_lambda0.00001"
+    assert all(re.fullmatch(LAMBDA_PATTERN, tag) for tag in config.trained_lambdas(cfg))
+    with pytest.raises(config.ConfigError, match=r"key 'lambda': 'abc' is not of type 'number'"):
+        config.validate({"lambda": "abc"})
+    with pytest.raises(config.ConfigError, match=r"key 'train.iterations'"):
+        config.validate({"train": {"iterations": 5.5}})
+    with pytest.raises(config.ConfigError, match=r"key 'train.srnet.res_scale'"):
+        config.validate({"train": {"srnet": {"type": "edsr", "res_scale": "small"}}})
+
+
+def test_yaml_1_2_numbers_through_the_cli(tmp_path: Path, monkeypatch, capsys, repo_root: Path):
+    from srlrfr import cli
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "over.yaml").write_text("lambda: 1e-05\ntrain: {lr: .inf}\n")
+    assert cli.main(["config", "--params", str(repo_root / "params.yaml"), "over.yaml"]) == 2
+    assert "key 'train.lr': inf is not a finite number" in capsys.readouterr().err
+    (tmp_path / "over.yaml").write_text("lambda: 1e-05\n")
+    assert cli.main(["config", "--params", str(repo_root / "params.yaml"), "over.yaml", "--print"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["lambda"] == 1e-05
+
+
+def test_yaml_loader_reads_yaml_1_2_floats_only_as_floats():
+    doc = "a: 1e-5\nb: 1E+3\nc: .inf\nd: -.inf\ne: .nan\nf: 10\ng: 1.5\nh: e5\ni: 1e\nj: '1e-5'\nk: true\n"
+    got = yaml.load(doc, Loader=config.Yaml12Loader)
+    assert got["a"] == 1e-5 and got["b"] == 1000.0 and got["c"] == float("inf") and got["d"] == float("-inf")
+    assert got["e"] != got["e"] and got["f"] == 10 and type(got["f"]) is int and got["g"] == 1.5
+    assert (got["h"], got["i"], got["j"], got["k"]) == ("e5", "1e", "1e-5", True)
+    assert yaml.safe_load("a: 1e-5")["a"] == "1e-5"  # PyYAML's own loader is left as it was

@@ -300,3 +300,39 @@ def test_cached_hr_features_train_as_the_live_step(hr_images, tmp_path):
         logs[cache] = np.loadtxt(tmp_path / str(cache) / "train_log.csv", delimiter=",", skiprows=1,
                                  usecols=range(2, 5))
     np.testing.assert_allclose(logs[True], logs[False], rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("lr, kwargs, log_every, step", [
+    (1e30, TINY, 1, "at step 2"),  # the first update throws the weights to ~1e30: the next loss overflows
+    (1e-4, {**TINY, "res_scale": float("nan")}, 1, "at step 1"),
+    (1e-4, {**TINY, "res_scale": float("nan")}, 4, "at step 1"),  # found at step 4, named as step 1
+])
+def test_diverging_training_stops_without_a_model(hr_images, tmp_path, lr, kwargs, log_every, step):
+    from srlrfr.training.loop import TrainingDiverged
+    seen = []
+    with pytest.raises(TrainingDiverged, match=rf"diverged {step}: the loss is NaN or infinite") as err:
+        run(hr_images, tmp_path, lam=0.0, fnet=None, lr=lr, arch_kwargs=kwargs, log_every=log_every,
+            checkpoint_every=4, step_callback=lambda s, losses: seen.append(s) if log_every > 1 else None)
+    assert "train.lr" in str(err.value) and "train.amp" in str(err.value) and "res_scale" in str(err.value)
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "checkpoint.pt").exists()
+    if log_every > 1:
+        assert seen == [1, 2, 3]  # stopped at the first step that syncs, before its checkpoint
+
+
+def test_non_finite_weights_after_the_last_step_are_caught(hr_images, tmp_path, monkeypatch):
+    """The last update's damage shows in no loss: the weights are checked before model.pt is written."""
+    from srlrfr.training.loop import TrainingDiverged
+
+    class OverflowingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            out = super().step(closure)
+            self.done = getattr(self, "done", 0) + 1
+            if self.done == 2:
+                with torch.no_grad():
+                    self.param_groups[0]["params"][0].fill_(float("inf"))
+            return out
+    monkeypatch.setattr(torch.optim, "Adam", OverflowingAdam)
+    with pytest.raises(TrainingDiverged, match=r"diverged by step 2: the SRNet's weights are NaN or infinite"):
+        run(hr_images, tmp_path, lam=0.0, fnet=None, iterations=2, checkpoint_every=1)
+    assert not (tmp_path / "model.pt").exists()
+    assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1  # the last finite one

@@ -85,6 +85,47 @@ class TrainOptions:
                                  f"{fnet.geometry.name} ({fnet.geometry.height}x{fnet.geometry.width})")
 
 
+class TrainingDiverged(RuntimeError):
+    """A NaN or infinite loss (or weights): the run stops and writes no model.pt."""
+
+
+class _FiniteWatch:
+    """Notices a non-finite loss without a device sync per step: the first bad step stays on the
+    device and is read where the loop syncs anyway (log and checkpoint steps, the last step), before
+    anything is logged or saved. The weights are checked there too (the last step's loss cannot show
+    what its update did)."""
+
+    def __init__(self, model: torch.nn.Module, dev: torch.device, opt: "TrainOptions", world: int, hint: str):
+        self.model, self.opt, self.world, self.hint = model, opt, world, hint
+        self.none = opt.iterations + 1  # no bad step yet
+        self.first = torch.full((), self.none, dtype=torch.long, device=dev)
+
+    def after(self, step: int, loss: Tensor) -> None:
+        self.first = torch.where(torch.isfinite(loss.detach()), self.first, self.first.clamp(max=step))
+        opt = self.opt
+        if step % opt.log_every == 0 or step % opt.checkpoint_every == 0 or step == opt.iterations:
+            self._check(step)
+
+    def _check(self, step: int) -> None:
+        first = self.first.clone()
+        if self.world > 1:  # the same steps on every rank: all stop together
+            import torch.distributed as dist
+            dist.all_reduce(first, op=dist.ReduceOp.MIN)
+        if int(first) != self.none:
+            raise TrainingDiverged(f"training diverged at step {int(first)}: the loss is NaN or infinite. "
+                                   f"{self.hint}")
+        if not torch.stack([torch.isfinite(p).all() for p in self.model.parameters()]).all():
+            raise TrainingDiverged(f"training diverged by step {step}: the SRNet's weights are NaN or infinite. "
+                                   f"{self.hint}")
+
+
+def _divergence_hint(opt: "TrainOptions", srnet_type: str, kwargs: dict) -> str:
+    """What to change: the step size, the precision, and the residual scaling of the SRNet."""
+    scale = f"res_scale ({kwargs['res_scale']})" if "res_scale" in kwargs else f"kwargs ({kwargs})"
+    return (f"Nothing was saved as model.pt. Look at train.lr ({opt.lr:g}; lower it), train.amp ({opt.amp}; "
+            f"'none' computes in fp32) and the SRNet's {scale} in train.srnet (type {srnet_type})")
+
+
 def _run_config(srnet_type: str, kwargs: dict, kernel: str, lam: float, fnet, opts: TrainOptions,
                 data: PyramidData) -> dict[str, Any]:
     """What a checkpoint must agree on to be resumed."""
@@ -169,6 +210,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
                          shard=slice(rank * part, (rank + 1) * part), pin=dev.type == "cuda", depth=opt.prefetch,
                          hr_features=hr_features)
     amp_dtype = AMP_DTYPES[opt.amp]
+    watch = _FiniteWatch(model, dev, opt, world, _divergence_hint(opt, srnet_type, kwargs))
 
     def autocast() -> contextlib.AbstractContextManager:
         return torch.autocast(dev.type, dtype=amp_dtype) if amp_dtype else contextlib.nullcontext()
@@ -215,6 +257,7 @@ def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, 
             for step in range(start + 1, opt.iterations + 1):
                 draw, batch = stream.next()
                 out = one_step(batch)
+                watch.after(step, out["total"])
                 if step % opt.log_every == 0 or step_callback is not None:
                     losses = _mean_over_ranks(out, world)
                 if rank == 0 and step % opt.log_every == 0:
