@@ -29,11 +29,11 @@ RULES = ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_auth
 # each importing srlrfr and torch: ~650 MB each (docs/slurm.md).
 SNAKEMAKE_MB = 1400
 # Peak RSS of each step, flat in the data size since storage is read by row
-# (benchmarks/bench_memory.py: 0.7-1.2 GB at 200 and 2,000 images, README), with headroom.
+# (benchmarks/bench_memory.py: 0.7-1.2 GB at 200 and 2,000 images, docs/scale.md), with headroom.
 STEP_MB = {"landmarks": 2000, "align": 1500, "degrade": 1500, "train": 3000,
            "features": 2000, "evaluate": 2500}
 DEFAULT_STEP_MB = 1000
-# Where the peak still grew with the images (bench_memory, README): MB per image, the
+# Where the peak still grew with the images (bench_memory, docs/scale.md): MB per image, the
 # largest slope measured (landmarks keeps a row per image; evaluate, the probes' features).
 STEP_MB_PER_IMAGE = {"landmarks": 0.16, "evaluate": 0.032}
 # Seconds per image on the CPU, with headroom (MTCNN dominates landmarks; evaluate

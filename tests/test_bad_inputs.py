@@ -597,7 +597,7 @@ def test_bad_input_through_snakemake(name, args, files, names, clear, snake_repo
     if clear:
         assert all(n in text for n in names), text
         COUNTS["bad inputs rejected with a clear message"] += 1
-    else:  # documented in the README: the message does not name the file (Snakemake's own parser)
+    else:  # documented in docs/reliability.md: the message does not name the file (Snakemake's own parser)
         assert "Config file is not valid JSON or YAML" in text
 
 

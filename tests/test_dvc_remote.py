@@ -2,7 +2,7 @@
 
 On a copy of the finished smoke run (conftest's smoke_reference): `dvc commit`
 records Snakemake's outputs in dvc.lock (no stage runs), `dvc push` sends them
-to a local-directory remote (the README's walkthrough default), then a fresh
+to a local-directory remote (docs/running.md's walkthrough default), then a fresh
 `git clone` + `dvc pull` must give the same results, `dvc status` must be
 clean and `dvc repro` must run nothing. An experiment travels the same way:
 `dvc exp push` to the team's git remote (a bare repository here), `dvc exp pull`

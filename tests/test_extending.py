@@ -1,7 +1,7 @@
 """A new FNet or SRNet is one file plus one registry line: nothing else changes.
 
 In a copy of the repository, a toy FNet and a toy SRNet are added exactly as
-the README says (a module under srlrfr/models/fnets|srnets and its import in
+docs/layout.md says (a module under srlrfr/models/fnets|srnets and its import in
 srlrfr/models/catalog.py); then params select them by name and the real DAG
 plans with them, and the FNet's own weight preparation runs through its rule.
 A list of SRNets trains each of them, and dvc.yaml follows.
@@ -78,7 +78,7 @@ def _run(cmd, cwd, env):
 
 @pytest.fixture(scope="module")
 def toy_repo(tmp_path_factory, repo_root):
-    """A copy of the repository with a toy FNet and SRNet added as the README says."""
+    """A copy of the repository with a toy FNet and SRNet added as docs/layout.md says."""
     work = tmp_path_factory.mktemp("extending") / "repo"
     files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=repo_root,
                            capture_output=True, check=True).stdout.decode().split("\0")

@@ -45,7 +45,7 @@ def test_runtime_grows_with_the_data_and_the_training_cost():
 def test_memory_grows_only_where_it_was_measured_to():
     c = cfg()
     assert resources.mem_mb(c, "align", 200_000) == resources.mem_mb(c, "align", 2_000)
-    assert resources.mem_mb(c, "landmarks", 202_599) > 30_000  # bench_memory's largest slope, README
+    assert resources.mem_mb(c, "landmarks", 202_599) > 30_000  # bench_memory's largest slope, docs/scale.md
     assert resources.mem_mb(cfg(resources={"landmarks": {"mem_mb": 8000}}), "landmarks", 202_599) == 8000
 
 

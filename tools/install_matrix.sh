@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The install matrix beyond CI's own install (README, "Run the tests"): the unit tests
+# The install matrix beyond CI's own install (docs/testing.md): the unit tests
 # under Python 3.13 installed from the ranges (newest releases allowed) and under
 # Python 3.12 installed from the lock. Each installs torch afresh (minutes, GBs), so CI
 # (.ci/run) runs only the lock check and the full suite on 3.11; run this before a

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
-FIX_LOCK = "pip install -r requirements.lock (README, 'Set up')"
+FIX_LOCK = "pip install -r requirements.lock (docs/install.md)"
 
 
 @dataclass(frozen=True)

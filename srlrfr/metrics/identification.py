@@ -1,6 +1,6 @@
 """Closed-set identification on LFW: the gallery/probe split, ranks, rank-k and the CMC curve.
 
-The split (README, "Identification"): among the usable ingested images (not
+The split (docs/beyond.md, "Identification"): among the usable ingested images (not
 damaged; with a face, under align.no_face: exclude), the identities with at
 least two images; per identity the first image by sorted image_id is the
 gallery entry, the others are probes. Every probe's identity is in the
