@@ -49,6 +49,11 @@ def cmd_config(args) -> None:
     print(yaml.safe_dump(cfg, sort_keys=False) if args.print else "params OK")
 
 
+def cmd_exps(args) -> None:
+    from .report.exps import show
+    print(show(".", args.width))
+
+
 def cmd_dvc_yaml(args) -> None:
     from .dvcsync import check_dvc_yaml, write_dvc_yaml
     if args.check:
@@ -101,6 +106,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="skip the network probes")
     p.add_argument("--timeout", type=float, default=3.0, metavar="S", help="seconds per network probe (default 3)")
     p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("exps", help="DVC experiments one row each: lambda, SRNet, FNet, state, accuracy per "
+                                    "resolution and its change to the baseline (a readable `dvc exp show`)")
+    p.add_argument("--width", type=int, default=100)
+    p.set_defaults(func=cmd_exps)
 
     p = sub.add_parser("dvc-yaml", help="write dvc.yaml from the Snakefile, or --check that they agree")
     p.add_argument("--file", default="dvc.yaml")

@@ -65,3 +65,6 @@ def test_two_srnets_and_a_degradation(tmp_path):
     sig = pd.read_csv(tmp_path / "jpeg" / "significance.csv")
     assert len(sig) == 10 and set(sig["resolution"]) == {"7x6"}  # 5 methods at 7x6: 10 pairs; hr has no partner
     assert json.loads((tmp_path / "jpeg" / "metrics.json").read_text()) == metrics  # same names, same cells
+    p = metrics["p_vs_bicubic"]["7x6"]  # McNemar's p against bicubic, by metric name (lambda 0.5's SRNets)
+    assert set(p) == {"edsr", "imdn"} and p["edsr"] == round(
+        sig[(sig["method_a"] == "edsr_lambda0.5") & (sig["method_b"] == "bicubic")]["p_mcnemar"].item(), 6)

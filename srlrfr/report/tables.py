@@ -180,6 +180,19 @@ def dvc_metrics(summary: pd.DataFrame, lam: float) -> dict:
     return _pruned(out)
 
 
+def significance_metrics(sig: pd.DataFrame, lam: float, baseline: str = "bicubic") -> dict:
+    """``{res: {name: p}}``: McNemar's p of each LFW method (by metric name) against ``baseline``,
+    from srlrfr.metrics.significance rows, so `dvc exp show` and `srlrfr exps` can mark a difference."""
+    out: dict = {}
+    rows = sig[(sig["dataset"] == PAPER_SET) & ((sig["method_a"] == baseline) | (sig["method_b"] == baseline))]
+    for r in rows.itertuples(index=False):
+        other = r.method_b if r.method_a == baseline else r.method_a
+        name = metric_name(other, lam)
+        if name is not None:
+            out.setdefault(r.resolution, {})[name] = round(float(r.p_mcnemar), 6)
+    return out
+
+
 def _pruned(node: dict) -> dict:
     """``node`` without the groups no row filled (protocols not evaluated), at any depth."""
     out = {}

@@ -16,15 +16,26 @@ def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = N
     from ..atomic import write_csv, write_json, write_text
     from ..metrics.significance import significance_table
     from ..report.paper import compare_to_paper, comparison_markdown, degradation_note, significance_markdown
-    from ..report.tables import accuracy_table, collect, dvc_metrics, exclusion_note, fold_table, long_table, paper_rows
+    from ..report.tables import (
+        accuracy_table,
+        collect,
+        dvc_metrics,
+        exclusion_note,
+        fold_table,
+        long_table,
+        paper_rows,
+        significance_metrics,
+    )
     out_dir = Path(out_dir)
     summary = collect(metric_files)
     table = accuracy_table(summary)
     write_csv(out_dir / "summary.csv", summary)
     write_csv(out_dir / "folds.csv", fold_table(metric_files))
     write_csv(out_dir / "accuracy.csv", table)
-    write_json(out_dir / "metrics.json", dvc_metrics(summary, lam))
     significance = significance_table(metric_files)
+    p_vs_bicubic = significance_metrics(significance, lam)
+    write_json(out_dir / "metrics.json", dvc_metrics(summary, lam) | ({"p_vs_bicubic": p_vs_bicubic}
+                                                                      if p_vs_bicubic else {}))
     write_csv(out_dir / "significance.csv", significance)
     note = degradation_note(degradation)
     paper = note + "\n" if note else comparison_markdown(compare_to_paper(long_table(paper_rows(summary))))
