@@ -175,7 +175,7 @@ def check_devices(cfg: dict, info: TorchInfo, driver: Driver | None = None) -> l
         dev, gpu, problem = _resolve(asked, info)
         if problem:
             fix = (f"set {key}: auto, or one of cuda:0..cuda:{len(info.gpus) - 1}" if info.gpus else
-                   f"{torch_install_command(info.version, driver)} (docs/install.md, 'GPU: the torch build for your driver')"
+                   f"{torch_install_command(info.version, driver)} (docs/install.md, GPU)"
                    if driver else f"run on a machine with an NVIDIA GPU and driver, or set {key}: cpu")
             out.append(Check("gpu", key, FAIL, problem, fix=fix))
         elif gpu is not None:

@@ -78,7 +78,8 @@ def format_table(rows: list[dict], width: int = 100) -> str:
 
 
 def show(repo: str | Path = ".", width: int = 100) -> str:
-    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "dvc", "exp", "show", "--json"], cwd=repo, capture_output=True,
+                         text=True)
     if out.returncode != 0:
         raise RuntimeError(f"dvc exp show failed in {Path(repo).resolve()}: {out.stderr.strip()[-500:]}")
     return format_table(exp_rows(json.loads(out.stdout)), width)
