@@ -212,6 +212,23 @@ def _ingest_celeba(identities: str, present: tuple[str, ...], **celeba) -> Calla
     return build
 
 
+def _celeba_link_out(w: Path) -> list[str]:
+    """A CelebA image that is a symbolic link to an LFW image: it would become training data."""
+    tiny_lfw(w)
+    argv = _ingest_celeba("000001.jpg 1\n000002.jpg 2\n", ("000001.jpg",))(w)
+    (w / "celeba" / "images" / "000002.jpg").symlink_to(w / "lfw" / "A" / "A_0001.jpg")
+    return argv
+
+
+def _lfw_link_out(w: Path) -> list[str]:
+    """An LFW image of the pairs that is a symbolic link out of the images folder."""
+    tiny_lfw(w)
+    target = write(w / "elsewhere" / "x.jpg", b"x")
+    (w / "lfw" / "B" / "B_0002.jpg").unlink()
+    (w / "lfw" / "B" / "B_0002.jpg").symlink_to(target)
+    return [*ingest_lfw(w), *lfw_overlay(w)]
+
+
 def _landmarks_csv(text: str | bytes) -> Callable[[Path], list[str]]:
     return lambda w: ["landmarks", "lfw", *landmark_csv(w, text)]
 
@@ -300,6 +317,16 @@ CASES = [
     Case("CelebA images missing with data.celeba.missing: error",
          _ingest_celeba("000001.jpg 1\n000002.jpg 1\n000003.jpg 2\n", ("000001.jpg",), missing="error"),
          ("identity_CelebA.txt", "data.celeba.missing", "000002.jpg"), ("2 of the 3", "extract")),
+    Case("CelebA identity line leaving the images folder with ..",
+         _ingest_celeba("000001.jpg 1\n../../lfw/A/A_0001.jpg 2\n", ("000001.jpg",)),
+         ("identity_CelebA.txt:2", "../../lfw/A/A_0001.jpg"), ("leaves the dataset's folder",)),
+    Case("CelebA image that is a link to an LFW image", _celeba_link_out, ("identity_CelebA.txt:2", "000002.jpg"),
+         ("outside the dataset's folder",)),
+    Case("pairs file naming a person with a path", _ingest_lfw(pairs="1\t2\nA\t1\t2\nB\t1\t2\nA\t1\t../B\t1\n"
+                                                                 "A\t2\tB\t2\n"),
+         ("pairs.txt:4", "'../B'"), ("not a folder name",)),
+    Case("pairs image that is a link out of the images folder", _lfw_link_out, ("pairs.txt:3", "B/B_0002.jpg"),
+         ("outside the dataset's folder",)),
     Case("CelebA identity file with a malformed line",
          _ingest_celeba("000001.jpg 1\n000002.jpg one\n", ("000001.jpg",)), ("identity_CelebA.txt:2",), ("expected",)),
     # landmark files
@@ -314,6 +341,13 @@ CASES = [
          ("field",)),
     Case("landmark CSV missing an indexed image", _landmarks_csv(LM_HEADER + "B/B_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"),
          ("lm.csv",), ("no row",)),
+    Case("landmark CSV naming an image outside the dataset",
+         _landmarks_csv(LM_HEADER + "../celeba/A/A_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"), ("lm.csv, line 2",
+                                                                                       "../celeba/A/A_0001.jpg"),
+         ("leaves the dataset's folder",)),
+    Case("authors' landmark layout naming an absolute path",
+         _landmarks_csv("/data/lfw/A/A_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"), ("lm.csv, line 1", "/data/lfw/A"),
+         ("leaves the dataset's folder",)),
     # damaged images under align.corrupt: fail
     Case("truncated image, landmarks with align.corrupt: fail", _landmarks_fail, ("imgs/cut.jpg", "align.corrupt"),
          ("corrupt", "replace the file")),

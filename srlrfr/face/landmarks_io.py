@@ -58,10 +58,16 @@ def _number(text: str, where: str, column: str) -> float:
 
 
 def _new_image_id(text: str, where: str, first_line: dict[str, int], line_num: int) -> str:
-    """The stripped image id of a row; empty or already seen (``first_line``: id -> line) is an error."""
+    """The stripped image id of a row; empty, already seen (``first_line``: id -> line) or leaving the
+    dataset's folder (absolute, '..') is an error."""
+    from ..data.base import unsafe_name
     image_id = text.strip()
     if not image_id:
         raise LandmarkCSVError(f"{where}: empty")
+    problem = unsafe_name(image_id)
+    if problem:
+        raise LandmarkCSVError(f"{where}: {problem}; a landmark file may name only images under the "
+                               f"dataset's folder, relative to it")
     if image_id in first_line:
         raise LandmarkCSVError(f"{where}: duplicate {image_id!r} (first on line {first_line[image_id]})")
     first_line[image_id] = line_num
