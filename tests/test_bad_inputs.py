@@ -233,6 +233,21 @@ def _landmarks_csv(text: str | bytes) -> Callable[[Path], list[str]]:
     return lambda w: ["landmarks", "lfw", *landmark_csv(w, text)]
 
 
+FACE_48x64 = np.array([14, 24, 34, 24, 24, 34, 16, 46, 32, 46], float)  # plausible in sample_jpeg's 48x64 image
+
+
+def _landmark_rows(rows: dict[str, np.ndarray]) -> str:
+    return LM_HEADER + "".join(f"{i}," + ",".join(f"{v:g}" for v in p) + "\n" for i, p in rows.items())
+
+
+def _landmarks_given(points: np.ndarray) -> Callable[[Path], list[str]]:
+    """A given landmark file whose only row is ``points``, for an image that exists (its size is known)."""
+    def build(w: Path) -> list[str]:
+        write(w / "lfw" / "A" / "A_0001.jpg", sample_jpeg())
+        return ["landmarks", "lfw", *landmark_csv(w, _landmark_rows({"A/A_0001.jpg": points}))]
+    return build
+
+
 def _folds_local(w: Path) -> list[str]:
     tiny_lfw(w)
     return ["config", *overlay(w, {"data": {"lfw": {"pairs": "pairs.txt"}}, "evaluate": {"folds": 1000}})]
@@ -348,6 +363,10 @@ CASES = [
     Case("authors' landmark layout naming an absolute path",
          _landmarks_csv("/data/lfw/A/A_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"), ("lm.csv, line 1", "/data/lfw/A"),
          ("leaves the dataset's folder",)),
+    Case("landmark file scaled by 1e6", _landmarks_given(FACE_48x64 * 1e6), ("lm.csv", "A/A_0001.jpg"),
+         ("not a face's landmarks", "wider than the image")),
+    Case("landmark file of all-zero rows", _landmarks_given(FACE_48x64 * 0), ("lm.csv", "A/A_0001.jpg"),
+         ("not a face's landmarks", "eye distance")),
     # damaged images under align.corrupt: fail
     Case("truncated image, landmarks with align.corrupt: fail", _landmarks_fail, ("imgs/cut.jpg", "align.corrupt"),
          ("corrupt", "replace the file")),
@@ -512,6 +531,37 @@ def test_damaged_images_get_their_own_status(work: Path, capsys):
     assert "3 corrupt and 1 unreadable" in capsys.readouterr().out
     faces = pd.read_csv(work / "aligned" / "faces.csv").set_index("image_id")
     assert faces["status"].to_dict() == status and faces["landmark_ok"].sum() == 1
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+def test_implausible_landmarks_are_excluded_and_counted(work: Path, capsys):
+    """Rows times 1e6, negated or all zero are bad_landmarks (every row checked, any source): listed with the
+    image and reason, never aligned from their points (landmark_ok False), counted like no_face."""
+    import pandas as pd
+    COUNTS["bad inputs tried"] += 1
+    jpeg = sample_jpeg()
+    names = ["good1.jpg", "good2.jpg", "good3.jpg", "huge.jpg", "negative.jpg", "zero.jpg"]
+    index = images_index(work, dict.fromkeys(names, jpeg))
+    points = {"good1.jpg": FACE_48x64, "good2.jpg": FACE_48x64 + 1, "good3.jpg": FACE_48x64 - 1,
+              "huge.jpg": FACE_48x64 * 1e6, "negative.jpg": -FACE_48x64, "zero.jpg": FACE_48x64 * 0}
+    write(work / "given.csv", _landmark_rows(points))
+    over = overlay(work, {"align": {"device": "cpu", "landmark_check": "off", "landmarks": {"lfw": "given.csv"}}})
+    assert cli.main(["landmarks", "lfw", "--index", index, "--out", "lm.csv", "--report", "bad.csv", *over]) == 0
+    out = capsys.readouterr().out
+    bad = {"huge.jpg", "negative.jpg", "zero.jpg"}
+    assert pd.read_csv(work / "lm.csv").set_index("image_id")["status"].to_dict() == \
+        {n: "bad_landmarks" if n in bad else "ok" for n in names}
+    report = pd.read_csv(work / "bad.csv")
+    assert set(report["image_id"]) == bad and report["reason"].notna().all()
+    assert "3 bad_landmarks" in out and "imgs/huge.jpg (eye distance" in out
+    # the align step checks again, whatever wrote the file: here a CSV that calls every row ok
+    write(work / "all_ok.csv", _landmark_rows(points))
+    assert cli.main(["align", "--index", index, "--landmarks", "all_ok.csv", "--geometry", "dlib_160x160",
+                     "--out", "aligned", *over]) == 0
+    assert "3 of them with landmarks that are not a face's" in capsys.readouterr().out
+    faces = pd.read_csv(work / "aligned" / "faces.csv").set_index("image_id")
+    assert faces.loc[sorted(bad), "status"].eq("bad_landmarks").all()
+    assert faces["landmark_ok"].to_dict() == {n: n not in bad for n in names}
     COUNTS["bad inputs rejected with a clear message"] += 1
 
 

@@ -56,6 +56,60 @@ class Agreement:
                 f"{self.residual_px:.2f} px = {self.residual:.3f} eye distances (limit {MAX_RESIDUAL})")
 
 
+# ---- is a row a face's landmarks at all? (every row, from any source)
+
+MIN_EYE_PX = 3.0  # closer eyes cannot be aligned; an all-zero or collapsed row has 0
+EDGE = 0.1        # points may leave the image by this fraction of its side (a face cut by the frame)
+BAD_LANDMARKS = "bad_landmarks"  # the status of a row that fails (srlrfr.face.landmarks_io.STATUSES)
+
+
+def _face_frame(points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(u, v) of each point, (N, 5) each: along the eyes' axis (left eye -> right eye) and across it
+    (image-down when the face is upright), from the eyes' midpoint, so order checks allow head roll."""
+    eye = points[:, 1] - points[:, 0]
+    along = eye / np.linalg.norm(eye, axis=1, keepdims=True).clip(1e-9)
+    across = np.stack([-along[:, 1], along[:, 0]], axis=1)
+    rel = points - (points[:, 0] + points[:, 1])[:, None] / 2
+    return np.einsum("nkd,nd->nk", rel, along), np.einsum("nkd,nd->nk", rel, across)
+
+
+def implausible(points: np.ndarray, sizes: np.ndarray | None = None) -> list[str]:
+    """Per row of ``points`` (N, 5, 2: left eye, right eye, nose, left and right mouth corner in the
+    image's own left/right), why it cannot be a face's landmarks, or '' when it can.
+
+    ``sizes`` (N, 2): the image's width and height; NaN (or None) where unknown, then bounds are
+    not checked. Checks: finite; eye distance in [MIN_EYE_PX, width]; every point inside the image
+    up to EDGE of its side; left eye left of the right one, mouth corners below the eyes and in
+    the same order, nose between the eyes' line and the mouth's.
+    """
+    points = np.asarray(points, np.float64).reshape(-1, 5, 2)
+    sizes = np.full((len(points), 2), np.nan) if sizes is None else np.asarray(sizes, np.float64).reshape(-1, 2)
+    finite = np.isfinite(points).all(axis=(1, 2))
+    safe = np.where(finite[:, None, None], points, 0.0)
+    eyes = np.linalg.norm(safe[:, 1] - safe[:, 0], axis=1)
+    margin = EDGE * sizes
+    low, high = -margin, sizes - 1 + margin
+    outside = ((safe < low[:, None]) | (safe > high[:, None])).any(axis=(1, 2))  # NaN sizes compare False
+    u, v = _face_frame(safe)
+    mouth = v[:, 3:5].max(axis=1)
+    tests = [
+        (~finite, "coordinates not finite"),
+        (finite & (eyes < MIN_EYE_PX), "eye distance {eye:.2f} px, under " + f"{MIN_EYE_PX:g} px"),
+        (finite & (eyes > sizes[:, 0]), "eye distance {eye:.2f} px, wider than the image ({w:g} px)"),
+        (finite & outside, "a point lies outside the {w:g}x{h:g} image"),
+        (finite & (safe[:, 0, 0] >= safe[:, 1, 0]), "left eye not left of the right eye"),
+        (finite & ((v[:, 3] <= 0) | (v[:, 4] <= 0)), "mouth corners not below the eyes"),
+        (finite & (u[:, 3] >= u[:, 4]), "left mouth corner not left of the right one"),
+        (finite & ((v[:, 2] <= 0) | (v[:, 2] >= mouth)), "nose not between the eyes and the mouth"),
+    ]
+    reasons = [""] * len(points)
+    for failed, text in tests:
+        for k in np.flatnonzero(failed):
+            if not reasons[k]:
+                reasons[k] = text.format(eye=eyes[k], w=sizes[k, 0], h=sizes[k, 1])
+    return reasons
+
+
 def sample_rows(n: int, k: int = SAMPLE) -> np.ndarray:
     """``k`` evenly spaced row numbers of ``n`` (the same on every run)."""
     return np.unique(np.linspace(0, n - 1, num=min(n, k)).round().astype(int)) if n else np.array([], int)

@@ -18,8 +18,9 @@ nose, left mouth corner, right mouth corner).
 srlrfr's columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
 (left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
 source image), optional ``path``, ``status`` (ok | no_face | corrupt | unreadable |
-not_listed, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
-not ok leave the numbers empty.
+not_listed | bad_landmarks, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose
+status is not ok leave the numbers empty, except bad_landmarks, which keeps the points that
+failed the sanity check (srlrfr.face.landmark_check.implausible) for inspection.
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ import pandas as pd
 LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
-# not_listed: a given landmark file (a training list) has no row for the image
-STATUSES = ("ok", "no_face", "corrupt", "unreadable", "not_listed")
+# not_listed: a given landmark file (a training list) has no row for the image;
+# bad_landmarks: points that cannot be a face's (srlrfr.face.landmark_check.implausible), treated as no_face
+STATUSES = ("ok", "no_face", "corrupt", "unreadable", "not_listed", "bad_landmarks")
 DAMAGED = ("corrupt", "unreadable")  # images that are never scored or trained on (srlrfr.face.detect.read_rgb)
 _NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 
