@@ -190,3 +190,35 @@ def test_detected_rows_are_checked_too(tmp_path, monkeypatch):
     assert pd.read_csv(tmp_path / "lm.csv")["status"].tolist() == ["ok", "bad_landmarks"]
     report = pd.read_csv(tmp_path / "r.csv")
     assert report["image_id"].tolist() == ["b.jpg"] and "wider than the image" in report.loc[0, "reason"]
+
+
+# ---- the common offset is bounded, and a mismatch names its likely cause
+
+def test_agreement_bounds_the_offset_and_names_the_cause(lfw_sample):
+    """Synthetic copies of the detected points: a port's 2 px offset passes; 10 px shifts, 1.25x and 0.5x
+    sizes and per-image moves fail, each named as shifted, resized or another variant."""
+    from srlrfr.face.landmark_check import agreement
+    points = lfw_sample[2]
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1.2, points.shape)
+    port = agreement(points + [2.0, -1.5] + noise, points, len(points))
+    assert port.agrees, port.describe()
+    cases = {"shifted": points + [10.0, 8.0] + noise, "resized": points * 1.25 + noise,
+             "another variant": _moved(points, rng, 4.0, 3.0)}
+    for cause, given in cases.items():
+        result = agreement(given, points, len(points))
+        assert not result.agrees and result.cause().startswith(cause), (cause, result.describe())
+    half = agreement(points * 0.5, points, len(points))  # points of a half-size copy: a ~60 px offset
+    assert np.hypot(*half.offset) > 50 and not half.agrees and half.cause().startswith("resized")
+
+
+def test_shifted_images_fail_naming_the_shift(lfw_sample, tmp_path):
+    """LFW.csv-like points on images shifted by (+10, +8) px fit the shape after the offset: refused anyway."""
+    from srlrfr.face.landmark_check import LandmarkMismatch
+    ids, paths, points = lfw_sample
+    shifted = _headerless(tmp_path / "shifted.csv", ids, points + [10.0, 8.0])
+    with pytest.raises(LandmarkMismatch, match=r"offset \(\+10\.\d\d, \+8\.\d\d\) px \(limit 4\.\d px\).*"
+                                               r"Likely cause: shifted"):
+        landmarks_step(_index(tmp_path, ids, paths), tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw",
+                       source=str(shifted), device="cpu", min_face_size=40)
+    assert not (tmp_path / "lm.csv").exists()

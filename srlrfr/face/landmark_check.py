@@ -13,6 +13,13 @@ distance so that large and small faces count alike; the median over the
 sample must stay under ``MAX_RESIDUAL``. Two runs of MTCNN ports on the same
 image agree to about 1.5 px on LFW's ~43 px eye distance (0.035); a wrong
 LFW variant is off by about 5 px (0.11).
+
+The common offset is bounded too (``max(MAX_OFFSET_PX, MAX_OFFSET_EYES x the
+eye distance)``): points that all sit 10 px away fit the shape, not the files
+(a shifted, padded or re-cropped copy; 50 px usually means a resized one). A
+mismatch names its likely cause (:meth:`Agreement.cause`): 'resized' when the
+given points spread wider or narrower than the detected ones, 'shifted' when
+only the common offset is off, else 'another variant of the dataset'.
 """
 from __future__ import annotations
 
@@ -27,6 +34,9 @@ log = logging.getLogger(__name__)
 SAMPLE = 20
 MAX_RESIDUAL = 0.06  # of the eye distance: 2.5 px for LFW's ~43 px
 MIN_CHECKED = 5      # fewer re-detected faces than this: no verdict
+MAX_OFFSET_PX = 3.0  # common offset allowed between MTCNN ports: about a pixel, with room ...
+MAX_OFFSET_EYES = 0.1  # ... or this fraction of the eye distance for large faces (4.3 px on LFW)
+MAX_SCALE_OFF = 0.1  # the given points' spread / the detected ones' beyond 1 +- this: another image size
 ON_MISMATCH = ("fail", "warn", "off")
 
 
@@ -41,19 +51,42 @@ class Agreement:
     offset: tuple[float, float]  # median (file - detected), px
     residual: float              # median per-image misfit after the offset, in eye distances
     residual_px: float           # the same in pixels
+    eye_px: float = float("nan")  # median detected eye distance, px
+    scale: float = 1.0           # median per-image spread of the given points / the detected ones
 
     @property
     def conclusive(self) -> bool:
         return self.checked >= MIN_CHECKED
 
     @property
+    def max_offset(self) -> float:
+        return max(MAX_OFFSET_PX, MAX_OFFSET_EYES * self.eye_px) if np.isfinite(self.eye_px) else MAX_OFFSET_PX
+
+    @property
+    def offset_ok(self) -> bool:
+        return bool(np.hypot(*self.offset) <= self.max_offset)
+
+    @property
     def agrees(self) -> bool:
-        return not self.conclusive or self.residual <= MAX_RESIDUAL
+        return not self.conclusive or (self.residual <= MAX_RESIDUAL and self.offset_ok)
 
     def describe(self) -> str:
         return (f"{self.checked}/{self.sampled} sampled faces re-detected; common offset "
-                f"({self.offset[0]:+.2f}, {self.offset[1]:+.2f}) px; median misfit after it "
-                f"{self.residual_px:.2f} px = {self.residual:.3f} eye distances (limit {MAX_RESIDUAL})")
+                f"({self.offset[0]:+.2f}, {self.offset[1]:+.2f}) px (limit {self.max_offset:.1f} px); median "
+                f"misfit after it {self.residual_px:.2f} px = {self.residual:.3f} eye distances "
+                f"(limit {MAX_RESIDUAL}); spread of the given points {self.scale:.3f}x the detected ones")
+
+    def cause(self) -> str:
+        """The likely reason of a disagreement, in words."""
+        if abs(self.scale - 1) > MAX_SCALE_OFF:
+            return (f"resized: the given points spread {self.scale:.2f}x as wide as the faces on disk, so they "
+                    f"were made for a copy of these images at another size (or a scaled crop)")
+        if not self.offset_ok and self.residual <= MAX_RESIDUAL:
+            return (f"shifted: every point is off by about ({self.offset[0]:+.1f}, {self.offset[1]:+.1f}) px "
+                    f"while the faces' shape fits, so these images are shifted (padded or re-cropped) "
+                    f"against the copy the points were made for")
+        return ("another variant of the dataset: the points fit neither after a common shift nor after a "
+                "scale (each face moved on its own, as in funneled or deep-funneled LFW, or aligned crops)")
 
 
 # ---- is a row a face's landmarks at all? (every row, from any source)
@@ -135,12 +168,24 @@ def compare_with_detection(paths: Sequence[str], points: np.ndarray, *, device: 
         if face is not None:
             given.append(points[k])
             found.append(dets.landmarks[face].astype(np.float64))
-    if not found:
-        return Agreement(0, len(paths), (float("nan"),) * 2, float("nan"), float("nan"))
-    given, found = np.asarray(given, np.float64), np.asarray(found)
+    return agreement(np.asarray(given, np.float64).reshape(-1, 5, 2), np.asarray(found).reshape(-1, 5, 2),
+                     len(paths))
+
+
+def _spread(points: np.ndarray) -> np.ndarray:
+    """Per image (N, 5, 2), the RMS distance of its points from their centroid."""
+    return np.sqrt(((points - points.mean(axis=1, keepdims=True)) ** 2).sum(axis=2).mean(axis=1))
+
+
+def agreement(given: np.ndarray, found: np.ndarray, sampled: int) -> Agreement:
+    """How far ``given`` points (N, 5, 2) are from ``found`` (re-detected) ones of the same N images."""
+    if not len(found):
+        return Agreement(0, sampled, (float("nan"),) * 2, float("nan"), float("nan"))
     diff = given - found
     offset = np.median(diff.reshape(-1, 2), axis=0)
     misfit = np.linalg.norm(diff - offset, axis=2).mean(axis=1)            # px, per image
     eyes = np.linalg.norm(found[:, 1] - found[:, 0], axis=1).clip(1.0)     # px, per image
-    return Agreement(len(found), len(paths), (float(offset[0]), float(offset[1])),
-                     float(np.median(misfit / eyes)), float(np.median(misfit)))
+    scale = np.median(_spread(given) / _spread(found).clip(1e-9))
+    return Agreement(len(found), sampled, (float(offset[0]), float(offset[1])),
+                     float(np.median(misfit / eyes)), float(np.median(misfit)), float(np.median(eyes)),
+                     float(scale))

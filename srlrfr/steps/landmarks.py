@@ -35,8 +35,8 @@ OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 log = logging.getLogger(__name__)
 # What a mismatch most likely means, per dataset.
 MISMATCH_HINTS = {
-    "lfw": ("The authors' LFW.csv belongs to the original lfw.tgz images; these look like another LFW "
-            "variant (funneled or deep-funneled). Point data.lfw.images at lfw.tgz (or 'download'), "
+    "lfw": ("The authors' LFW.csv belongs to the original lfw.tgz images (250x250), not to shifted, resized, "
+            "funneled or deep-funneled copies. Point data.lfw.images at lfw.tgz (or 'download'), "
             "or set align.landmarks.lfw: detect."),
     "celeba": ("The authors' CelebA list is in pixels of the full-size in-the-wild images (img_celeba, "
                "data.celeba.images: in_the_wild); resized or aligned copies do not fit it. "
@@ -118,6 +118,7 @@ def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str
         log.warning("landmark check of %s inconclusive: too few faces re-detected in the sample", source)
     elif not result.agrees:
         message = (f"the landmarks of {source} do not fit the {dataset} images on disk: {result.describe()}. "
+                   f"Likely cause: {result.cause()}. "
                    + MISMATCH_HINTS.get(dataset, "Were they made for another copy of these images?")
                    + " (align.landmark_check: warn goes on anyway.)")
         if on_mismatch == "fail":
@@ -154,7 +155,7 @@ def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str 
         write_csv(out_csv, df)
     from ..face.detect import failures
     failed = failures(df)
-    failed["reason"] = failed["image_id"].astype(str).map(bad).fillna("")
+    failed["reason"] = [bad.get(str(i), "") for i in failed["image_id"]]
     write_csv(report_csv, failed)
     ok = len(df) - len(failed)
     counts = failed["status"].value_counts()
