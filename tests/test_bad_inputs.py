@@ -565,6 +565,31 @@ def test_implausible_landmarks_are_excluded_and_counted(work: Path, capsys):
     COUNTS["bad inputs rejected with a clear message"] += 1
 
 
+def test_shifted_landmark_file_is_refused_naming_the_shift(work: Path, capsys):
+    """A landmark file made for a copy of the images shifted by (+10, +8) px: the shape fits after the common
+    offset, the offset itself does not; refused, with 'shifted' as the likely cause."""
+    from srlrfr.face.detect import detect_landmarks
+    from srlrfr.face.landmarks_io import LANDMARK_COLUMNS
+    if shared_data_dir() is None:
+        pytest.skip("sample data not present")
+    COUNTS["bad inputs tried"] += 1
+    files = sorted((shared_data_dir() / "lfw-fold1" / "images").glob("*/*_0001.jpg"))[:6]
+    ids = [f"{f.parent.name}/{f.name}" for f in files]
+    index = images_index(work, {i: f.read_bytes() for i, f in zip(ids, files)})
+    found = detect_landmarks([(i, str(work / "imgs" / i)) for i in ids], work / "found.csv", min_face_size=40)
+    assert (found["status"] == "ok").all()
+    shifted = found[LANDMARK_COLUMNS].to_numpy(float) + np.tile([10.0, 8.0], 5)
+    write(work / "LFW.csv", "".join(f"{i}," + ",".join(f"{v:.3f}" for v in p) + "\n" for i, p in zip(ids, shifted)))
+    over = overlay(work, {"align": {"device": "cpu", "min_face_size": 40, "landmarks": {"lfw": "LFW.csv"}}})
+    before = snapshot(work)
+    capsys.readouterr()
+    rc = cli.main(["landmarks", "lfw", "--index", index, "--out", "lm.csv", "--report", "bad.csv", *over])
+    check_refused(work, rc, capsys.readouterr().err, ("LFW.csv", "common offset (+10."),
+                  ("Likely cause: shifted", "original lfw.tgz"), before)
+    assert not (work / "lm.csv").exists()
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
 def test_missing_celeba_images_are_counted(work: Path, capsys):
     COUNTS["bad inputs tried"] += 1
     write(work / "celeba" / "identity_CelebA.txt", "000001.jpg 1\n000002.jpg 1\n000003.jpg 2\n")
