@@ -193,6 +193,10 @@ def run_notes(root: str | os.PathLike = ".") -> list[str]:
             notes.append(f"{report.name.removesuffix('_no_face.csv')}: "
                          + ", ".join(f"{n} {s}" for s, n in damaged.items())
                          + f" image(s), never scored or trained on (listed in {report})")
+        if counts.get("bad_landmarks", 0):  # wrong points look like any others: say so, not only in the log
+            notes.append(f"{report.name.removesuffix('_no_face.csv')}: {int(counts['bad_landmarks'])} image(s) "
+                         f"whose landmarks are not a face's (outside the image, implausible eye distance or "
+                         f"order), treated as no face (listed with the reason in {report})")
     for summary in sorted((root / "data" / "index").glob("*/summary.json")):
         info = json.loads(summary.read_text())
         if info.get("missing"):

@@ -212,8 +212,40 @@ def _ingest_celeba(identities: str, present: tuple[str, ...], **celeba) -> Calla
     return build
 
 
+def _celeba_link_out(w: Path) -> list[str]:
+    """A CelebA image that is a symbolic link to an LFW image: it would become training data."""
+    tiny_lfw(w)
+    argv = _ingest_celeba("000001.jpg 1\n000002.jpg 2\n", ("000001.jpg",))(w)
+    (w / "celeba" / "images" / "000002.jpg").symlink_to(w / "lfw" / "A" / "A_0001.jpg")
+    return argv
+
+
+def _lfw_link_out(w: Path) -> list[str]:
+    """An LFW image of the pairs that is a symbolic link out of the images folder."""
+    tiny_lfw(w)
+    target = write(w / "elsewhere" / "x.jpg", b"x")
+    (w / "lfw" / "B" / "B_0002.jpg").unlink()
+    (w / "lfw" / "B" / "B_0002.jpg").symlink_to(target)
+    return [*ingest_lfw(w), *lfw_overlay(w)]
+
+
 def _landmarks_csv(text: str | bytes) -> Callable[[Path], list[str]]:
     return lambda w: ["landmarks", "lfw", *landmark_csv(w, text)]
+
+
+FACE_48x64 = np.array([14, 24, 34, 24, 24, 34, 16, 46, 32, 46], float)  # plausible in sample_jpeg's 48x64 image
+
+
+def _landmark_rows(rows: dict[str, np.ndarray]) -> str:
+    return LM_HEADER + "".join(f"{i}," + ",".join(f"{v:g}" for v in p) + "\n" for i, p in rows.items())
+
+
+def _landmarks_given(points: np.ndarray) -> Callable[[Path], list[str]]:
+    """A given landmark file whose only row is ``points``, for an image that exists (its size is known)."""
+    def build(w: Path) -> list[str]:
+        write(w / "lfw" / "A" / "A_0001.jpg", sample_jpeg())
+        return ["landmarks", "lfw", *landmark_csv(w, _landmark_rows({"A/A_0001.jpg": points}))]
+    return build
 
 
 def _folds_local(w: Path) -> list[str]:
@@ -328,6 +360,16 @@ CASES = [
     Case("CelebA images missing with data.celeba.missing: error",
          _ingest_celeba("000001.jpg 1\n000002.jpg 1\n000003.jpg 2\n", ("000001.jpg",), missing="error"),
          ("identity_CelebA.txt", "data.celeba.missing", "000002.jpg"), ("2 of the 3", "extract")),
+    Case("CelebA identity line leaving the images folder with ..",
+         _ingest_celeba("000001.jpg 1\n../../lfw/A/A_0001.jpg 2\n", ("000001.jpg",)),
+         ("identity_CelebA.txt:2", "../../lfw/A/A_0001.jpg"), ("leaves the dataset's folder",)),
+    Case("CelebA image that is a link to an LFW image", _celeba_link_out, ("identity_CelebA.txt:2", "000002.jpg"),
+         ("outside the dataset's folder",)),
+    Case("pairs file naming a person with a path", _ingest_lfw(pairs="1\t2\nA\t1\t2\nB\t1\t2\nA\t1\t../B\t1\n"
+                                                                 "A\t2\tB\t2\n"),
+         ("pairs.txt:4", "'../B'"), ("not a folder name",)),
+    Case("pairs image that is a link out of the images folder", _lfw_link_out, ("pairs.txt:3", "B/B_0002.jpg"),
+         ("outside the dataset's folder",)),
     Case("CelebA identity file with a malformed line",
          _ingest_celeba("000001.jpg 1\n000002.jpg one\n", ("000001.jpg",)), ("identity_CelebA.txt:2",), ("expected",)),
     # landmark files
@@ -342,6 +384,17 @@ CASES = [
          ("field",)),
     Case("landmark CSV missing an indexed image", _landmarks_csv(LM_HEADER + "B/B_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"),
          ("lm.csv",), ("no row",)),
+    Case("landmark CSV naming an image outside the dataset",
+         _landmarks_csv(LM_HEADER + "../celeba/A/A_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"), ("lm.csv, line 2",
+                                                                                       "../celeba/A/A_0001.jpg"),
+         ("leaves the dataset's folder",)),
+    Case("authors' landmark layout naming an absolute path",
+         _landmarks_csv("/data/lfw/A/A_0001.jpg,1,2,3,4,5,6,7,8,9,10\n"), ("lm.csv, line 1", "/data/lfw/A"),
+         ("leaves the dataset's folder",)),
+    Case("landmark file scaled by 1e6", _landmarks_given(FACE_48x64 * 1e6), ("lm.csv", "A/A_0001.jpg"),
+         ("not a face's landmarks", "wider than the image")),
+    Case("landmark file of all-zero rows", _landmarks_given(FACE_48x64 * 0), ("lm.csv", "A/A_0001.jpg"),
+         ("not a face's landmarks", "eye distance")),
     # damaged images under align.corrupt: fail
     Case("truncated image, landmarks with align.corrupt: fail", _landmarks_fail, ("imgs/cut.jpg", "align.corrupt"),
          ("corrupt", "replace the file")),
@@ -508,6 +561,62 @@ def test_damaged_images_get_their_own_status(work: Path, capsys):
     assert "3 corrupt and 1 unreadable" in capsys.readouterr().out
     faces = pd.read_csv(work / "aligned" / "faces.csv").set_index("image_id")
     assert faces["status"].to_dict() == status and faces["landmark_ok"].sum() == 1
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+def test_implausible_landmarks_are_excluded_and_counted(work: Path, capsys):
+    """Rows times 1e6, negated or all zero are bad_landmarks (every row checked, any source): listed with the
+    image and reason, never aligned from their points (landmark_ok False), counted like no_face."""
+    import pandas as pd
+    COUNTS["bad inputs tried"] += 1
+    jpeg = sample_jpeg()
+    names = ["good1.jpg", "good2.jpg", "good3.jpg", "huge.jpg", "negative.jpg", "zero.jpg"]
+    index = images_index(work, dict.fromkeys(names, jpeg))
+    points = {"good1.jpg": FACE_48x64, "good2.jpg": FACE_48x64 + 1, "good3.jpg": FACE_48x64 - 1,
+              "huge.jpg": FACE_48x64 * 1e6, "negative.jpg": -FACE_48x64, "zero.jpg": FACE_48x64 * 0}
+    write(work / "given.csv", _landmark_rows(points))
+    over = overlay(work, {"align": {"device": "cpu", "landmark_check": "off", "landmarks": {"lfw": "given.csv"}}})
+    assert cli.main(["landmarks", "lfw", "--index", index, "--out", "lm.csv", "--report", "bad.csv", *over]) == 0
+    out = capsys.readouterr().out
+    bad = {"huge.jpg", "negative.jpg", "zero.jpg"}
+    assert pd.read_csv(work / "lm.csv").set_index("image_id")["status"].to_dict() == \
+        {n: "bad_landmarks" if n in bad else "ok" for n in names}
+    report = pd.read_csv(work / "bad.csv")
+    assert set(report["image_id"]) == bad and report["reason"].notna().all()
+    assert "3 bad_landmarks" in out and "imgs/huge.jpg (eye distance" in out
+    # the align step checks again, whatever wrote the file: here a CSV that calls every row ok
+    write(work / "all_ok.csv", _landmark_rows(points))
+    assert cli.main(["align", "--index", index, "--landmarks", "all_ok.csv", "--geometry", "dlib_160x160",
+                     "--out", "aligned", *over]) == 0
+    assert "3 of them with landmarks that are not a face's" in capsys.readouterr().out
+    faces = pd.read_csv(work / "aligned" / "faces.csv").set_index("image_id")
+    assert faces.loc[sorted(bad), "status"].eq("bad_landmarks").all()
+    assert faces["landmark_ok"].to_dict() == {n: n not in bad for n in names}
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+def test_shifted_landmark_file_is_refused_naming_the_shift(work: Path, capsys):
+    """A landmark file made for a copy of the images shifted by (+10, +8) px: the shape fits after the common
+    offset, the offset itself does not; refused, with 'shifted' as the likely cause."""
+    from srlrfr.face.detect import detect_landmarks
+    from srlrfr.face.landmarks_io import LANDMARK_COLUMNS
+    if shared_data_dir() is None:
+        pytest.skip("sample data not present")
+    COUNTS["bad inputs tried"] += 1
+    files = sorted((shared_data_dir() / "lfw-fold1" / "images").glob("*/*_0001.jpg"))[:6]
+    ids = [f"{f.parent.name}/{f.name}" for f in files]
+    index = images_index(work, {i: f.read_bytes() for i, f in zip(ids, files)})
+    found = detect_landmarks([(i, str(work / "imgs" / i)) for i in ids], work / "found.csv", min_face_size=40)
+    assert (found["status"] == "ok").all()
+    shifted = found[LANDMARK_COLUMNS].to_numpy(float) + np.tile([10.0, 8.0], 5)
+    write(work / "LFW.csv", "".join(f"{i}," + ",".join(f"{v:.3f}" for v in p) + "\n" for i, p in zip(ids, shifted)))
+    over = overlay(work, {"align": {"device": "cpu", "min_face_size": 40, "landmarks": {"lfw": "LFW.csv"}}})
+    before = snapshot(work)
+    capsys.readouterr()
+    rc = cli.main(["landmarks", "lfw", "--index", index, "--out", "lm.csv", "--report", "bad.csv", *over])
+    check_refused(work, rc, capsys.readouterr().err, ("LFW.csv", "common offset (+10."),
+                  ("Likely cause: shifted", "original lfw.tgz"), before)
+    assert not (work / "lm.csv").exists()
     COUNTS["bad inputs rejected with a clear message"] += 1
 
 

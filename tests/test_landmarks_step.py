@@ -8,18 +8,19 @@ import torch
 from srlrfr.steps.landmarks import landmarks as landmarks_step
 
 COLS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
+FACE = [30, 50, 66, 50, 48, 72, 34, 92, 63, 92]  # plausible points (images not on disk: bounds unchecked)
 
 
 def test_supplied_csv_replaces_detection(tmp_path):
     pd.DataFrame({"image_id": ["a.jpg", "b.jpg"], "path": ["/x/a.jpg", "/x/b.jpg"], "identity": [1, 2]}) \
         .to_csv(tmp_path / "index.csv", index=False)
-    given = pd.DataFrame([["b.jpg"] + list(range(10)), ["a.jpg"] + list(range(10, 20)),
-                          ["extra.jpg"] + list(range(10))], columns=["image_id"] + COLS)
+    given = pd.DataFrame([["b.jpg"] + FACE, ["a.jpg"] + [v + 10 for v in FACE],
+                          ["extra.jpg"] + FACE], columns=["image_id"] + COLS)
     given.to_csv(tmp_path / "mine.csv", index=False)
     df = landmarks_step(tmp_path / "index.csv", tmp_path / "lm.csv", tmp_path / "noface.csv",
                         source=str(tmp_path / "mine.csv"))
     assert df["image_id"].tolist() == ["a.jpg", "b.jpg"]  # index order, extra rows ignored
-    assert df.loc[0, "lex"] == 10 and (df["status"] == "ok").all()
+    assert df.loc[0, "lex"] == 40 and (df["status"] == "ok").all()
     assert pd.read_csv(tmp_path / "lm.csv")["image_id"].tolist() == ["a.jpg", "b.jpg"]
     assert len(pd.read_csv(tmp_path / "noface.csv")) == 0
 
@@ -56,7 +57,7 @@ def test_authors_file_fetched_by_git_blob_and_read(tmp_path, monkeypatch):
     from srlrfr.data.download import ChecksumError, git_blob_id
     from srlrfr.data.sources import Artefact
     ids = ["A/A_0001.jpg", "B/B_0002.jpg"]
-    served = _headerless(tmp_path / "LFW.csv", ["Z/Z_0001.jpg", *ids], np.arange(30).reshape(3, 10))
+    served = _headerless(tmp_path / "LFW.csv", ["Z/Z_0001.jpg", *ids], np.add(FACE, [[0], [10], [20]]))
     site = Site()
     site.files["/data/LFW.csv"] = served.read_bytes()
     with serve(site) as base:
@@ -71,7 +72,7 @@ def test_authors_file_fetched_by_git_blob_and_read(tmp_path, monkeypatch):
             landmarks_step(tmp_path / "index.csv", tmp_path / "lm2.csv", tmp_path / "r2.csv", dataset="lfw",
                            source="authors", cache=str(tmp_path / "cache2"), check="off")
     assert df["image_id"].tolist() == ids and (df["status"] == "ok").all()  # index order; Z ignored
-    np.testing.assert_array_equal(df.loc[1, COLS].to_numpy(float), np.arange(20, 30))
+    np.testing.assert_array_equal(df.loc[1, COLS].to_numpy(float), np.add(FACE, 20))
     assert df["path"].tolist() == [f"/nowhere/{i}" for i in ids]
 
 
@@ -85,7 +86,7 @@ def test_pairs_image_missing_from_landmark_file_fails_naming_it(tmp_path):
 
 def test_training_list_leaves_unlisted_images_out(tmp_path):
     given = tmp_path / "celeba_clean_landmarks.csv"
-    given.write_text("name,a,b,c,d,e,f,g,h,i,j\n000001.jpg,1,2,3,4,5,6,7,8,9,10\n")
+    given.write_text("name,a,b,c,d,e,f,g,h,i,j\n000001.jpg," + ",".join(map(str, FACE)) + "\n")
     df = landmarks_step(_index(tmp_path, ["000001.jpg", "000002.jpg"]), tmp_path / "lm.csv", tmp_path / "r.csv",
                         dataset="celeba", source=str(given), training=True, check="off")
     assert df["status"].tolist() == ["ok", "not_listed"]
@@ -139,3 +140,85 @@ def test_landmarks_of_another_lfw_variant_are_caught(lfw_sample, tmp_path, caplo
     df = landmarks_step(index, tmp_path / "lm3.csv", tmp_path / "r3.csv", dataset="lfw", source=str(other),
                         device="cpu", min_face_size=40, check="warn")
     assert len(df) == len(ids) and "do not fit the lfw images" in caplog.text
+
+
+# ---- every row is checked for being a face's points at all
+
+def _rolled(points, degrees):
+    angle = np.deg2rad(degrees)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    centre = points.mean(0)
+    return (points - centre) @ rot.T + centre
+
+
+def test_implausible_rows_are_named():
+    from srlrfr.face.landmark_check import implausible
+    face = np.reshape(FACE, (5, 2)).astype(float)
+    swapped = face[[1, 0, 2, 4, 3]]
+    upside_down = face.copy()
+    upside_down[:, 1] = 140 - upside_down[:, 1]
+    nose_low = face.copy()
+    nose_low[2, 1] = 100
+    rows = [face, _rolled(face, 45), _rolled(face, -60), face * 1e6, -face, face * 0, face + 200, swapped,
+            upside_down, nose_low, face * np.nan]
+    reasons = implausible(np.array(rows), np.full((len(rows), 2), [96.0, 112.0]))
+    assert reasons[:3] == ["", "", ""]  # upright and rolled faces pass
+    expected = ["wider than the image", "outside the 96x112 image", "under 3 px", "outside the 96x112 image",
+                "left eye not left", "mouth corners not below", "nose not between", "not finite"]
+    assert [e in r for e, r in zip(expected, reasons[3:])] == [True] * len(expected), reasons
+    # without the image's size, bounds are not checked, shape still is
+    assert implausible(np.array([face * 1e6, -face])) == ["", "left eye not left of the right eye"]
+
+
+def test_detected_rows_are_checked_too(tmp_path, monkeypatch):
+    """A detector's implausible output is bad_landmarks like a given file's, listed with its reason."""
+    import cv2
+
+    from srlrfr.face import detect
+    for name in ("a.jpg", "b.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((112, 96, 3), np.uint8))
+    index = _index(tmp_path, ["a.jpg", "b.jpg"], [str(tmp_path / "a.jpg"), str(tmp_path / "b.jpg")])
+
+    def fake(items, out_csv, **kw):
+        df = pd.DataFrame([[i, p, "ok", *np.multiply(FACE, 1e6 if i == "b.jpg" else 1)] for i, p in items],
+                          columns=["image_id", "path", "status", *COLS])
+        df.to_csv(out_csv, index=False)
+        return df
+    monkeypatch.setattr(detect, "detect_landmarks", fake)
+    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv", device="cpu")
+    assert df["status"].tolist() == ["ok", "bad_landmarks"]
+    assert pd.read_csv(tmp_path / "lm.csv")["status"].tolist() == ["ok", "bad_landmarks"]
+    report = pd.read_csv(tmp_path / "r.csv")
+    assert report["image_id"].tolist() == ["b.jpg"] and "wider than the image" in report.loc[0, "reason"]
+
+
+# ---- the common offset is bounded, and a mismatch names its likely cause
+
+def test_agreement_bounds_the_offset_and_names_the_cause(lfw_sample):
+    """Synthetic copies of the detected points: a port's 2 px offset passes; 10 px shifts, 1.25x and 0.5x
+    sizes and per-image moves fail, each named as shifted, resized or another variant."""
+    from srlrfr.face.landmark_check import agreement
+    points = lfw_sample[2]
+    rng = np.random.default_rng(1)
+    noise = rng.normal(0, 1.2, points.shape)
+    port = agreement(points + [2.0, -1.5] + noise, points, len(points))
+    assert port.agrees, port.describe()
+    cases = {"shifted": points + [10.0, 8.0] + noise, "resized": points * 1.25 + noise,
+             "another variant": _moved(points, rng, 4.0, 3.0)}
+    for cause, given in cases.items():
+        result = agreement(given, points, len(points))
+        assert not result.agrees and result.cause().startswith(cause), (cause, result.describe())
+    half = agreement(points * 0.5, points, len(points))  # points of a half-size copy: a ~60 px offset
+    assert np.hypot(*half.offset) > 50 and not half.agrees and half.cause().startswith("resized")
+
+
+def test_shifted_images_fail_naming_the_shift(lfw_sample, tmp_path):
+    """LFW.csv-like points on images shifted by (+10, +8) px fit the shape after the offset: refused anyway."""
+    from srlrfr.face.landmark_check import LandmarkMismatch
+    ids, paths, points = lfw_sample
+    shifted = _headerless(tmp_path / "shifted.csv", ids, points + [10.0, 8.0])
+    with pytest.raises(LandmarkMismatch, match=r"offset \(\+10\.\d\d, \+8\.\d\d\) px \(limit 4\.\d px\).*"
+                                               r"Likely cause: shifted"):
+        landmarks_step(_index(tmp_path, ids, paths), tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw",
+                       source=str(shifted), device="cpu", min_face_size=40)
+    assert not (tmp_path / "lm.csv").exists()

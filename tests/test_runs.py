@@ -90,6 +90,9 @@ def test_a_finished_run_names_damaged_missing_and_excluded(tmp_path):
     assert notes[0].startswith("lfw: 1 corrupt, 1 unreadable image(s)")
     assert "celeba: 3 of 10 listed images are missing" in notes[1]
     assert "up to 4 pairs per configuration excluded" in notes[2]
+    (tmp_path / "data" / "landmarks" / "lfw_no_face.csv").write_text(
+        "image_id,path,status,reason\na,a.jpg,no_face,\nd,d.jpg,bad_landmarks,eye distance 0.00 px\n")
+    assert any(n.startswith("lfw: 1 image(s) whose landmarks are not a face's") for n in runs.run_notes(tmp_path))
     (tmp_path / "results" / "summary.csv").write_text("method,n_excluded\nhr,0\n")
     (tmp_path / "data" / "landmarks" / "lfw_no_face.csv").write_text("image_id,path,status\na,a.jpg,no_face\n")
     (tmp_path / "data" / "index" / "celeba" / "summary.json").write_text('{"listed": 10, "missing": 0}')

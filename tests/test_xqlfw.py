@@ -190,3 +190,20 @@ def test_doctor_reads_a_local_image_source_as_the_ingest_does(xq, tmp_path):
                          (tmp_path / "absent", "does not exist")):
         check, _ = images_check(source)
         assert check.status == FAIL and check.name == "data.xqlfw.images" and says in check.detail
+
+
+def test_pairs_leaving_the_images_folder_are_refused(xq, tmp_path):
+    """A name with '..' or a path, or an image that is a link out of the release's folder: file:line named."""
+    lines = xq["pairs"].read_text().splitlines()
+    name = lines[1].split()[0]
+    bad = xq["pairs"].with_name("bad_pairs.txt")
+    bad.write_text("\n".join([lines[0], lines[1].replace(name, f"../{name}", 1), *lines[2:]]) + "\n")
+    with pytest.raises(PairsError, match=r"bad_pairs\.txt:2: person name '\.\./.*not a folder name"):
+        ingest_xqlfw(xq["images"], bad, 2, tmp_path / "index1")
+    image = xq["images"] / name / f"{name}_{int(lines[1].split()[1]):04d}.jpg"
+    outside = tmp_path / "elsewhere.jpg"
+    shutil.move(image, outside)
+    image.symlink_to(outside)
+    with pytest.raises(PairsError, match=r"xqlfw_pairs\.txt:2: .*outside the dataset's folder"):
+        ingest_xqlfw(xq["images"], xq["pairs"], 2, tmp_path / "index2")
+    assert not (tmp_path / "index1").exists() and not (tmp_path / "index2").exists()

@@ -33,3 +33,27 @@ class DatasetSpec:
     def __post_init__(self):
         if self.role not in ROLES:
             raise ValueError(f"dataset {self.name}: role must be one of {ROLES}, got {self.role!r}")
+
+
+def outside_root(root: Path, name: str) -> str | None:
+    """Why the image ``name`` of a list file leaves ``root`` (already resolved), or None if it stays under it.
+
+    Lists (identity, pairs, landmark files) name images relative to their
+    dataset's folder; an absolute name, a ``..`` or a symbolic link pointing
+    elsewhere would bring in another dataset's images (an LFW test image as
+    CelebA training data), so the target is resolved before it is compared.
+    """
+    if Path(name).is_absolute() or "\\" in name:
+        return f"{name!r} is not a path relative to the dataset's folder {root}"
+    target = (root / name).resolve()
+    if not target.is_relative_to(root):
+        return f"{name!r} resolves to {target}, outside the dataset's folder {root}"
+    return None
+
+
+def unsafe_name(name: str) -> str | None:
+    """Why ``name`` cannot be a relative image path of a dataset (absolute, or with a '..' part), or None."""
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or Path(name).is_absolute() or ".." in parts:
+        return f"{name!r} leaves the dataset's folder (an absolute path or a '..' part)"
+    return None

@@ -7,10 +7,11 @@ import pandas as pd
 
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
-from .base import IMAGES_CSV, DatasetSpec
+from .base import IMAGES_CSV, DatasetSpec, outside_root, unsafe_name
 
 
 def read_identities(path: str | Path) -> pd.DataFrame:
+    """image_id, identity and the line of each entry; a name leaving the images folder is refused."""
     path = Path(path)
     rows = []
     try:
@@ -23,10 +24,24 @@ def read_identities(path: str | Path) -> pd.DataFrame:
         fields = line.split()
         if len(fields) != 2 or not fields[1].isdigit():
             raise ValueError(f"{path}:{lineno}: expected '<file> <identity id>', got {line!r}")
-        rows.append((fields[0], int(fields[1])))
+        problem = unsafe_name(fields[0])
+        if problem:
+            raise ValueError(f"{path}:{lineno}: {problem}; the identity file may name only images under "
+                             f"the CelebA images folder")
+        rows.append((fields[0], int(fields[1]), lineno))
     if not rows:
         raise ValueError(f"{path}: no identities listed")
-    return pd.DataFrame(rows, columns=["image_id", "identity"])
+    return pd.DataFrame(rows, columns=["image_id", "identity", "line"])
+
+
+def check_inside(ids: pd.DataFrame, images_dir: Path, identity_file) -> None:
+    """Every listed image, links followed, lies under ``images_dir`` (resolved); else name the line."""
+    for name, lineno in zip(ids["image_id"], ids["line"]):
+        problem = outside_root(images_dir, name)
+        if problem:
+            raise ValueError(f"{identity_file}:{lineno}: {problem}; the identity file may name only images "
+                             f"under the CelebA images folder (a link to another dataset's image would mix "
+                             f"it into training)")
 
 
 SUMMARY_JSON = "summary.json"
@@ -47,6 +62,7 @@ def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_dir: st
         raise ValueError(f"missing must be one of {MISSING_POLICIES}, got {missing!r}")
     images_dir = Path(images_dir).resolve()
     ids = read_identities(identity_file).sort_values(["identity", "image_id"], kind="stable")
+    check_inside(ids, images_dir, identity_file)
     present = ids["image_id"].map(lambda f: (images_dir / f).is_file())
     if not present.any():
         raise FileNotFoundError(f"none of the {len(ids)} images listed in {identity_file} is in {images_dir}")

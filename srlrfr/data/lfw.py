@@ -7,7 +7,7 @@ import pandas as pd
 
 from ..atomic import write_csv
 from ..registry import DATASETS
-from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec
+from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec, outside_root
 
 
 class PairsError(ValueError):
@@ -18,44 +18,75 @@ def lfw_image_id(name: str, number: int) -> str:
     return f"{name}/{name}_{number:04d}.jpg"
 
 
+def bad_person_name(name: str) -> str | None:
+    """Why ``name`` cannot be a person's folder name (a path separator, '.' or '..'), or None."""
+    if "/" in name or "\\" in name or name in (".", ".."):
+        return f"person name {name!r} is a path (it holds a separator or is '.' or '..'), not a folder name"
+    return None
+
+
+def _pair_line(fields: list[str], same: bool, where: str, line: str) -> tuple[str, str]:
+    """(left, right) image ids of one pairs line."""
+    try:
+        if same and len(fields) == 3:
+            names, numbers = (fields[0], fields[0]), (int(fields[1]), int(fields[2]))
+        elif not same and len(fields) == 4:
+            names, numbers = (fields[0], fields[2]), (int(fields[1]), int(fields[3]))
+        else:
+            kind = "same-person 'name i j'" if same else "different-person 'name1 i name2 j'"
+            raise PairsError(f"{where}: expected a {kind} line, got {line!r}")
+    except ValueError as exc:
+        if isinstance(exc, PairsError):
+            raise
+        raise PairsError(f"{where}: image numbers must be integers: {line!r}") from None
+    for name in names:
+        problem = bad_person_name(name)
+        if problem:
+            raise PairsError(f"{where}: {problem}; a pairs file may name only images under the dataset's folder")
+    return lfw_image_id(names[0], numbers[0]), lfw_image_id(names[1], numbers[1])
+
+
 def parse_pairs(path: str | Path) -> tuple[pd.DataFrame, int, int]:
     """Read an official-format pairs file.
 
     Header ``<sets>\\t<n>``; then each set holds n same-person lines
     (``name i j``) followed by n different-person lines (``name1 i name2 j``).
-    Returns (pairs with columns set, label, left, right; sets; n).
+    Returns (pairs with columns set, label, left, right, line; sets; n);
+    ``line`` is the line number in the file, for messages.
     """
     path = Path(path)
-    lines = [ln.rstrip("\r\n") for ln in path.read_text().splitlines() if ln.strip()]
-    if not lines:
+    numbered = [(k, ln.rstrip("\r\n")) for k, ln in enumerate(path.read_text().splitlines(), 1) if ln.strip()]
+    if not numbered:
         raise PairsError(f"{path}: empty pairs file")
-    head = lines[0].split()
+    head = numbered[0][1].split()
     try:
         sets, n = (int(v) for v in head)
     except ValueError:
-        raise PairsError(f"{path}:1: header must be '<sets><TAB><pairs per class>', got {lines[0]!r}") from None
-    body = lines[1:]
+        raise PairsError(f"{path}:{numbered[0][0]}: header must be '<sets><TAB><pairs per class>', "
+                         f"got {numbered[0][1]!r}") from None
+    body = numbered[1:]
     if len(body) != sets * 2 * n:
         raise PairsError(f"{path}: header promises {sets} x 2 x {n} = {sets * 2 * n} pairs, file has {len(body)}")
     rows = []
-    for i, line in enumerate(body):
-        lineno = i + 2
-        fields = line.split()
+    for i, (lineno, line) in enumerate(body):
         same = (i // n) % 2 == 0
-        try:
-            if same and len(fields) == 3:
-                left, right = lfw_image_id(fields[0], int(fields[1])), lfw_image_id(fields[0], int(fields[2]))
-            elif not same and len(fields) == 4:
-                left, right = lfw_image_id(fields[0], int(fields[1])), lfw_image_id(fields[2], int(fields[3]))
-            else:
-                kind = "same-person 'name i j'" if same else "different-person 'name1 i name2 j'"
-                raise PairsError(f"{path}:{lineno}: expected a {kind} line, got {line!r}")
-        except ValueError as exc:
-            if isinstance(exc, PairsError):
-                raise
-            raise PairsError(f"{path}:{lineno}: image numbers must be integers: {line!r}") from None
-        rows.append((i // (2 * n), int(same), left, right))
-    return pd.DataFrame(rows, columns=["set", "label", "left", "right"]), sets, n
+        left, right = _pair_line(line.split(), same, f"{path}:{lineno}", line)
+        rows.append((i // (2 * n), int(same), left, right, lineno))
+    return pd.DataFrame(rows, columns=["set", "label", "left", "right", "line"]), sets, n
+
+
+def check_inside(pairs: pd.DataFrame, images_root: Path, pairs_path) -> None:
+    """Every image of the pairs, links followed, lies under ``images_root`` (resolved); else name the line."""
+    seen: set[str] = set()
+    for left, right, lineno in zip(pairs["left"], pairs["right"], pairs["line"]):
+        for image in (left, right):
+            if image in seen:
+                continue
+            seen.add(image)
+            problem = outside_root(images_root, image)
+            if problem:
+                raise PairsError(f"{pairs_path}:{lineno}: {problem}; a pairs file may name only images under "
+                                 f"the dataset's folder (a link to another dataset's image would mix them)")
 
 
 OFFICIAL_LAYOUT = (10, 300)  # the official pairs.txt: 10 sets of 300 same + 300 different pairs
@@ -116,6 +147,7 @@ def ingest_lfw(images_root: str | Path, pairs_path: str | Path, folds: int,
     pairs, sets, n = parse_pairs(pairs_path)
     pairs["fold"] = assign_folds(pairs, sets, n, folds)
     pairs.insert(0, "pair", range(len(pairs)))
+    check_inside(pairs, images_root, pairs_path)
     used = pd.unique(pd.concat([pairs["left"], pairs["right"]], ignore_index=True))
     missing = [i for i in used if not (images_root / i).is_file()]
     if missing:

@@ -28,7 +28,7 @@ import pandas as pd
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
 from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec
-from .lfw import PairsError, assign_folds, lfw_image_id, parse_pairs
+from .lfw import PairsError, assign_folds, check_inside, lfw_image_id, parse_pairs
 
 SUMMARY_JSON = "summary.json"
 
@@ -80,6 +80,7 @@ def ingest_xqlfw(images_root: str | Path, pairs_path: str | Path, folds: int, ou
     pairs, sets, n = parse_pairs(pairs_path)
     pairs["fold"] = assign_folds(pairs, sets, n, folds)
     pairs.insert(0, "pair", range(len(pairs)))
+    check_inside(pairs, images_root, pairs_path)
     pairs, swapped = order_by_quality(pairs, read_scores(scores_path) if scores_path else None)
     used = pd.unique(pd.concat([pairs["left"], pairs["right"]], ignore_index=True))
     missing = [i for i in used if not (images_root / i).is_file()]

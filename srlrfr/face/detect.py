@@ -61,6 +61,19 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def image_size(path: str | os.PathLike) -> tuple[float, float]:
+    """(width, height) of an image from its header alone, as :func:`read_rgb` will see it (EXIF
+    rotation by a quarter turn swaps them, as OpenCV applies it); NaN when the file cannot be read."""
+    from PIL import Image, UnidentifiedImageError
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+            turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # EXIF orientation
+    except (OSError, UnidentifiedImageError, ValueError, SyntaxError):
+        return float("nan"), float("nan")
+    return (float(h), float(w)) if turned else (float(w), float(h))
+
+
 class DamagedImageError(ValueError):
     """A corrupt or unreadable image under ``align.corrupt: fail``."""
 

@@ -18,8 +18,9 @@ nose, left mouth corner, right mouth corner).
 srlrfr's columns (order free): ``image_id``, ``lex,ley,rex,rey,nx,ny,lmx,lmy,rmx,rmy``
 (left eye, right eye, nose, left mouth, right mouth; x, y in pixels of the
 source image), optional ``path``, ``status`` (ok | no_face | corrupt | unreadable |
-not_listed, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose status is
-not ok leave the numbers empty.
+not_listed | bad_landmarks, default ok), ``score``, ``box_x1,box_y1,box_x2,box_y2``. Rows whose
+status is not ok leave the numbers empty, except bad_landmarks, which keeps the points that
+failed the sanity check (srlrfr.face.landmark_check.implausible) for inspection.
 """
 from __future__ import annotations
 
@@ -35,8 +36,9 @@ import pandas as pd
 LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
-# not_listed: a given landmark file (a training list) has no row for the image
-STATUSES = ("ok", "no_face", "corrupt", "unreadable", "not_listed")
+# not_listed: a given landmark file (a training list) has no row for the image;
+# bad_landmarks: points that cannot be a face's (srlrfr.face.landmark_check.implausible), treated as no_face
+STATUSES = ("ok", "no_face", "corrupt", "unreadable", "not_listed", "bad_landmarks")
 DAMAGED = ("corrupt", "unreadable")  # images that are never scored or trained on (srlrfr.face.detect.read_rgb)
 _NUMERIC = ["score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
 
@@ -58,10 +60,16 @@ def _number(text: str, where: str, column: str) -> float:
 
 
 def _new_image_id(text: str, where: str, first_line: dict[str, int], line_num: int) -> str:
-    """The stripped image id of a row; empty or already seen (``first_line``: id -> line) is an error."""
+    """The stripped image id of a row; empty, already seen (``first_line``: id -> line) or leaving the
+    dataset's folder (absolute, '..') is an error."""
+    from ..data.base import unsafe_name
     image_id = text.strip()
     if not image_id:
         raise LandmarkCSVError(f"{where}: empty")
+    problem = unsafe_name(image_id)
+    if problem:
+        raise LandmarkCSVError(f"{where}: {problem}; a landmark file may name only images under the "
+                               f"dataset's folder, relative to it")
     if image_id in first_line:
         raise LandmarkCSVError(f"{where}: duplicate {image_id!r} (first on line {first_line[image_id]})")
     first_line[image_id] = line_num

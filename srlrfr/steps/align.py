@@ -12,6 +12,9 @@ in relative coordinates (x / width, y / height) scaled to the image's size;
 so evaluation can tell. A damaged image (status ``corrupt`` or ``unreadable``,
 srlrfr.face.detect.read_rgb) is a black placeholder that is never scored or
 trained on; ``corrupt="fail"`` stops the step at the first one instead.
+Points that cannot be a face's in this image (srlrfr.face.landmark_check.implausible:
+checked again here on the decoded image, whatever wrote the landmark file) get
+status ``bad_landmarks`` and are treated as no face.
 """
 from __future__ import annotations
 
@@ -37,6 +40,7 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
     from ..atomic import atomic_path, write_csv
     from ..face.align import align_face
     from ..face.detect import DamagedImageError, ImageReadError, read_rgb
+    from ..face.landmark_check import BAD_LANDMARKS, implausible
     from ..face.landmarks_io import DAMAGED, LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
     from ..geometry import get_geometry
     from ..storage import FACES, IMAGES, write_npy
@@ -75,6 +79,11 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
         with write_npy(tmp / IMAGES, (len(items), geo.height, geo.width, 3)) as out:
             for k in tqdm(range(len(items)), desc=f"align {geometry_name}", unit="img"):
                 img = read(k) if ok[k] else None
+                why = implausible(points[k], [img.shape[1::-1]])[0] if img is not None else ""
+                if why:
+                    log.warning("%s (image_id %s): landmarks not a face's (%s); treated as no face, status %s",
+                                items[k][1], items[k][0], why, BAD_LANDMARKS)
+                    status[k], img = BAD_LANDMARKS, None
                 if img is None:
                     ok[k] = False
                     pending.append(k)
@@ -103,7 +112,8 @@ def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str
     damaged = np.isin(status, DAMAGED)
     n_bad = int((~ok & ~damaged).sum())
     print(f"align {geometry_name}: {int(ok.sum())}/{len(items)} faces aligned from landmarks; "
-          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'}); "
+          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'}; "
+          f"{int((status == BAD_LANDMARKS).sum())} of them with landmarks that are not a face's); "
           f"{int((status == 'corrupt').sum())} corrupt and {int((status == 'unreadable').sum())} unreadable "
           f"(black placeholders, never scored or trained on)")
     return out_dir

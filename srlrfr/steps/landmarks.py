@@ -9,12 +9,21 @@ images are recorded as ``not_listed`` and never reach training. A sample of
 the given points is then compared with MTCNN on the image files
 (srlrfr.face.landmark_check), so points published for another copy of the
 dataset (e.g. LFW.csv on deep-funneled LFW) are caught before alignment.
+
+Every row, detected or given, is checked for being a face's points at all
+(srlrfr.face.landmark_check.implausible: inside the image, a plausible eye
+distance, eyes above nose above mouth, left left of right). A row that fails
+gets status ``bad_landmarks``: listed with its reason in the report and
+treated as no_face downstream (never aligned from its points, landmark_ok
+False). A given file where most rows fail is the wrong file: it fails the
+step like a mismatch (align.landmark_check).
 """
 from __future__ import annotations
 
 import logging
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv
@@ -26,8 +35,8 @@ OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 log = logging.getLogger(__name__)
 # What a mismatch most likely means, per dataset.
 MISMATCH_HINTS = {
-    "lfw": ("The authors' LFW.csv belongs to the original lfw.tgz images; these look like another LFW "
-            "variant (funneled or deep-funneled). Point data.lfw.images at lfw.tgz (or 'download'), "
+    "lfw": ("The authors' LFW.csv belongs to the original lfw.tgz images (250x250), not to shifted, resized, "
+            "funneled or deep-funneled copies. Point data.lfw.images at lfw.tgz (or 'download'), "
             "or set align.landmarks.lfw: detect."),
     "celeba": ("The authors' CelebA list is in pixels of the full-size in-the-wild images (img_celeba, "
                "data.celeba.images: in_the_wild); resized or aligned copies do not fit it. "
@@ -59,6 +68,37 @@ def _given(index: pd.DataFrame, table: pd.DataFrame, source: str, *, training: b
     return df
 
 
+MAX_BAD_SHARE = 0.5  # of a given file's rows failing the sanity check: the file is wrong, not a few rows
+
+
+def mark_implausible(df: pd.DataFrame) -> dict[str, str]:
+    """Check every ok row's points against its image's size (from the file's header); failing rows get
+    status bad_landmarks in place. Returns {image_id: reason} of those."""
+    from ..face.detect import image_size
+    from ..face.landmark_check import BAD_LANDMARKS, implausible
+    from ..face.landmarks_io import LANDMARK_COLUMNS
+    rows = np.flatnonzero(df["status"].to_numpy() == "ok")
+    sizes = np.array([image_size(p) for p in df["path"].iloc[rows]], np.float64).reshape(-1, 2)
+    reasons = implausible(df.iloc[rows][LANDMARK_COLUMNS].to_numpy(float), sizes)
+    bad = [r for r, why in zip(rows, reasons) if why]
+    df.loc[df.index[bad], "status"] = BAD_LANDMARKS
+    return {str(df["image_id"].iloc[r]): why for r, why in zip(rows, reasons) if why}
+
+
+def check_bad_share(bad: dict[str, str], checked: int, source: str, on_mismatch: str) -> None:
+    """Most rows of a given file failing the sanity check: the file is for other images or scaled."""
+    from ..face.landmark_check import LandmarkMismatch
+    if on_mismatch == "off" or not checked or len(bad) <= MAX_BAD_SHARE * checked:
+        return
+    first = next(iter(bad.items()))
+    message = (f"{len(bad)} of the {checked} rows of {source} for indexed images are not a face's landmarks "
+               f"(e.g. {first[0]}: {first[1]}); is it the file for these images, in pixels of these files "
+               f"(not scaled, not another crop)? (align.landmark_check: warn goes on, those rows left out.)")
+    if on_mismatch == "fail":
+        raise LandmarkMismatch(message)
+    log.warning(message)
+
+
 def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str = "fail", device: str = "cpu",
                 min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> None:
     """Compare a sample of given points with MTCNN on the same files (srlrfr.face.landmark_check)."""
@@ -78,6 +118,7 @@ def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str
         log.warning("landmark check of %s inconclusive: too few faces re-detected in the sample", source)
     elif not result.agrees:
         message = (f"the landmarks of {source} do not fit the {dataset} images on disk: {result.describe()}. "
+                   f"Likely cause: {result.cause()}. "
                    + MISMATCH_HINTS.get(dataset, "Were they made for another copy of these images?")
                    + " (align.landmark_check: warn goes on anyway.)")
         if on_mismatch == "fail":
@@ -98,24 +139,31 @@ def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str 
         df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
                               batch_size=batch_size, min_face_size=min_face_size, thresholds=tuple(thresholds),
                               corrupt=corrupt)
+        bad = mark_implausible(df)
+        if bad:
+            write_csv(out_csv, df)
     else:
         from ..data.fetch import resolve_landmarks
         from ..face.landmarks_io import read_landmark_file
         path, layout = resolve_landmarks(source, dataset, Path(cache) / "authors")
         df = _given(index, read_landmark_file(path, layout), str(path), training=training)
+        checked = int((df["status"] == "ok").sum())
+        bad = mark_implausible(df)
+        check_bad_share(bad, checked, str(path), check)
         check_given(df, dataset, str(path), on_mismatch=check, device=dev, min_face_size=min_face_size,
                     thresholds=thresholds)
         write_csv(out_csv, df)
     from ..face.detect import failures
     failed = failures(df)
+    failed["reason"] = [bad.get(str(i), "") for i in failed["image_id"]]
     write_csv(report_csv, failed)
     ok = len(df) - len(failed)
     counts = failed["status"].value_counts()
-    causes = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("no_face", "corrupt", "unreadable"))
+    causes = ", ".join(f"{counts.get(s, 0)} {s}" for s in ("no_face", "corrupt", "unreadable", "bad_landmarks"))
     print(f"landmarks: {ok}/{len(df)} images with a face ({100 * ok / max(len(df), 1):.2f}%); "
           f"{len(failed)} listed in {Path(report_csv)} ({causes})")
     for row in failed[failed["status"] != "no_face"].head(10).itertuples():
-        print(f"  {row.status}: {row.path or row.image_id}")
+        print(f"  {row.status}: {row.path or row.image_id}" + (f" ({row.reason})" if row.reason else ""))
     return df
 
 
