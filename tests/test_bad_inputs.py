@@ -260,6 +260,23 @@ def _train_on_crafted_checkpoint(w: Path) -> list[str]:
     return train_argv(w)
 
 
+def _train_on_random_checkpoint(w: Path) -> list[str]:
+    write(w / "models" / "srnets" / "t" / "edsr_lambda0" / "checkpoint.pt", np.random.default_rng(3).bytes(5000))
+    return train_argv(w)
+
+
+def _matrix_on_truncated_features(w: Path) -> list[str]:
+    """A features .npz cut in half (a disk that filled up, a partial copy): numpy's BadZipFile names no file."""
+    aligned = tiny_training_set(w)[0]
+    write(w / "pairs.csv", "left,right,same\ni0,i1,1\ni2,i3,0\n")
+    buf = io.BytesIO()
+    np.savez(buf, ids=np.array([f"i{k}" for k in range(8)]), features=np.ones((8, 4), np.float32))
+    hr = write(w / "results" / "features" / "lfw" / "dlib_resnet34" / "hr.npz", buf.getvalue()[:300])
+    return ["matrix", "--pairs", "pairs.csv", "--aligned", aligned, "--full-features", str(hr.relative_to(w)),
+            "--full-resolution", "160x160", "--features", str(hr.relative_to(w)), "--method", "bicubic",
+            "--out", "results/matrix/dlib_resnet34/bicubic.csv"]
+
+
 CASES = [
     # params
     Case("unknown key", _config({"train": {"iteratoins": 5}}), ("'train.iteratoins'",), ("allowed here",)),
@@ -327,9 +344,14 @@ CASES = [
     Case("crafted pickle as FNet weights", _features_with(lambda w: crafted_pickle(w / "downloads" / "evil.pt")),
          ("downloads/evil.pt",), ("refused", "can run code")),
     Case("truncated FNet weights", _features_with(_truncated_pt), ("downloads/cut.pt",),
-         ("corrupt or truncated", "again")),
+         ("DAMAGED", "corrupt or truncated", "delete it and download or copy it again")),
     Case("crafted pickle as a training checkpoint", _train_on_crafted_checkpoint, ("edsr_lambda0/checkpoint.pt",),
          ("refused",)),
+    # damaged files srlrfr wrote: DAMAGED (not "crafted"), with the step that remakes them
+    Case("random bytes as a training checkpoint", _train_on_random_checkpoint, ("edsr_lambda0/checkpoint.pt",),
+         ("DAMAGED", "delete it and rerun step train")),
+    Case("truncated features .npz", _matrix_on_truncated_features, ("results/features/lfw/dlib_resnet34/hr.npz",),
+         ("DAMAGED", "BadZipFile", "delete it and rerun step features")),
 ]
 
 
