@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -473,6 +474,42 @@ def test_read_only_output_folder(work: Path):
         os.chmod(work / "results", 0o755)
     check_refused(work, out.returncode, out.stderr, ("results/summary.csv",), ("permission denied", "ls -ld"), before)
     COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+# ---------------------------------------------------------------- permissions: a planted lease folder
+
+@pytest.mark.parametrize("planted", ["folder link", "lock file link"])
+def test_planted_gpu_lease_folder_is_refused(planted: str, tmp_path: Path, monkeypatch):
+    """Another user plants the lease folder (or a lock in it) as a link: refused, the target never touched."""
+    from srlrfr import leases
+    COUNTS["bad inputs tried"] += 1
+    target = tmp_path / "victim"
+    target.mkdir(mode=0o755)
+    (target / "gpu-a.lock").write_text("precious\n")
+    locks = tmp_path / "srlrfr-gpu-locks"
+    if planted == "folder link":
+        locks.symlink_to(target)
+    else:
+        locks.mkdir()
+        (locks / "gpu-a.lock").symlink_to(target / "gpu-a.lock")
+    monkeypatch.setenv(leases.LOCK_DIR_ENV, str(locks))
+    with pytest.raises(leases.LeaseFolderError) as err:
+        leases.try_lease("gpu-a")
+    assert str(locks) in str(err.value) and "symbolic link" in str(err.value) and leases.LOCK_DIR_ENV in str(err.value)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and (target / "gpu-a.lock").read_text() == "precious\n"
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+def test_default_gpu_lease_folder_is_the_users_own(tmp_path: Path, monkeypatch):
+    from srlrfr import leases
+    monkeypatch.delenv(leases.LOCK_DIR_ENV, raising=False)
+    monkeypatch.setattr(leases.tempfile, "gettempdir", lambda: str(tmp_path))
+    try:
+        assert leases.try_lease("gpu-z")
+    finally:
+        leases.release_all()
+    st = os.lstat(tmp_path / f"srlrfr-gpu-locks-{os.getuid()}")
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
 
 
 # ---------------------------------------------------------------- damaged images are recorded, not scored
