@@ -203,6 +203,16 @@ def _ingest_lfw(pairs: str | None = None, images: int = 2, archive: dict | None 
     return build
 
 
+def _planted_cache_lock(w: Path) -> list[str]:
+    """The shared cache's lock for the unpacked LFW is a link to someone's file: refused, the file untouched."""
+    argv = _ingest_lfw(archive={f"lfw/{p}/{p}_000{i}.jpg": b"x" for p in "AB" for i in (1, 2)})(w)
+    write(w / "victim.txt", "precious\n")
+    locks = w / "data" / "downloads" / "lfw" / ".srlrfr-locks"  # the cache's lock of its unpacked lfw/
+    locks.mkdir(parents=True)
+    (locks / "lfw.lock").symlink_to(w / "victim.txt")
+    return argv
+
+
 def _ingest_celeba(identities: str, present: tuple[str, ...], **celeba) -> Callable[[Path], list[str]]:
     def build(w: Path) -> list[str]:
         write(w / "celeba" / "identity_CelebA.txt", identities)
@@ -315,6 +325,8 @@ CASES = [
     Case("archive with a symlink to an absolute path",
          _ingest_lfw(archive={"lfw/A/A_0001.jpg": b"x", "lfw/A/A_0002.jpg": "/etc/passwd"}),
          ("lfw.tgz", "A_0002.jpg"), ("nothing was extracted",)),
+    Case("shared cache lock planted as a link", _planted_cache_lock, (".srlrfr-locks/lfw.lock",),
+         ("symbolic link", "rm ")),
     Case("CelebA images missing with data.celeba.missing: error",
          _ingest_celeba("000001.jpg 1\n000002.jpg 1\n000003.jpg 2\n", ("000001.jpg",), missing="error"),
          ("identity_CelebA.txt", "data.celeba.missing", "000002.jpg"), ("2 of the 3", "extract")),
