@@ -68,7 +68,7 @@ def exclusive(path: str | os.PathLike, doing: str = "writing") -> Iterator[None]
         os.close(fd)  # releases the lock
 
 
-def _runs(pid: str) -> bool:
+def process_runs(pid: str | int) -> bool:
     """``pid`` is a process that runs (a killed one not yet reaped, a zombie, has dropped its locks: dead)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -81,4 +81,4 @@ def live_writer(temp: Path, path: Path) -> bool:
     """True when ``temp`` (named ``.<name>.<host>-<pid>.…``) belongs to a process of this host that still runs."""
     head = f".{path.name}.{socket.gethostname()}-"
     pid = temp.name[len(head):].split(".", 1)[0] if temp.name.startswith(head) else ""
-    return pid.isdigit() and _runs(pid)
+    return pid.isdigit() and process_runs(pid)
