@@ -76,9 +76,3 @@ def process_runs(pid: str | int) -> bool:
         return False
     return state not in ("Z", "X")
 
-
-def live_writer(temp: Path, path: Path) -> bool:
-    """True when ``temp`` (named ``.<name>.<host>-<pid>.…``) belongs to a process of this host that still runs."""
-    head = f".{path.name}.{socket.gethostname()}-"
-    pid = temp.name[len(head):].split(".", 1)[0] if temp.name.startswith(head) else ""
-    return pid.isdigit() and process_runs(pid)

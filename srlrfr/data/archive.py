@@ -11,7 +11,8 @@ temp directory that is never taken for a result and is removed next time.
 
 Runs sharing a cache extract one at a time (srlrfr.cachelock): a second run
 waits for the first, then reuses its result. The temp directory is named after
-its writer (``.<dest>.<host>-<pid>.…``), and only a dead writer's is removed.
+its writer (``.<dest>.<host>-<pid>.…``); it is removed only by the next holder
+of the lock, so never while its writer lives.
 It gets the user's umask permissions, like any folder the user makes.
 """
 from __future__ import annotations
@@ -28,7 +29,7 @@ import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..atomic import current_umask
-from ..cachelock import exclusive, live_writer
+from ..cachelock import exclusive
 from ..faults import pause_point
 
 MARKER = ".srlrfr-complete"
@@ -212,10 +213,10 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
 
 
 def _remove_dead_temps(dest_dir: Path) -> None:
-    """Temp directories of killed extractions (a live writer's, on this host, is never touched)."""
+    """Temp directories of killed extractions. Only called under the destination's lock: every extraction
+    holds it, so no live one is writing any of them (a killed writer's pid may even still show in /proc)."""
     for stale in _temp_dirs(dest_dir):
-        if not live_writer(stale, dest_dir):
-            shutil.rmtree(stale, ignore_errors=True)
+        shutil.rmtree(stale, ignore_errors=True)
 
 
 def _extract_locked(archive: Path, kind: str, identity: dict, dest_dir: Path) -> None:
