@@ -15,7 +15,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..damaged import DamagedFileError, damaged
+from ..damaged import DamagedFileError, damaged, writing_step
 
 StateDict = dict[str, torch.Tensor]
 
@@ -55,15 +55,17 @@ def load_checkpoint(path: str | os.PathLike, hint: str = "", step: str | None = 
         raise _damaged(path, exc, step) from None
     except Exception as exc:  # zip reader or unpickler on garbage: RuntimeError, EOFError, IndexError, ...
         if isinstance(exc, pickle.UnpicklingError) and ("GLOBAL" in str(exc) or _calls_code(path)):
-            raise _refused(path, exc) from None  # never retried unsafely
+            raise _refused(path, exc, step) from None  # never retried unsafely
         raise _damaged(path, exc, step) from None
 
 
-def _refused(path: Path, exc: Exception) -> CheckpointError:
+def _refused(path: Path, exc: Exception, step: str | None) -> CheckpointError:
+    step = step or writing_step(path)
+    again = f"rerun step {step}" if step else "use a file from the official source"
     return CheckpointError(
         f"refused to load {path}: it holds objects other than tensors and plain containers "
         f"({_reason(exc)}), and unpickling those can run code. Do not load it with weights_only=False; "
-        f"delete it and use a file from the official source (or rerun the step that writes it)")
+        f"delete it and {again}")
 
 
 _CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
