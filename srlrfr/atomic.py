@@ -23,6 +23,7 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from .cachelock import process_runs
 from .errors import WRITE_ERRNOS, OutputError, output_error
 from .faults import pause_point
 
@@ -67,7 +68,7 @@ def _remove_stale_temps(path: Path) -> None:
     head = f".{path.name}.{socket.gethostname()}-"
     for stale in path.parent.glob(glob.escape(head) + "*.tmp"):
         pid = stale.name[len(head):].split(".", 1)[0]
-        if pid.isdigit() and not Path(f"/proc/{pid}").exists() and Path("/proc/self").exists():
+        if pid.isdigit() and not process_runs(pid) and Path("/proc/self").exists():  # a zombie is dead too
             if stale.is_dir():
                 shutil.rmtree(stale, ignore_errors=True)
             else:

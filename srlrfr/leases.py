@@ -3,7 +3,14 @@
 The kernel drops the locks of a process however it ends (``kill -9`` included),
 so a dead job never keeps a GPU. No torch here: a GPU is only a name (srlrfr.device
 names them by UUID). Lock folder: ``$SRLRFR_GPU_LOCK_DIR``, default
-``<tmp>/srlrfr-gpu-locks``: local to the machine, never on a shared filesystem.
+``<tmp>/srlrfr-gpu-locks-<uid>``: local to the machine, never on a shared filesystem.
+
+The default folder is the user's own (0700): a folder in /tmp that everyone
+writes could be planted by another user as a link (srlrfr would then chmod or
+write through it). So it must be a real folder, not a link, owned by this user;
+a folder given in ``$SRLRFR_GPU_LOCK_DIR`` that several users share must be
+sticky (like /tmp). Leases therefore keep one user's jobs apart; to keep several
+users' jobs apart, point them all at one sticky folder.
 """
 from __future__ import annotations
 
@@ -12,6 +19,7 @@ import errno
 import fcntl
 import logging
 import os
+import stat
 import tempfile
 import time
 from pathlib import Path
@@ -22,15 +30,49 @@ LOCK_DIR_ENV = "SRLRFR_GPU_LOCK_DIR"
 _HELD: dict[str, int] = {}  # GPU key -> fd of its lock, for the life of the process
 
 
+class LeaseFolderError(RuntimeError):
+    """The lease folder is a link, not a folder, or another user's folder that is not sticky."""
+
+
 def lock_dir() -> Path:
-    return Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / "srlrfr-gpu-locks")
+    return Path(os.environ.get(LOCK_DIR_ENV) or Path(tempfile.gettempdir()) / f"srlrfr-gpu-locks-{os.getuid()}")
+
+
+def _refuse(directory: Path, why: str) -> LeaseFolderError:
+    return LeaseFolderError(f"GPU lease folder {directory} {why}; srlrfr does not lease GPUs through it. "
+                            f"Fix: remove it if it is not yours (ls -ld {directory}), or set {LOCK_DIR_ENV} "
+                            f"to a folder of your own")
+
+
+def _checked(directory: Path) -> Path:
+    """``directory``, made 0700 if missing; checked with lstat, never followed or chmod-ed if it is a link."""
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.mkdir(directory, 0o700)
+    st = os.lstat(directory)
+    if stat.S_ISLNK(st.st_mode):
+        raise _refuse(directory, f"is a symbolic link (to {os.readlink(directory)})")
+    if not stat.S_ISDIR(st.st_mode):
+        raise _refuse(directory, "is not a folder")
+    if st.st_uid != os.getuid() and not st.st_mode & stat.S_ISVTX:
+        raise _refuse(directory, f"belongs to user id {st.st_uid} and is not sticky (others could swap its files)")
+    return directory
 
 
 def _lock_path(key: str, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(PermissionError):
-        directory.chmod(0o1777)  # every user's jobs lease from the same folder (sticky, like /tmp)
-    return directory / f"{key.replace('/', '_')}.lock"
+    return _checked(directory) / f"{key.replace('/', '_')}.lock"
+
+
+def _open_lock(path: Path) -> int:
+    try:  # O_NOFOLLOW: a planted link would have us truncate its target
+        try:
+            return os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except PermissionError:  # another user's file: flock needs only read access
+            return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise _refuse(path.parent, f"holds a symbolic link {path.name}") from None
+        raise
 
 
 def try_lease(key: str, directory: Path | None = None) -> bool:
@@ -38,10 +80,7 @@ def try_lease(key: str, directory: Path | None = None) -> bool:
     if key in _HELD:
         return True
     path = _lock_path(key, directory or lock_dir())
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except PermissionError:  # another user's file: flock needs only read access
-        fd = os.open(path, os.O_RDONLY)
+    fd = _open_lock(path)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError as exc:

@@ -89,8 +89,8 @@ def count_images(path: str | Path) -> int:
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "input not made yet", str(path))
     if (path / "images.npy").is_file():
-        import numpy as np
-        return int(np.load(path / "images.npy", mmap_mode="r").shape[0])
+        from .damaged import load_npy
+        return int(load_npy(path / "images.npy", mmap_mode="r").shape[0])
     if (path / "images.csv").is_file():
         with open(path / "images.csv", "rb") as fh:
             return max(sum(1 for _ in fh) - 1, 0)

@@ -28,6 +28,7 @@ from typing import Iterator
 import numpy as np
 
 from .atomic import atomic_path
+from .damaged import remedy
 
 IMAGES = "images.npy"
 FACES = "faces.csv"
@@ -113,7 +114,8 @@ class NpyArray:
                     raise ValueError(f"unsupported .npy format version {version}")
                 shape, fortran, dtype = read_header(fh)
             except ValueError as exc:
-                raise StorageError(f"{self.path} is not a .npy array file: {exc}") from None
+                raise StorageError(f"{self.path} is DAMAGED (not a .npy array file: {exc}). "
+                                   f"Fix: {remedy(self.path)}") from None
             self.offset = fh.tell()
         if fortran or dtype.hasobject:
             raise StorageError(f"{self.path}: expected a C-order numeric array")
@@ -122,8 +124,8 @@ class NpyArray:
         expected = self.offset + self.row_bytes * self.shape[0]
         size = self.path.stat().st_size
         if size != expected:
-            raise StorageError(f"{self.path} is truncated or damaged: {size} bytes, header promises "
-                               f"{expected} (shape {self.shape}); delete it and rerun its step")
+            raise StorageError(f"{self.path} is DAMAGED (truncated: {size} bytes, header promises "
+                               f"{expected}, shape {self.shape}). Fix: {remedy(self.path)}")
 
     def __len__(self) -> int:
         return self.shape[0]

@@ -5,15 +5,22 @@ import io
 import json
 import os
 import random
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
+import threading
+import time
 import zipfile
 from pathlib import Path
 
 import multivolumefile
 import py7zr
 import pytest
+from conftest import COUNTS, REPO
 
+from srlrfr.cachelock import exclusive
 from srlrfr.data import archive as archive_mod
 from srlrfr.data.archive import MARKER, UnsafeArchiveError, extract, is_complete, read_marker, volume_parts
 
@@ -218,3 +225,95 @@ def test_foreign_nonempty_dest_is_not_replaced(tmp_path):
     assert (mine / "precious.txt").read_text() == "keep"
     assert not is_complete(mine)
     assert os.listdir(mine) == ["precious.txt"]
+
+
+# ---------------------------------------------------------------- runs sharing one cache
+
+EXTRACT = "import sys; from srlrfr.data.archive import extract; extract(sys.argv[1], sys.argv[2])"
+MEMBERS = {f"faces/p{i:02d}/img.jpg": random.Random(i).randbytes(2000) for i in range(30)}
+
+
+def _extractor(tmp_path: Path, name: str, archive: Path, dest: Path, pause_at: str | None = None):
+    """``extract`` in a real process, its stderr (the 'waiting' line) in ``<name>.err``."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+    env.pop("SRLRFR_PAUSE_AT", None)
+    if pause_at:
+        env.update(SRLRFR_PAUSE_AT=pause_at, SRLRFR_PAUSE_FILE=str(tmp_path / f"{name}.paused"))
+    err = open(tmp_path / f"{name}.err", "w")
+    return subprocess.Popen([sys.executable, "-c", EXTRACT, str(archive), str(dest)], env=env, stderr=err)
+
+
+def _wait_for(check, what: str, timeout: float = 300) -> None:
+    end = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < end, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def _kill(proc) -> None:
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+
+
+def test_runs_sharing_a_cache_extract_once_and_a_killed_one_hurts_nobody(tmp_path):
+    """Run A is killed midway through unpacking (holding the lock); run B, waiting for A, is killed too and
+    leaves A's temp folder alone; run C then finds A dead, removes its leftovers and unpacks all of it."""
+    COUNTS["faults injected"] += 2
+    zpath = tmp_path / "faces.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        for name, data in MEMBERS.items():
+            zf.writestr(name, data)
+    cache = tmp_path / "cache"
+    dest = cache / "faces"
+    a = _extractor(tmp_path, "a", zpath, dest, pause_at="extract:faces.zip#10")
+    try:
+        _wait_for(lambda: (tmp_path / "a.paused").exists(), "run A to stop after 10 members")
+        [a_temp] = _leftovers(cache, dest)
+        b = _extractor(tmp_path, "b", zpath, dest)
+        _wait_for(lambda: "waiting for it" in (tmp_path / "b.err").read_text(), "run B to wait for A")
+        assert f"pid {a.pid}" in (tmp_path / "b.err").read_text()  # whom it waits for
+        _kill(b)
+        assert _leftovers(cache, dest) == [a_temp] and not dest.exists()  # A's folder is still A's
+        c = _extractor(tmp_path, "c", zpath, dest)
+        _wait_for(lambda: "waiting for it" in (tmp_path / "c.err").read_text(), "run C to wait for A")
+    finally:
+        a.send_signal(signal.SIGKILL)  # not reaped before C goes on: a zombie's temp folder is a dead one's
+    assert c.wait(timeout=300) == 0, (tmp_path / "c.err").read_text()
+    a.wait(timeout=60)
+    assert is_complete(dest, zpath) and read_marker(dest)["members"] == len(MEMBERS)
+    assert {str(p.relative_to(dest)): p.read_bytes() for p in dest.rglob("*.jpg")} == MEMBERS
+    assert _leftovers(cache, dest) == []
+    COUNTS["faults survived"] += 2
+
+
+def test_a_second_run_reuses_the_first_ones_extraction(tmp_path, monkeypatch):
+    """While a run holds the lock the other waits; it then finds the folder complete and extracts nothing."""
+    zpath = tmp_path / "a.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("x.txt", b"x")
+    dest = tmp_path / "cache" / "a"
+    done = []
+    with exclusive(dest):
+        waiter = threading.Thread(target=lambda: done.append(extract(zpath, dest)))
+        waiter.start()
+        time.sleep(0.5)
+        assert waiter.is_alive() and not done
+        extract_calls = []
+        real = archive_mod._extract_into
+        monkeypatch.setattr(archive_mod, "_extract_into", lambda *a: extract_calls.append(a) or real(*a))
+        archive_mod._extract_locked(zpath, "zip", archive_mod._archive_identity(zpath), dest)  # the lock holder
+    waiter.join(30)
+    assert done == [dest] and len(extract_calls) == 1 and (dest / "x.txt").read_bytes() == b"x"
+
+
+def test_extracted_folder_gets_the_umask_permissions(tmp_path):
+    zpath = tmp_path / "a.zip"
+    with zipfile.ZipFile(zpath, "w") as zf:
+        zf.writestr("top/x.txt", b"x")
+    old = os.umask(0o022)
+    try:
+        out = extract(zpath, tmp_path / "downloads" / "a")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(out.stat().st_mode) == 0o755  # not mkdtemp's 0700
+    assert stat.S_IMODE((out / "top").stat().st_mode) == 0o755

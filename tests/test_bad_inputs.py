@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tarfile
@@ -202,6 +203,16 @@ def _ingest_lfw(pairs: str | None = None, images: int = 2, archive: dict | None 
     return build
 
 
+def _planted_cache_lock(w: Path) -> list[str]:
+    """The shared cache's lock for the unpacked LFW is a link to someone's file: refused, the file untouched."""
+    argv = _ingest_lfw(archive={f"lfw/{p}/{p}_000{i}.jpg": b"x" for p in "AB" for i in (1, 2)})(w)
+    write(w / "victim.txt", "precious\n")
+    locks = w / "data" / "downloads" / "lfw" / ".srlrfr-locks"  # the cache's lock of its unpacked lfw/
+    locks.mkdir(parents=True)
+    (locks / "lfw.lock").symlink_to(w / "victim.txt")
+    return argv
+
+
 def _ingest_celeba(identities: str, present: tuple[str, ...], **celeba) -> Callable[[Path], list[str]]:
     def build(w: Path) -> list[str]:
         write(w / "celeba" / "identity_CelebA.txt", identities)
@@ -306,6 +317,23 @@ def _train_on_crafted_checkpoint(w: Path) -> list[str]:
     return train_argv(w)
 
 
+def _train_on_random_checkpoint(w: Path) -> list[str]:
+    write(w / "models" / "srnets" / "t" / "edsr_lambda0" / "checkpoint.pt", np.random.default_rng(3).bytes(5000))
+    return train_argv(w)
+
+
+def _matrix_on_truncated_features(w: Path) -> list[str]:
+    """A features .npz cut in half (a disk that filled up, a partial copy): numpy's BadZipFile names no file."""
+    aligned = tiny_training_set(w)[0]
+    write(w / "pairs.csv", "left,right,same\ni0,i1,1\ni2,i3,0\n")
+    buf = io.BytesIO()
+    np.savez(buf, ids=np.array([f"i{k}" for k in range(8)]), features=np.ones((8, 4), np.float32))
+    hr = write(w / "results" / "features" / "lfw" / "dlib_resnet34" / "hr.npz", buf.getvalue()[:300])
+    return ["matrix", "--pairs", "pairs.csv", "--aligned", aligned, "--full-features", str(hr.relative_to(w)),
+            "--full-resolution", "160x160", "--features", str(hr.relative_to(w)), "--method", "bicubic",
+            "--out", "results/matrix/dlib_resnet34/bicubic.csv"]
+
+
 CASES = [
     # params
     Case("unknown key", _config({"train": {"iteratoins": 5}}), ("'train.iteratoins'",), ("allowed here",)),
@@ -357,6 +385,8 @@ CASES = [
     Case("archive with a symlink to an absolute path",
          _ingest_lfw(archive={"lfw/A/A_0001.jpg": b"x", "lfw/A/A_0002.jpg": "/etc/passwd"}),
          ("lfw.tgz", "A_0002.jpg"), ("nothing was extracted",)),
+    Case("shared cache lock planted as a link", _planted_cache_lock, (".srlrfr-locks/lfw.lock",),
+         ("symbolic link", "rm ")),
     Case("CelebA images missing with data.celeba.missing: error",
          _ingest_celeba("000001.jpg 1\n000002.jpg 1\n000003.jpg 2\n", ("000001.jpg",), missing="error"),
          ("identity_CelebA.txt", "data.celeba.missing", "000002.jpg"), ("2 of the 3", "extract")),
@@ -408,11 +438,16 @@ CASES = [
     Case("crafted pickle as FNet weights", _features_with(lambda w: crafted_pickle(w / "downloads" / "evil.pt")),
          ("downloads/evil.pt",), ("refused", "can run code")),
     Case("truncated FNet weights", _features_with(_truncated_pt), ("downloads/cut.pt",),
-         ("corrupt or truncated", "again")),
+         ("DAMAGED", "corrupt or truncated", "delete it and download or copy it again")),
     Case("training that diverges (train.lr 1e30)", _train_diverging, ("train.lr", "step 2"),
          ("diverged", "Nothing was saved as model.pt")),
     Case("crafted pickle as a training checkpoint", _train_on_crafted_checkpoint, ("edsr_lambda0/checkpoint.pt",),
          ("refused",)),
+    # damaged files srlrfr wrote: DAMAGED (not "crafted"), with the step that remakes them
+    Case("random bytes as a training checkpoint", _train_on_random_checkpoint, ("edsr_lambda0/checkpoint.pt",),
+         ("DAMAGED", "delete it and rerun step train")),
+    Case("truncated features .npz", _matrix_on_truncated_features, ("results/features/lfw/dlib_resnet34/hr.npz",),
+         ("DAMAGED", "BadZipFile", "delete it and rerun step features")),
 ]
 
 
@@ -534,6 +569,42 @@ def test_read_only_output_folder(work: Path):
         os.chmod(work / "results", 0o755)
     check_refused(work, out.returncode, out.stderr, ("results/summary.csv",), ("permission denied", "ls -ld"), before)
     COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+# ---------------------------------------------------------------- permissions: a planted lease folder
+
+@pytest.mark.parametrize("planted", ["folder link", "lock file link"])
+def test_planted_gpu_lease_folder_is_refused(planted: str, tmp_path: Path, monkeypatch):
+    """Another user plants the lease folder (or a lock in it) as a link: refused, the target never touched."""
+    from srlrfr import leases
+    COUNTS["bad inputs tried"] += 1
+    target = tmp_path / "victim"
+    target.mkdir(mode=0o755)
+    (target / "gpu-a.lock").write_text("precious\n")
+    locks = tmp_path / "srlrfr-gpu-locks"
+    if planted == "folder link":
+        locks.symlink_to(target)
+    else:
+        locks.mkdir()
+        (locks / "gpu-a.lock").symlink_to(target / "gpu-a.lock")
+    monkeypatch.setenv(leases.LOCK_DIR_ENV, str(locks))
+    with pytest.raises(leases.LeaseFolderError) as err:
+        leases.try_lease("gpu-a")
+    assert str(locks) in str(err.value) and "symbolic link" in str(err.value) and leases.LOCK_DIR_ENV in str(err.value)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o755 and (target / "gpu-a.lock").read_text() == "precious\n"
+    COUNTS["bad inputs rejected with a clear message"] += 1
+
+
+def test_default_gpu_lease_folder_is_the_users_own(tmp_path: Path, monkeypatch):
+    from srlrfr import leases
+    monkeypatch.delenv(leases.LOCK_DIR_ENV, raising=False)
+    monkeypatch.setattr(leases.tempfile, "gettempdir", lambda: str(tmp_path))
+    try:
+        assert leases.try_lease("gpu-z")
+    finally:
+        leases.release_all()
+    st = os.lstat(tmp_path / f"srlrfr-gpu-locks-{os.getuid()}")
+    assert stat.S_ISDIR(st.st_mode) and st.st_uid == os.getuid() and stat.S_IMODE(st.st_mode) == 0o700
 
 
 # ---------------------------------------------------------------- damaged images are recorded, not scored

@@ -16,6 +16,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from srlrfr.cachelock import LOCKS, exclusive
 from srlrfr.data.download import (
     ChecksumError,
     DownloadError,
@@ -179,6 +180,23 @@ def test_valid_existing_file_is_not_refetched_and_corrupt_one_is(site, tmp_path)
     assert len(site.log) == 1 and dest.read_bytes() == PAYLOAD
 
 
+def test_a_run_sharing_the_cache_waits_and_reuses_the_file(site, tmp_path):
+    """A second download of a file another run is fetching waits for it, then uses its verified bytes."""
+    dest = tmp_path / "cache" / "data.bin"
+    dest.parent.mkdir()
+    got = []
+    with serve(site) as base:
+        with exclusive(dest):  # the other run, mid-transfer
+            waiter = threading.Thread(target=lambda: got.append(download(f"{base}/data.bin", dest, md5=MD5,
+                                                                         progress=False)))
+            waiter.start()
+            time.sleep(0.5)
+            assert waiter.is_alive() and not got
+            dest.write_bytes(PAYLOAD)  # the other run's verified file, renamed into place
+        waiter.join(30)
+    assert got == [dest] and site.log == []  # nothing fetched twice
+
+
 def test_connection_refused_fails_fast_with_hint(tmp_path):
     hint = "set data.lfw.source in params.yaml to the path of an extracted folder or .tgz"
     t0 = time.monotonic()
@@ -231,7 +249,7 @@ def test_google_drive_through_gdown_retries_and_verifies(site, tmp_path):
                                     progress=False, timeout=5)
     assert out.read_bytes() == PAYLOAD
     assert [p for p, _ in site.log] == ["/uc", "/uc"]  # the cut transfer was tried again
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["img.zip"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [LOCKS, "img.zip"]  # LOCKS: the lock, kept for the next run
 
 
 def test_google_drive_wrong_bytes_leave_nothing(site, tmp_path):
@@ -239,7 +257,7 @@ def test_google_drive_wrong_bytes_leave_nothing(site, tmp_path):
     with serve(site) as base:
         with pytest.raises(ChecksumError, match="md5 mismatch"):
             download_google_drive("X", tmp_path / "f", md5=MD5, url=f"{base}/uc?id=X", progress=False)
-    assert list(tmp_path.iterdir()) == []
+    assert [p.name for p in tmp_path.iterdir()] == [LOCKS]
 
 
 def test_google_drive_offline_names_the_local_copy_hint(tmp_path):

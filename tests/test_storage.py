@@ -50,8 +50,10 @@ def test_truncated_file_is_named(tmp_path):
         w.write(a)
     data = (tmp_path / "a.npy").read_bytes()
     (tmp_path / "a.npy").write_bytes(data[:-100])
-    with pytest.raises(StorageError, match=r"a\.npy is truncated"):
+    with pytest.raises(StorageError, match=r"a\.npy is DAMAGED \(truncated.*delete it and download or copy"):
         NpyArray(tmp_path / "a.npy")
-    (tmp_path / "b.npy").write_bytes(b"not an array")
-    with pytest.raises(StorageError, match="not a .npy"):
-        NpyArray(tmp_path / "b.npy")
+    (tmp_path / "data" / "aligned" / "x").mkdir(parents=True)
+    bad = tmp_path / "data" / "aligned" / "x" / "images.npy"
+    bad.write_bytes(b"not an array")
+    with pytest.raises(StorageError, match=r"images\.npy is DAMAGED \(not a .npy.*delete it and rerun step align"):
+        NpyArray(bad)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from srlrfr.damaged import DamagedFileError
 from srlrfr.data.download import file_sha256
 from srlrfr.models.srnet import import_authors_edsr, load_srnet, save_srnet, super_resolve
 from srlrfr.models.srnets.edsr import EDSR
@@ -40,9 +41,10 @@ def test_crafted_pickle_is_refused_without_running_code(tmp_path, writer):
         with open(path, "wb") as fh:
             pickle.dump(payload, fh)
 
-    with pytest.raises(CheckpointError, match="evil.pth"):
+    with pytest.raises(CheckpointError, match="evil.pth") as err:
         load_state_dict_file(path)
     assert not marker.exists()
+    assert not isinstance(err.value, DamagedFileError) and "refused" in str(err.value)  # not "damaged"
 
     # Control: the file really is hostile; an unrestricted load runs the payload
     # (a bare pickle then fails torch's format check, after the damage is done).

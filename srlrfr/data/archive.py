@@ -8,6 +8,12 @@ strips leading slashes. Extraction goes to a
 temporary sibling of the destination; only after the last byte is out is a
 marker written and the directory renamed into place, so a killed run leaves a
 temp directory that is never taken for a result and is removed next time.
+
+Runs sharing a cache extract one at a time (srlrfr.cachelock): a second run
+waits for the first, then reuses its result. The temp directory is named after
+its writer (``.<dest>.<host>-<pid>.…``); it is removed only by the next holder
+of the lock, so never while its writer lives.
+It gets the user's umask permissions, like any folder the user makes.
 """
 from __future__ import annotations
 
@@ -15,11 +21,16 @@ import json
 import os
 import re
 import shutil
+import socket
 import stat
 import tarfile
 import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath, PureWindowsPath
+
+from ..atomic import current_umask
+from ..cachelock import exclusive
+from ..faults import pause_point
 
 MARKER = ".srlrfr-complete"
 TMP_SUFFIX = ".extracting"
@@ -138,7 +149,9 @@ def _extract_into(archive: Path, kind: str, out: Path) -> int:
     if kind == "zip":
         with zipfile.ZipFile(archive) as zf:
             _check_zip(archive, zf)
-            zf.extractall(out)
+            for info in zf.infolist():
+                zf.extract(info, out)
+                pause_point(f"extract:{archive.name}")  # the fault tests kill an extraction midway here
             return len(zf.infolist())
     with _open_7z(archive, multi=kind == "7z-multi") as sz:
         _check_7z(archive, sz)
@@ -192,15 +205,30 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
     identity = _archive_identity(archive)
     if is_complete(dest_dir, archive):
         return dest_dir
+    dest_dir.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest_dir, "extracting into"):
+        if not is_complete(dest_dir, archive):  # else a run sharing the cache made it while we waited
+            _extract_locked(archive, kind, identity, dest_dir)
+    return dest_dir
+
+
+def _remove_dead_temps(dest_dir: Path) -> None:
+    """Temp directories of killed extractions. Only called under the destination's lock: every extraction
+    holds it, so no live one is writing any of them (a killed writer's pid may even still show in /proc)."""
+    for stale in _temp_dirs(dest_dir):
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _extract_locked(archive: Path, kind: str, identity: dict, dest_dir: Path) -> None:
+    """Extract into a temp sibling and rename it onto ``dest_dir``; the caller holds the lock."""
     if dest_dir.exists() and read_marker(dest_dir) is None and any(dest_dir.iterdir()):
         raise FileExistsError(f"{dest_dir} exists, is not empty and was not made by extract(); "
                               f"remove it or choose another destination for {archive.name}")
-    for stale in _temp_dirs(dest_dir):  # left by a killed run
-        shutil.rmtree(stale, ignore_errors=True)
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.", suffix=TMP_SUFFIX,
-                                dir=dest_dir.parent))
+    _remove_dead_temps(dest_dir)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{dest_dir.name}.{socket.gethostname()}-{os.getpid()}.",
+                                suffix=TMP_SUFFIX, dir=dest_dir.parent))
     try:
+        os.chmod(tmp, 0o777 & ~current_umask())  # mkdtemp makes it 0700: others of the group could not read it
         try:
             count = _extract_into(archive, kind, tmp)
         except _damage_types() as exc:
@@ -215,4 +243,3 @@ def extract(archive: str | os.PathLike, dest_dir: str | os.PathLike) -> Path:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return dest_dir

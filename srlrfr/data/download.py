@@ -5,7 +5,8 @@ the bytes already there with an HTTP Range request; the checksum(s) are
 verified before the ``.part`` is renamed onto ``dest``.  So ``dest`` either
 holds verified bytes or does not exist, and a killed run loses nothing but
 time.  Being offline fails at once with a message that says how to point the
-pipeline at a local copy instead.
+pipeline at a local copy instead. Runs sharing a download cache fetch a file
+one at a time (srlrfr.cachelock): the second waits, then finds it verified.
 """
 from __future__ import annotations
 
@@ -22,6 +23,8 @@ import urllib.request
 from pathlib import Path
 
 from tqdm import tqdm
+
+from ..cachelock import exclusive
 
 CHUNK = 1 << 20
 USER_AGENT = "srlrfr-downloader/0.1 (+python-urllib)"
@@ -185,11 +188,21 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
     """
     dest = Path(dest)
     checks = {"md5": md5, "sha256": sha256, "git_blob": git_blob, "size": size}
-    if dest.is_file():
-        if matches(dest, **checks):
-            return dest
-        dest.unlink()  # stale or corrupt copy: fetch it again
+    if dest.is_file() and matches(dest, **checks):  # no lock needed (a read-only cache stays usable)
+        return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest, "downloading"):
+        if dest.is_file():
+            if matches(dest, **checks):  # ours from before, or a peer's that we waited for
+                return dest
+            dest.unlink()  # stale or corrupt copy: fetch it again
+        return _download(url, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint,
+                         backoff=backoff, opener=opener)
+
+
+def _download(url: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
+              hint: str | None, backoff: float, opener) -> Path:
+    """The transfer of :func:`download`, under ``dest``'s lock."""
     part = dest.with_name(dest.name + ".part")
     opener = opener or urllib.request.build_opener()
     hint = hint or DEFAULT_HINT
@@ -248,18 +261,28 @@ def download_google_drive(file_id: str, dest: str | os.PathLike, *, md5: str | N
     gdown writes ``<dest>.unverified``; only verified bytes are renamed onto
     ``dest``. ``url`` replaces the Drive address (a mirror, or a local test server).
     """
+    dest = Path(dest)
+    checks = {"md5": md5, "sha256": sha256, "size": size}
+    if dest.is_file() and matches(dest, **checks):  # no lock needed (a read-only cache stays usable)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest, "downloading"):
+        if dest.is_file():
+            if matches(dest, **checks):  # ours from before, or a peer's that we waited for
+                return dest
+            dest.unlink()  # stale or corrupt copy: fetch it again
+        return _download_drive(file_id, dest, checks, progress=progress, timeout=timeout, retries=retries,
+                               hint=hint, url=url)
+
+
+def _download_drive(file_id: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
+                    hint: str | None, url: str | None) -> Path:
+    """The transfer of :func:`download_google_drive`, under ``dest``'s lock."""
     import gdown
     import requests
     from gdown.exceptions import DownloadError as GdownError
     from gdown.exceptions import FileURLRetrievalError
 
-    dest = Path(dest)
-    checks = {"md5": md5, "sha256": sha256, "size": size}
-    if dest.is_file():
-        if matches(dest, **checks):
-            return dest
-        dest.unlink()  # stale or corrupt copy: fetch it again
-    dest.parent.mkdir(parents=True, exist_ok=True)
     unverified = dest.with_name(dest.name + ".unverified")
     hint = hint or DEFAULT_HINT
     source = url or f"Google Drive file {file_id}"

@@ -26,8 +26,9 @@ class Features:
 
     @classmethod
     def load(cls, path) -> Features:
-        with np.load(path, allow_pickle=False) as z:
-            return cls(z["ids"], z["features"])
+        from ..damaged import load_npz
+        z = load_npz(path, ("ids", "features"))
+        return cls(z["ids"], z["features"])
 
     def take(self, ids, where: str = "") -> np.ndarray:
         try:

@@ -15,6 +15,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from ..damaged import DamagedFileError, damaged, writing_step
+
 StateDict = dict[str, torch.Tensor]
 
 _SHOW = 5  # keys shown per category in mismatch messages
@@ -24,23 +26,65 @@ class CheckpointError(ValueError):
     """A checkpoint file is unreadable, unsafe, or does not fit the model."""
 
 
-def load_checkpoint(path: str | os.PathLike, hint: str = "") -> Any:
-    """Weights-only ``torch.load`` on CPU; clear errors for missing or unsafe files."""
+class DamagedCheckpointError(CheckpointError, DamagedFileError):
+    """A checkpoint that is truncated or garbled (not a crafted pickle): delete it and make it again."""
+
+
+def _damaged(path: Path, exc: Exception, step: str | None) -> DamagedCheckpointError:
+    return DamagedCheckpointError(str(damaged(path, _reason(exc), step)))
+
+
+def load_checkpoint(path: str | os.PathLike, hint: str = "", step: str | None = None) -> Any:
+    """Weights-only ``torch.load`` on CPU; clear errors for missing, damaged or unsafe files.
+
+    A file naming a global the safe unpickler refuses is a crafted (or foreign) pickle:
+    refused for safety. Anything else unreadable (random bytes, a cut download) is DAMAGED:
+    it has to be deleted and made again (``step``: the rule that writes it, else from the path).
+    """
     path = Path(path)
     if not path.is_file():
         how = f" Get it with: {hint}" if hint else ""
         raise FileNotFoundError(f"checkpoint not found: {path}.{how}")
     try:
         return torch.load(path, weights_only=True, map_location="cpu")
-    except pickle.UnpicklingError as exc:  # a disallowed global or opcode: refused, never retried unsafely
-        raise CheckpointError(
-            f"refused to load {path}: it holds objects other than tensors and plain containers "
-            f"({_reason(exc)}), and unpickling those can run code. Do not load it with weights_only=False; "
-            f"use a file from the official source (or rerun the step that writes it)") from None
-    except (RuntimeError, EOFError, ValueError) as exc:  # zip reader: truncated or damaged file
-        raise CheckpointError(f"cannot load {path}: the file is corrupt or truncated ({_reason(exc)}). "
-                              f"Fix: download or copy it again, or delete it and rerun the step that "
-                              f"writes it") from None
+    except MemoryError:
+        raise
+    except OSError as exc:
+        if exc.errno is not None:  # the disk's (permission, I/O error), not the file's
+            raise
+        raise _damaged(path, exc, step) from None
+    except Exception as exc:  # zip reader or unpickler on garbage: RuntimeError, EOFError, IndexError, ...
+        if isinstance(exc, pickle.UnpicklingError) and ("GLOBAL" in str(exc) or _calls_code(path)):
+            raise _refused(path, exc, step) from None  # never retried unsafely
+        raise _damaged(path, exc, step) from None
+
+
+def _refused(path: Path, exc: Exception, step: str | None) -> CheckpointError:
+    step = step or writing_step(path)
+    again = f"rerun step {step}" if step else "use a file from the official source"
+    return CheckpointError(
+        f"refused to load {path}: it holds objects other than tensors and plain containers "
+        f"({_reason(exc)}), and unpickling those can run code. Do not load it with weights_only=False; "
+        f"delete it and {again}")
+
+
+_CODE_OPS = {"GLOBAL", "STACK_GLOBAL", "INST", "OBJ", "REDUCE", "NEWOBJ", "NEWOBJ_EX"}
+
+
+def _calls_code(path: Path) -> bool:
+    """True when ``path`` starts with a well-formed pickle that imports or calls something (parsed, never run).
+
+    Random bytes almost never do: they fail the parse, or lack the protocol byte that pickles start with.
+    """
+    import pickletools
+    try:
+        with open(path, "rb") as fh:
+            if fh.read(1) != b"\x80":
+                return False
+            fh.seek(0)
+            return bool(_CODE_OPS & {op.name for op, _, _ in pickletools.genops(fh)})
+    except Exception:  # any parse error: not a pickle
+        return False
 
 
 def _reason(exc: Exception) -> str:

@@ -103,6 +103,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     evaluate.precision.fnet and .srnet).
     """
     from ..atomic import save_npz, write_csv, write_json
+    from ..damaged import load_npz
     from ..device import inference_dtype, resolve_device
     from ..methods import restore
     from ..metrics.identification import identification_report, identification_split, probe_ranks
@@ -115,8 +116,8 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     dev = resolve_device(device)
     pairs = pd.read_csv(pairs_csv)
     aligned = AlignedSet(aligned_dir)
-    with np.load(features_npz, allow_pickle=False) as z:
-        hr_feats, hr_ids = z["features"], z["ids"].astype(str)
+    z = load_npz(features_npz, ("features", "ids"))
+    hr_feats, hr_ids = z["features"], z["ids"].astype(str)
     if not np.array_equal(hr_ids, aligned.ids):
         raise ValueError(f"{features_npz} was computed for other images than {aligned_dir}; rebuild it")
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path, write_csv
+from ..damaged import load_npz
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..report.html import write_report
@@ -105,11 +106,11 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         rows: list[tuple[str, np.ndarray]] = []
         truth = None
         for method, run in sorted(runs.get(res, {}).items()):
-            with np.load(run / "examples.npz") as z:
-                if not rows:
-                    rows.append((f"probe {res}", z["probe"]))
-                rows.append((method, z["restored"]))
-                truth = z["ground_truth"]
+            z = load_npz(run / "examples.npz", ("probe", "restored", "ground_truth"))
+            if not rows:
+                rows.append((f"probe {res}", z["probe"]))
+            rows.append((method, z["restored"]))
+            truth = z["ground_truth"]
         rows.append(("ground truth", truth))
         figures[f"Restored faces from {res}"] = plot_face_grid(rows, figures_dir / f"faces_{res}.png")
 
