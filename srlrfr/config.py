@@ -130,9 +130,14 @@ def _dvc_hint() -> str:
 
 
 def deep_merge(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base``, mapping by mapping. A BasicSR-style entry whose ``type`` changes
+    (``train.srnet: {type: imdn}`` over EDSR) is replaced whole: the old type's kwargs do not apply."""
     out = copy.deepcopy(base)
     for key, value in overlay.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
+        old = out.get(key)
+        if isinstance(value, dict) and isinstance(old, dict) and "type" in value and value["type"] != old.get("type"):
+            out[key] = copy.deepcopy(value)
+        elif isinstance(value, dict) and isinstance(old, dict):
             out[key] = deep_merge(out[key], value)
         else:
             out[key] = copy.deepcopy(value)

@@ -211,8 +211,9 @@ def write_dvc_yaml(path: Path, configfiles: list[str] | None = None) -> None:
 
 def check_dvc_yaml(path: Path, configfiles: list[str] | None = None, root: Path | None = None) -> list[str]:
     """Disagreements between ``path`` and the DAG of the workflow in ``root`` (default: path's folder)."""
-    want = yaml.safe_load(_expected(root or path.resolve().parent, configfiles))["stages"]
-    have = (yaml.safe_load(path.read_text()) or {}).get("stages", {})
+    expected = yaml.safe_load(_expected(root or path.resolve().parent, configfiles))
+    written = yaml.safe_load(path.read_text()) or {}
+    want, have = expected["stages"], written.get("stages", {})
     problems = [f"rule {r!r} has no DVC stage" for r in want if r not in have]
     problems += [f"DVC stage {s!r} is not a Snakemake rule of the DAG" for s in have if s not in want]
     for name in set(want) & set(have):
@@ -220,4 +221,6 @@ def check_dvc_yaml(path: Path, configfiles: list[str] | None = None, root: Path 
             if want[name].get(field) != have[name].get(field):
                 problems.append(f"stage {name!r} {field}: dvc.yaml has {have[name].get(field)!r}, "
                                 f"the Snakefile implies {want[name].get(field)!r}")
+    if expected.get("plots") != written.get("plots"):  # the SRNets and methods plotted follow the params
+        problems.append(f"plots: dvc.yaml has {written.get('plots')!r}, the Snakefile implies {expected.get('plots')!r}")
     return problems

@@ -210,3 +210,14 @@ def test_yaml_loader_reads_yaml_1_2_floats_only_as_floats():
     assert got["e"] != got["e"] and got["f"] == 10 and type(got["f"]) is int and got["g"] == 1.5
     assert (got["h"], got["i"], got["j"], got["k"]) == ("e5", "1e", "1e-5", True)
     assert yaml.safe_load("a: 1e-5")["a"] == "1e-5"  # PyYAML's own loader is left as it was
+
+
+def test_an_overlay_changing_the_srnet_type_replaces_the_entry():
+    """EDSR's n_blocks/res_scale must not follow into an IMDN given as a mapping in an overlay."""
+    from srlrfr.config import deep_merge, validate
+    base = {"train": {"srnet": {"type": "edsr", "n_blocks": 32, "n_feats": 256, "res_scale": 0.1}, "lr": 1e-4}}
+    merged = deep_merge(base, {"train": {"srnet": {"type": "imdn", "n_feats": 32}}})
+    assert merged["train"]["srnet"] == {"type": "imdn", "n_feats": 32} and merged["train"]["lr"] == 1e-4
+    assert validate(merged)["train"]["srnet"]["type"] == "imdn"
+    same = deep_merge(base, {"train": {"srnet": {"type": "edsr", "n_blocks": 2}}})  # same type: merged
+    assert same["train"]["srnet"] == {"type": "edsr", "n_blocks": 2, "n_feats": 256, "res_scale": 0.1}

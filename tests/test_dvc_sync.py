@@ -58,3 +58,11 @@ def test_every_output_and_metric_persists(repo_root: Path):
         for entry in stage.get("outs", []) + stage.get("metrics", []):
             (path, flags), = entry.items()
             assert flags.get("persist") is True, f"stage {name}: {path} is not persist: true"
+
+
+def test_a_stale_plots_section_is_reported(repo_root: Path, tmp_path: Path):
+    doc = yaml.safe_load((repo_root / "dvc.yaml").read_text())
+    doc["plots"][0]["results/plots/accuracy.csv"]["y"].append("an_old_srnet")
+    bad = tmp_path / "dvc.yaml"
+    bad.write_text(yaml.safe_dump(doc))
+    assert any(p.startswith("plots:") for p in check_dvc_yaml(bad, root=repo_root))
