@@ -105,6 +105,8 @@ def metrics_inputs(work: Path) -> list[str]:
              "folds": [0, 1], "fold_acc": [89.0, 91.0], "fold_thresholds": [0.2, 0.3], "auc": 0.9, "eer": 0.1,
              "n_pairs": 600, "n_excluded": 0, "tar_at_far": {"1e-2": {"tar": 0.5, "n_negative": 300}}}
         files.append(str(write(work / "evalin" / method / res / "metrics.json", json.dumps(m)).relative_to(work)))
+        write(work / "evalin" / method / res / "scores.csv",  # the significance step reads them
+              "pair,fold,label,score\n" + "".join(f"{i},{i % 2},{i % 2},0.{i}\n" for i in range(8)))
     return files
 
 
