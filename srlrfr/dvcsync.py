@@ -222,5 +222,6 @@ def check_dvc_yaml(path: Path, configfiles: list[str] | None = None, root: Path 
                 problems.append(f"stage {name!r} {field}: dvc.yaml has {have[name].get(field)!r}, "
                                 f"the Snakefile implies {want[name].get(field)!r}")
     if expected.get("plots") != written.get("plots"):  # the SRNets and methods plotted follow the params
-        problems.append(f"plots: dvc.yaml has {written.get('plots')!r}, the Snakefile implies {expected.get('plots')!r}")
+        problems.append(f"plots: dvc.yaml has {written.get('plots')!r}, "
+                        f"the Snakefile implies {expected.get('plots')!r}")
     return problems
