@@ -7,6 +7,7 @@ step X", X being the Snakemake rule that writes that path (``writing_step``).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import zipfile
 import zlib
@@ -61,32 +62,32 @@ def _is_damage(exc: BaseException) -> bool:
     return isinstance(exc, (zipfile.BadZipFile, zlib.error, EOFError, ValueError, KeyError))
 
 
-def load_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None,
-             step: str | None = None) -> dict[str, np.ndarray]:
-    """The arrays of an ``.npz`` (``keys``, default all), read now so that a damaged member fails here."""
-    path = Path(path)
+@contextlib.contextmanager
+def _named_damage(path: Path, step: str | None):
+    """Reading ``path``: a sign of damage becomes a DAMAGED error naming it (a missing file stays one)."""
     try:
-        with np.load(path, allow_pickle=False) as z:
-            missing = [k for k in keys or () if k not in z.files]
-            if missing:
-                raise KeyError(f"no array {', '.join(missing)} (holds {', '.join(z.files) or 'none'})")
-            return {k: z[k] for k in keys or z.files}
+        yield
     except FileNotFoundError:
         raise
     except Exception as exc:
         if _is_damage(exc):
             raise damaged(path, _reason(exc), step) from None
         raise
+
+
+def load_npz(path: str | os.PathLike, keys: tuple[str, ...] | None = None,
+             step: str | None = None) -> dict[str, np.ndarray]:
+    """The arrays of an ``.npz`` (``keys``, default all), read now so that a damaged member fails here."""
+    path = Path(path)
+    with _named_damage(path, step), np.load(path, allow_pickle=False) as z:
+        missing = [k for k in keys or () if k not in z.files]
+        if missing:
+            raise KeyError(f"no array {', '.join(missing)} (holds {', '.join(z.files) or 'none'})")
+        return {k: z[k] for k in keys or z.files}
 
 
 def load_npy(path: str | os.PathLike, mmap_mode: str | None = None, step: str | None = None) -> np.ndarray:
     """``np.load`` of an ``.npy`` (no pickles), a damaged file reported by name."""
     path = Path(path)
-    try:
+    with _named_damage(path, step):
         return np.load(path, mmap_mode=mmap_mode, allow_pickle=False)
-    except FileNotFoundError:
-        raise
-    except Exception as exc:
-        if _is_damage(exc):
-            raise damaged(path, _reason(exc), step) from None
-        raise

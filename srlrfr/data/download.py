@@ -174,6 +174,20 @@ def _transfer(opener, url: str, part: Path, *, timeout: float, progress: bool, l
         raise ConnectionError(f"connection closed after {got} of {total} bytes")
 
 
+
+def _cached_or_fetched(dest: Path, checks: dict, fetch) -> Path:
+    """``dest`` if it holds the checked bytes, else ``fetch()`` under the destination's lock: a
+    peer downloading the same file is waited for and its result reused, a stale copy replaced."""
+    if dest.is_file() and matches(dest, **checks):  # no lock needed (a read-only cache stays usable)
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    with exclusive(dest, "downloading"):
+        if dest.is_file():
+            if matches(dest, **checks):  # ours from before, or a peer's that we waited for
+                return dest
+            dest.unlink()  # stale or corrupt copy: fetch it again
+        return fetch()
+
 def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
              sha256: str | None = None, git_blob: str | None = None, size: int | None = None,
              progress: bool = True, timeout: float = 30, retries: int = 3,
@@ -188,16 +202,9 @@ def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
     """
     dest = Path(dest)
     checks = {"md5": md5, "sha256": sha256, "git_blob": git_blob, "size": size}
-    if dest.is_file() and matches(dest, **checks):  # no lock needed (a read-only cache stays usable)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(dest, "downloading"):
-        if dest.is_file():
-            if matches(dest, **checks):  # ours from before, or a peer's that we waited for
-                return dest
-            dest.unlink()  # stale or corrupt copy: fetch it again
-        return _download(url, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint,
-                         backoff=backoff, opener=opener)
+    return _cached_or_fetched(dest, checks, lambda: _download(
+        url, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint, backoff=backoff,
+        opener=opener))
 
 
 def _download(url: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
@@ -263,16 +270,8 @@ def download_google_drive(file_id: str, dest: str | os.PathLike, *, md5: str | N
     """
     dest = Path(dest)
     checks = {"md5": md5, "sha256": sha256, "size": size}
-    if dest.is_file() and matches(dest, **checks):  # no lock needed (a read-only cache stays usable)
-        return dest
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with exclusive(dest, "downloading"):
-        if dest.is_file():
-            if matches(dest, **checks):  # ours from before, or a peer's that we waited for
-                return dest
-            dest.unlink()  # stale or corrupt copy: fetch it again
-        return _download_drive(file_id, dest, checks, progress=progress, timeout=timeout, retries=retries,
-                               hint=hint, url=url)
+    return _cached_or_fetched(dest, checks, lambda: _download_drive(
+        file_id, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint, url=url))
 
 
 def _download_drive(file_id: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
