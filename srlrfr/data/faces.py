@@ -78,16 +78,14 @@ def ingest_faces(root: str | Path, out_dir: str | Path, *, max_images: int | Non
 
 def resolve_faces(source: str | None, cache_dir: str | Path) -> Path:
     """A local folder, or an archive extracted into ``cache_dir``; there is no download."""
-    from .archive import extract
-    from .fetch import _archive_stem, _is_archive
+    from .fetch import local_folder_or_archive
     if source is None or source == "download":
         raise FileNotFoundError(f"data.faces.images is {source!r}: a face folder has no download. {HINT}")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    if path.is_file() and _is_archive(path):
-        return extract(path, Path(cache_dir) / _archive_stem(path))
-    raise FileNotFoundError(f"{path} (data.faces.images) is neither a folder nor an archive. {HINT}")
+    root = local_folder_or_archive(source, cache_dir)
+    if root is None:
+        raise FileNotFoundError(f"{Path(source).expanduser()} (data.faces.images) is neither a folder nor an "
+                                f"archive. {HINT}")
+    return root
 
 
 def _ingest(cfg: dict, out_dir: Path) -> None:

@@ -52,6 +52,17 @@ def _archive_stem(path: Path) -> str:
     return name
 
 
+
+def local_folder_or_archive(source: str | os.PathLike, cache_dir: str | os.PathLike) -> Path | None:
+    """A local folder as it is, an archive extracted into ``cache_dir``; None when ``source`` is neither."""
+    from .archive import extract
+    path = Path(source).expanduser()
+    if path.is_dir():
+        return path
+    if path.is_file() and _is_archive(path):
+        return extract(path, Path(cache_dir) / _archive_stem(path))
+    return None
+
 def fetch_artefact(candidates: tuple[Artefact, ...], dest_dir: str | os.PathLike, *,
                    hint: str, progress: bool = True) -> Path:
     """Download the first candidate that works into ``dest_dir``; each is checked by its own digests.

@@ -86,16 +86,14 @@ def ingest_tinyface(root: str | Path, out_dir: str | Path, *, max_distractors: i
 
 def resolve_tinyface(source: str | None, cache_dir: str | Path) -> Path:
     """A local folder, or tinyface.zip extracted into ``cache_dir``; never a download."""
-    from .archive import extract
-    from .fetch import _archive_stem, _is_archive
+    from .fetch import local_folder_or_archive
     if source is None or source == "download":
         raise FileNotFoundError(f"data.tinyface.source is {source!r}: srlrfr reads a local TinyFace copy only. {HINT}")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        return path
-    if path.is_file() and _is_archive(path):
-        return extract(path, Path(cache_dir) / _archive_stem(path))
-    raise FileNotFoundError(f"TinyFace source {path} (data.tinyface.source) is neither a folder nor an archive. {HINT}")
+    root = local_folder_or_archive(source, cache_dir)
+    if root is None:
+        raise FileNotFoundError(f"TinyFace source {Path(source).expanduser()} (data.tinyface.source) is neither a "
+                                f"folder nor an archive. {HINT}")
+    return root
 
 
 def _ingest(cfg: dict, out_dir: Path) -> None:
