@@ -140,7 +140,8 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         "Time and memory per job": jobs.sort_values("seconds", ascending=False, kind="stable"),
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
-                        tables=tables, figures=figures, params=cfg)
+                        tables=tables, figures=figures,
+                        params=getattr(args, "params_as_written", cfg))  # paths as written, not this clone's
 
 
 def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
