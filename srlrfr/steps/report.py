@@ -10,6 +10,7 @@ from ..atomic import atomic_path, write_csv
 from ..damaged import load_npz
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
+from ..paths import relative_params
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import (
@@ -141,7 +142,7 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures,
-                        params=getattr(args, "params_as_written", cfg))  # paths as written, not this clone's
+                        params=relative_params(cfg))  # the same page in every clone
 
 
 def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
