@@ -148,6 +148,7 @@ def test_a_toy_loss_is_one_class_and_one_registry_line(tmp_path):
     import csv
 
     import numpy as np
+    import torch
 
     from srlrfr import config
     from srlrfr.models.srnet import load_srnet
@@ -179,3 +180,5 @@ def test_a_toy_loss_is_one_class_and_one_registry_line(tmp_path):
         logged = [float(row["loss_pixel"]) for row in csv.DictReader(fh)]
     assert len(toy.computed) == 3 and logged == toy.computed
     assert load_srnet(model)[1]["meta"]["losses"] == {"pixel": "toy_squared", "identity": None}
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["config"]
+    assert saved["losses"] == {"pixel": "toy_squared", "identity": None}  # an L1 run will not resume it

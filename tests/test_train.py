@@ -394,5 +394,9 @@ def test_losses_are_chosen_by_registered_name(hr_images, tmp_path):
         run(hr_images, tmp_path, iterations=1, losses={"identity": "l1"})
     with pytest.raises(ValueError, match="train.losses.pixel: unknown training loss 'l3'"):
         run(hr_images, tmp_path, iterations=1, losses={"pixel": "l3"})
+    with pytest.raises(ValueError, match="train.losses: unknown term 'perceptual'"):
+        run(hr_images, tmp_path, iterations=1, losses={"perceptual": "l1"})
     model = run(hr_images, tmp_path / "ok", iterations=1)
     assert load_srnet(model)[1]["meta"]["losses"] == {"pixel": "l1", "identity": "cosine"}
+    # the paper's losses leave the run config as it was before train.losses: older checkpoints resume
+    assert "losses" not in torch.load(tmp_path / "ok" / "checkpoint.pt", weights_only=True)["config"]

@@ -82,6 +82,9 @@ class TrainOptions:
             raise ValueError(f"lam must be >= 0, got {lam}")
         if self.amp not in AMP_DTYPES:
             raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")
+        unknown = sorted(set(self.losses) - set(ROLES))
+        if unknown:
+            raise ValueError(f"train.losses: unknown term {unknown[0]!r}; the terms are {', '.join(ROLES)}")
         for role in ROLES:
             loss_class(self.losses[role], role)
         if self.identity_upsample not in UPSAMPLE_MODES:
@@ -145,7 +148,8 @@ def _run_config(srnet_type: str, kwargs: dict, kernel: str, lam: float, fnet, op
             "iterations": int(opts.iterations), "lr": float(opts.lr), "betas": [float(b) for b in opts.betas],
             "lr_step": int(opts.lr_step), "lr_gamma": float(opts.lr_gamma),
             "identity_upsample": opts.identity_upsample, "amp": opts.amp, "seed": int(opts.seed),
-            "losses": {"pixel": opts.losses["pixel"], "identity": opts.losses["identity"] if lam > 0 else None},
+            **({} if _losses_used(opts, lam) == _losses_used(TrainOptions(), lam) else
+               {"losses": _losses_used(opts, lam)}),  # the paper's: as before train.losses, so older checkpoints resume
             "data": {"n": len(data), "usable": len(data.usable), "hw": list(data.size), "sha256": data.fingerprint()}}
 
 
@@ -174,6 +178,10 @@ class RunSpec:
     fnet: FaceRecognizer | None
     lam: float
     kernel: str
+
+
+def _losses_used(opts: TrainOptions, lam: float) -> dict[str, str | None]:
+    return {"pixel": opts.losses["pixel"], "identity": opts.losses["identity"] if lam > 0 else None}
 
 
 def train_srnet(data: PyramidData | np.ndarray, *, fnet: FaceRecognizer | None, lam: float,
@@ -381,7 +389,7 @@ class Trainer:
                 "degradation": run.data.degradation,
                 "batch_size": int(opt.batch_size), "lr": float(opt.lr), "lr_step": int(opt.lr_step),
                 "lr_gamma": float(opt.lr_gamma), "identity_upsample": opt.identity_upsample, "amp": opt.amp,
-                "losses": self.config["losses"], "data_sha256": self.config["data"]["sha256"],
+                "losses": _losses_used(opt, lam), "data_sha256": self.config["data"]["sha256"],
                 "n_images": len(run.data), "n_dropped": run.data.dropped,
                 "trained_on": str(self.dev) if self.world == 1 else f"{self.world} x {self.dev.type} (DDP)"}
         return save_srnet(self.out_dir / "model.pt", self.model, run.srnet_type, self.kwargs, channel_order="rgb",
