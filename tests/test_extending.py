@@ -161,7 +161,7 @@ def test_a_toy_loss_is_one_class_and_one_registry_line(tmp_path):
 
         def __call__(self, sr, target):
             loss = (sr.float() - target).square().mean()
-            ToySquared.computed.append(float(loss))
+            ToySquared.computed.append(float(loss.detach()))
             return loss
 
     if "toy_squared" not in LOSSES:
