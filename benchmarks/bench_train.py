@@ -64,11 +64,15 @@ def machine_info(device: torch.device) -> str:
 
 
 def _run(images, fnet, lam, srnet, options, device, on_step, stats=None, train_srnet=None) -> None:
+    import inspect
     if train_srnet is None:
         from srlrfr.training import train_srnet
+    control = dict(device=str(device), progress=False, step_callback=on_step, stats=stats)
+    if "control" in inspect.signature(train_srnet).parameters:  # this loop; a --compare revision may predate it
+        from srlrfr.training import RunControl
+        control = {"control": RunControl(**control)}
     with tempfile.TemporaryDirectory() as out_dir:
-        train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options,
-                    device=str(device), progress=False, step_callback=on_step, stats=stats)
+        train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options, **control)
 
 
 def random_fnet(name: str):

@@ -57,7 +57,7 @@ def load_schema() -> dict:
     """
     from .catalog import load_all
     from .methods import AUTHORS_CHECKPOINTS
-    from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, RESIZE_KERNELS, SRNETS
+    from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, LOSSES, RESIZE_KERNELS, SRNETS
     load_all()
     schema = yaml.load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text(),
                        Loader=Yaml12Loader)
@@ -74,6 +74,8 @@ def load_schema() -> dict:
     props["train"]["properties"]["dataset"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "training"]
     srnet = props["train"]["properties"]["srnet"]
     srnet["properties"]["type"]["enum"] = srnet["items"]["properties"]["type"]["enum"] = SRNETS.keys()
+    for role, node in props["train"]["properties"]["losses"]["properties"].items():
+        node["enum"] = [n for n in LOSSES.keys() if LOSSES.get(n).role == role]
     evaluate = props["evaluate"]["properties"]
     evaluate["baselines"]["items"]["enum"] = BASELINES.keys()
     evaluate["datasets"]["items"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "verification"]

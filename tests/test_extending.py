@@ -140,3 +140,45 @@ def test_a_list_of_srnets_trains_each_for_every_lambda(toy_repo):
     dvc = yaml.safe_load((work / "dvc.yaml").read_text())
     assert "train.srnet" in dvc["stages"]["train"]["params"]
     assert dvc["plots"][0]["results/plots/accuracy.csv"]["y"][-2:] == ["toy_sr", "edsr_small"]
+
+
+def test_a_toy_loss_is_one_class_and_one_registry_line(tmp_path):
+    """A pixel loss registered here (one class, one registry line) is named in params and trains:
+    every logged pixel loss is one the toy computed, and the model records it."""
+    import csv
+
+    import numpy as np
+    import torch
+
+    from srlrfr import config
+    from srlrfr.models.srnet import load_srnet
+    from srlrfr.registry import LOSSES
+    from srlrfr.training import RunControl, TrainOptions, train_srnet
+    from srlrfr.training.losses import PixelLoss
+
+    class ToySquared(PixelLoss):
+        computed: list[float] = []
+
+        def __call__(self, sr, target):
+            loss = (sr.float() - target).square().mean()
+            ToySquared.computed.append(float(loss.detach()))
+            return loss
+
+    if "toy_squared" not in LOSSES:
+        LOSSES.register("toy_squared", ToySquared)
+    toy = LOSSES.get("toy_squared")
+    toy.computed.clear()
+
+    cfg = config.validate({"train": {"losses": {"pixel": "toy_squared"}, "batch_size": 2, "iterations": 3,
+                                     "log_every": 1, "checkpoint_every": 3}})
+    options = TrainOptions.from_params(cfg["train"])
+    small = np.random.default_rng(0).integers(0, 256, (4, 7, 6, 3), dtype=np.uint8)
+    hr = np.repeat(np.repeat(small, 16, axis=1), 16, axis=2)
+    model = train_srnet(hr, fnet=None, lam=0.0, out_dir=tmp_path, srnet={"type": "edsr", "n_blocks": 1, "n_feats": 4},
+                        options=options, control=RunControl(device="cpu", progress=False))
+    with open(tmp_path / "train_log.csv", newline="") as fh:
+        logged = [float(row["loss_pixel"]) for row in csv.DictReader(fh)]
+    assert len(toy.computed) == 3 and logged == toy.computed
+    assert load_srnet(model)[1]["meta"]["losses"] == {"pixel": "toy_squared", "identity": None}
+    saved = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["config"]
+    assert saved["losses"] == {"pixel": "toy_squared", "identity": None}  # an L1 run will not resume it
