@@ -25,6 +25,7 @@ law to the two, for an estimate of the step's time on 8 and 32 cores.
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import shlex
@@ -153,20 +154,28 @@ def report(args, device: torch.device, r: dict) -> str:
 
 
 def reference_train_srnet(rev: str):
-    """train_srnet of srlrfr/training/loop.py at git revision ``rev``, imported beside this checkout's modules."""
+    """train_srnet of git revision ``rev``: its whole srlrfr/training package (loop, batches, losses...),
+    imported as ``srlrfr._ref_training`` beside this checkout's other modules (models, data, config)."""
+    import importlib
     import importlib.util
     import subprocess
+    import tarfile
+    import tempfile
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{rev}:srlrfr/training/loop.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout
-    name = "srlrfr.training._reference_loop"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "srlrfr.training"
-    sys.modules[name] = module
-    exec(compile(source, f"{rev}:srlrfr/training/loop.py", "exec"), module.__dict__)
-    return module.train_srnet
+    archive = subprocess.run(["git", "archive", rev, "srlrfr/training"], cwd=root, check=True,
+                             capture_output=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix=f"srlrfr-ref-{rev}-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    folder = tmp / "srlrfr" / "training"
+    name = "srlrfr._ref_training"
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.loop").train_srnet
 
 
 def compare(args, device: torch.device) -> None:
