@@ -140,3 +140,18 @@ def test_a_list_of_srnets_trains_each_for_every_lambda(toy_repo):
     dvc = yaml.safe_load((work / "dvc.yaml").read_text())
     assert "train.srnet" in dvc["stages"]["train"]["params"]
     assert dvc["plots"][0]["results/plots/accuracy.csv"]["y"][-2:] == ["toy_sr", "edsr_small"]
+
+
+def test_an_overlay_changing_the_srnet_type_plans_the_new_type(toy_repo):
+    """`snakemake --configfile params.yaml overlay.yaml` with ``train.srnet: {type: imdn}`` (a mapping,
+    no list): Snakemake's own merge kept EDSR's kwargs under IMDN; the workflow merges as srlrfr does."""
+    work, env = toy_repo
+    _params(work, {"type": "edsr", "n_blocks": 1, "res_scale": 0.1})
+    (work / "overlay.yaml").write_text("train:\n  srnet: {type: imdn, n_feats: 32}\n")
+    plan = _run([BIN / "snakemake", "-n", "--forceall", "--printshellcmds", "all", "--configfile", "params.yaml",
+                 "overlay.yaml"], work, env)
+    assert "models/srnets/toy_fnet/imdn_lambda0.5/model.pt" in plan and "edsr_lambda" not in plan
+    cmd = next(line for line in plan.splitlines() if line.startswith("Shell command: srlrfr train "))
+    tokens = shlex.split(cmd.removeprefix("Shell command: "))
+    srnet = json.loads(tokens[tokens.index("--settings") + 1])["train"]["srnet"]
+    assert srnet["type"] == "imdn" and srnet["n_feats"] == 32 and srnet["n_blocks"] == 6  # IMDN's own default

@@ -11,7 +11,13 @@ from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
 load_all()
-_validated = params.check_inputs(params.validate(config))
+# Snakemake merged the params files across a changed `type:` (train.srnet: {type: imdn} kept
+# EDSR's kwargs): merged again as srlrfr merges them (srlrfr.config.snakemake_params).
+_cs = workflow.config_settings
+_merged = params.snakemake_params(
+    workflow.configfiles, list(_cs.configfiles), _cs.config, _cs.replace_workflow_config
+)
+_validated = params.check_inputs(params.validate(_merged))
 config.clear()
 config.update(_validated)
 
