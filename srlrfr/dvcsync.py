@@ -20,10 +20,10 @@ import yaml
 
 from .atomic import write_text
 from .methods import parse_sr
+from .steps import PIPELINE
 
-# Fixed external artefacts verified by git blob id; imported by Snakemake on
-# demand and not versioned by DVC (absent from the DAG unless enabled).
-NOT_IN_DVC = {"all", "import_authors"}
+# Rules without a stage: ``all``, and the steps declared dvc=False (srlrfr.steps.PIPELINE).
+NOT_IN_DVC = {"all"} | {s.name for s in PIPELINE if not s.dvc}
 METRICS = ["results/metrics.json"]
 # Extra Snakemake options for every stage, from the environment: e.g.
 # SRLRFR_SNAKEMAKE_ARGS="--profile workflow/profiles/slurm" dvc repro runs the jobs

@@ -19,11 +19,11 @@ import errno
 import math
 from pathlib import Path
 
-# The device key each GPU-capable rule reads.
-GPU_RULES = {"landmarks": "align.device", "train": "train.device",
-             "features": "evaluate.device", "evaluate": "evaluate.device"}
-RULES = ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_authors",
-         "train", "features", "evaluate", "matrix", "aggregate", "report")
+from .steps import PIPELINE
+
+# The device key each GPU-capable rule reads, and every rule: from the steps' one list.
+GPU_RULES = {s.name: s.device for s in PIPELINE if s.device}
+RULES = tuple(s.name for s in PIPELINE)
 
 # A SLURM job runs Snakemake twice on its node (batch script, then its srun step),
 # each importing srlrfr and torch: ~650 MB each (docs/slurm.md).

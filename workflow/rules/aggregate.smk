@@ -1,3 +1,8 @@
+def aggregate_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/aggregate.tsv"]
+
+
 rule aggregate:
     input:
         metrics=eval_files("metrics.json"),

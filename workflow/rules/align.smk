@@ -1,3 +1,8 @@
+def align_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/align/{d}_{GEOM}.tsv" for d in PREPARED_SETS]
+
+
 rule align:
     input:
         index="data/index/{dataset}",

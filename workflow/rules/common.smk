@@ -6,7 +6,9 @@ import os
 import sys
 
 from srlrfr import config as params
-from srlrfr import methods, resources, runs
+from snakemake.exceptions import WorkflowError
+
+from srlrfr import methods, resources, runs, steps
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
@@ -103,27 +105,31 @@ def eval_files(name, datasets=None):
     ]
 
 
+# The datasets a run prepares (ingest to degrade): the evaluated ones, and the training set when
+# an SRNet is trained here.
+PREPARED_SETS = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [])
+BENCH = "logs/benchmarks"
+
+
 def step_benchmarks():
     """The benchmark: file of every job the report depends on (all but the report's own).
 
-    Listed whole, whatever exists on disk, so the report's input set is the
-    same on every run (a changing set would rerun it); like any missing output,
-    a deleted benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py
-    checks this list against the benchmark lines of the dry run.
+    Each benchmarked step (srlrfr.steps.PIPELINE) lists its jobs' files in its own .smk, as
+    ``<step>_benchmarks()``. Listed whole, whatever exists on disk, so the report's input set is
+    the same on every run (a changing set would rerun it); like any missing output, a deleted
+    benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py checks this list
+    against the benchmark lines of the dry run.
     """
-    bench = "logs/benchmarks"
-    datasets = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [])
-    files = [f"{bench}/{r}/{d}.tsv" for r in ("ingest", "landmarks") for d in datasets]
-    files += [f"{bench}/{r}/{d}_{GEOM}.tsv" for r in ("align", "degrade") for d in datasets]
-    files += [f"{bench}/fnet_weights/{FNET}.tsv"]
-    files += [f"{bench}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
-    files += [f"{bench}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
-    files += [
-        f"{bench}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
-    ]
-    files += [f"{bench}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS]
-    files += [f"{bench}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
-    return files + [f"{bench}/aggregate.tsv"]
+    files = []
+    for step in steps.BENCHMARKED:
+        listed = globals().get(f"{step}_benchmarks")
+        if listed is None:
+            raise WorkflowError(
+                f"workflow/rules/{step}.smk defines no {step}_benchmarks(): a benchmarked step "
+                f"(srlrfr.steps.PIPELINE) lists its jobs' benchmark files"
+            )
+        files += listed()
+    return files
 
 
 # ---- input, param and resource functions of the rules

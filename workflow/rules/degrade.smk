@@ -1,3 +1,8 @@
+def degrade_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/degrade/{d}_{GEOM}.tsv" for d in PREPARED_SETS]
+
+
 rule degrade:
     input:
         "data/aligned/{dataset}_{geometry}",

@@ -1,3 +1,8 @@
+def evaluate_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS]
+
+
 rule evaluate:
     input:
         unpack(eval_inputs),

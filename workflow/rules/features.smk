@@ -1,3 +1,8 @@
+def features_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
+
+
 rule features:
     input:
         unpack(features_inputs),

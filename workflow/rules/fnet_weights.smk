@@ -1,3 +1,8 @@
+def fnet_weights_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/fnet_weights/{FNET}.tsv"]
+
+
 rule fnet_weights:
     output:
         weights="models/fnets/{fnet}.pt",

@@ -1,3 +1,8 @@
+def import_authors_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS]
+
+
 rule import_authors:
     output:
         "models/authors/{name}/model.pt",

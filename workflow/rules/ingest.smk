@@ -1,3 +1,8 @@
+def ingest_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/ingest/{d}.tsv" for d in PREPARED_SETS]
+
+
 rule ingest:
     output:
         directory("data/index/{dataset}"),

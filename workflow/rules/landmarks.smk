@@ -1,3 +1,8 @@
+def landmarks_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/landmarks/{d}.tsv" for d in PREPARED_SETS]
+
+
 rule landmarks:
     input:
         "data/index/{dataset}",

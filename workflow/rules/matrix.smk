@@ -1,3 +1,8 @@
+def matrix_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
+
+
 rule matrix:
     input:
         pairs=f"data/index/{EVAL_SET}",

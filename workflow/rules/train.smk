@@ -1,3 +1,8 @@
+def train_benchmarks():
+    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
+    return [f"{BENCH}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
+
+
 rule train:
     input:
         unpack(train_inputs),
