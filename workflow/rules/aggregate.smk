@@ -1,6 +1,5 @@
-def aggregate_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/aggregate.tsv"]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["aggregate"] = [f"{BENCH}/aggregate.tsv"]
 
 
 rule aggregate:

@@ -111,25 +111,26 @@ PREPARED_SETS = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [
 BENCH = "logs/benchmarks"
 
 
+# Each benchmarked step's .smk adds the benchmark: files of its jobs under its name.
+STEP_BENCHMARKS = {}
+
+
 def step_benchmarks():
     """The benchmark: file of every job the report depends on (all but the report's own).
 
-    Each benchmarked step (srlrfr.steps.PIPELINE) lists its jobs' files in its own .smk, as
-    ``<step>_benchmarks()``. Listed whole, whatever exists on disk, so the report's input set is
-    the same on every run (a changing set would rerun it); like any missing output, a deleted
+    Each benchmarked step (srlrfr.steps.PIPELINE) lists its jobs' files in its own .smk, in
+    STEP_BENCHMARKS. Listed whole, whatever exists on disk, so the report's input set is the
+    same on every run (a changing set would rerun it); like any missing output, a deleted
     benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py checks this list
     against the benchmark lines of the dry run.
     """
-    files = []
-    for step in steps.BENCHMARKED:
-        listed = globals().get(f"{step}_benchmarks")
-        if listed is None:
-            raise WorkflowError(
-                f"workflow/rules/{step}.smk defines no {step}_benchmarks(): a benchmarked step "
-                f"(srlrfr.steps.PIPELINE) lists its jobs' benchmark files"
-            )
-        files += listed()
-    return files
+    missing = [step for step in steps.BENCHMARKED if step not in STEP_BENCHMARKS]
+    if missing:
+        raise WorkflowError(
+            f"workflow/rules/{missing[0]}.smk sets no STEP_BENCHMARKS[{missing[0]!r}]: a benchmarked "
+            f"step (srlrfr.steps.PIPELINE) lists its jobs' benchmark files"
+        )
+    return [f for step in steps.BENCHMARKED for f in STEP_BENCHMARKS[step]]
 
 
 # ---- input, param and resource functions of the rules

@@ -1,6 +1,5 @@
-def features_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["features"] = [f"{BENCH}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
 
 
 rule features:

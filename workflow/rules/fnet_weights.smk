@@ -1,6 +1,5 @@
-def fnet_weights_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/fnet_weights/{FNET}.tsv"]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["fnet_weights"] = [f"{BENCH}/fnet_weights/{FNET}.tsv"]
 
 
 rule fnet_weights:

@@ -1,6 +1,7 @@
-def import_authors_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["import_authors"] = [
+    f"{BENCH}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
+]
 
 
 rule import_authors:

@@ -1,6 +1,5 @@
-def ingest_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/ingest/{d}.tsv" for d in PREPARED_SETS]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["ingest"] = [f"{BENCH}/ingest/{d}.tsv" for d in PREPARED_SETS]
 
 
 rule ingest:

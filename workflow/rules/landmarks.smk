@@ -1,6 +1,5 @@
-def landmarks_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/landmarks/{d}.tsv" for d in PREPARED_SETS]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["landmarks"] = [f"{BENCH}/landmarks/{d}.tsv" for d in PREPARED_SETS]
 
 
 rule landmarks:

@@ -1,6 +1,5 @@
-def matrix_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["matrix"] = [f"{BENCH}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
 
 
 rule matrix:

@@ -1,6 +1,5 @@
-def train_benchmarks():
-    """The benchmark: file of each of this rule's jobs (common.smk:step_benchmarks)."""
-    return [f"{BENCH}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["train"] = [f"{BENCH}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
 
 
 rule train:
