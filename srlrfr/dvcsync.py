@@ -19,7 +19,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import write_text
-from .methods import parse_sr
+from .methods import SRNetId
 from .steps import PIPELINE
 
 # Rules without a stage: ``all``, and the steps declared dvc=False (srlrfr.steps.PIPELINE).
@@ -106,8 +106,8 @@ def _per_lambda(outputs: list[str]) -> bool:
     """Whether a job's outputs are named by a λ trained here (``<srnet>_lambda<tag>``; not the authors')."""
     for path in outputs:
         for part in Path(path).parts:
-            sr = parse_sr(part)
-            if sr is not None and not sr[2]:
+            sr = SRNetId.parse(part)
+            if sr is not None and not sr.authors:
                 return True
     return False
 

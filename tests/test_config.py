@@ -237,3 +237,20 @@ def test_snakemake_params_merge_as_srlrfr_does(tmp_path: Path):
     assert again["train"] == {"srnet": {"type": "imdn", "n_feats": 32}, "lr": 0.1}
     # --replace-workflow-config drops the workflow's own file, as Snakemake does
     assert "fnet" not in config.snakemake_params([own, given[1]], [given[1]], {}, replace=True)
+
+
+def test_a_trained_srnets_identity_has_one_formatter_and_one_parser():
+    """SRNetId names the files on disk exactly as before (λ as plain decimals: 0, 0.5, 0.00001), and
+    parsing a method gives back the identity it was formatted from."""
+    from srlrfr.methods import SRNetId, authors_method
+    names = {0: "edsr_lambda0", 0.5: "edsr_lambda0.5", 1e-05: "edsr_lambda0.00001", 1000000: "edsr_lambda1000000"}
+    for lam, method in names.items():
+        sr = SRNetId("edsr", float(lam), "sphereface20")
+        assert sr.method == method and sr.folder == f"models/srnets/sphereface20/{method}"
+        assert SRNetId.parse(method, "sphereface20") == sr
+    assert SRNetId.FOLDER.format(fnet="f", srnet="imdn_small", lam="0.25") == "models/srnets/f/imdn_small_lambda0.25"
+    assert authors_method("edsr_baseline") == "authors_edsr_lambda0"
+    assert SRNetId.parse("authors_edsr_lambda0.5") == SRNetId("edsr", 0.5, authors=True)
+    assert SRNetId.parse("hr") is None and SRNetId.parse("bicubic") is None
+    with pytest.raises(ValueError, match="model folder"):
+        _ = SRNetId("edsr", 0.5).folder  # no FNet: no folder

@@ -39,7 +39,12 @@ TRAIN_SET = config["train"]["dataset"]
 PRETRAINED = config["train"]["pretrained"]  # shipped SRNets: evaluated, never trained
 LAMBDAS = params.trained_lambdas(config)
 SRNET_NAMES = params.srnet_names(config)
-SR_METHODS = [methods.sr_method(name, lam) for name in SRNET_NAMES for lam in LAMBDAS]
+SR_METHODS = [
+    methods.SRNetId(name, float(lam), FNET).method for name in SRNET_NAMES for lam in LAMBDAS
+]
+# A trained SRNet's files and its method name, as wildcard patterns (srlrfr.methods.SRNetId)
+SRNET_FOLDER = methods.SRNetId.FOLDER
+SRNET_METHOD = methods.SRNetId.METHOD
 AUTHORS_METHODS = [methods.authors_method(n) for n in config["evaluate"]["authors_checkpoints"]]
 CONFIGS = [
     (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
@@ -93,9 +98,10 @@ def degraded_dir(dataset):
 
 
 def srnet_path(method):
-    if methods.parse_sr(method)[2]:  # an authors' checkpoint
+    sr = methods.SRNetId.parse(method, FNET)
+    if sr.authors:
         return f"models/authors/{methods.authors_checkpoint(method)}/model.pt"
-    return f"models/srnets/{FNET}/{method}/model.pt"
+    return f"{sr.folder}/model.pt"
 
 
 def eval_files(name, datasets=None):
@@ -168,7 +174,8 @@ def train_settings(wildcards):
 def train_inputs(wildcards):
     if PRETRAINED:  # the shipped model, checked and copied: no training data, no FNet
         return {
-            "pretrained": f"{PRETRAINED}/{wildcards.fnet}/{wildcards.srnet}_lambda{wildcards.lam}"
+            "pretrained": f"{PRETRAINED}/{wildcards.fnet}/"
+            + SRNET_METHOD.format(srnet=wildcards.srnet, lam=wildcards.lam)
         }
     inputs = {"aligned": aligned_dir(TRAIN_SET), "degraded": degraded_dir(TRAIN_SET)}
     if float(wildcards.lam) > 0:  # lambda = 0 needs no FNet at all

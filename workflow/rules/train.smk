@@ -6,12 +6,12 @@ rule train:
     input:
         unpack(train_inputs),
     output:
-        model="models/srnets/{fnet}/{srnet}_lambda{lam}/model.pt",
-        losses="models/srnets/{fnet}/{srnet}_lambda{lam}/losses.csv",
+        model=f"{SRNET_FOLDER}/model.pt",
+        losses=f"{SRNET_FOLDER}/losses.csv",
     log:
-        "logs/train_{fnet}_{srnet}_lambda{lam}.log",
+        f"logs/train_{{fnet}}_{SRNET_METHOD}.log",
     benchmark:
-        "logs/benchmarks/train/{fnet}/{srnet}_lambda{lam}.tsv"
+        f"logs/benchmarks/train/{{fnet}}/{SRNET_METHOD}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2
