@@ -217,12 +217,14 @@ def check_weights(cfg: dict, root: Path, plan: Plan, *, fnet: bool = True, autho
 def _fnet_weights(spec, src: str, root: Path, cache: Path, plan: Plan) -> Check:
     """The FNet's weights as its registry entry says what they need (FNetSpec.check_weights)."""
     key = f"fnets.{spec.name}.weights"
-    if spec.check_weights is None:  # nothing declared: a path given must exist; a keyword is its prepare_weights'
+    if spec.check_weights is None:  # nothing declared: the default is prepare_weights' own; any other value a path
+        if src == spec.weights_default:
+            return Check("data", key, INFO, f"{src}: made by {spec.name}'s prepare_weights when fnet_weights runs "
+                                            f"(its registry entry declares no check_weights)")
         path = params_path(root, src)
-        if path.is_file():
-            return Check("data", key, OK, str(path))
-        return Check("data", key, INFO, f"{src}: made by {spec.name}'s prepare_weights when fnet_weights runs "
-                                        f"(its registry entry declares no check_weights)")
+        return Check("data", key, OK, str(path)) if path.is_file() else Check(
+            "data", key, FAIL, f"{path} does not exist", fix=f"set {key}: {spec.weights_default}, or the path of "
+                                                             f"the weights")
     try:
         need = spec.check_weights(src, lambda value: params_path(root, value))
     except FileNotFoundError as exc:
