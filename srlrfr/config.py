@@ -363,6 +363,22 @@ def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
     return validate(merged)
 
 
+def snakemake_params(workflow_files: list, cli_files: list, cli_config: dict, replace: bool = False) -> dict:
+    """The params Snakemake read (``configfile:``, then ``--configfile`` in order, then ``--config``),
+    merged again with :func:`deep_merge`, unvalidated.
+
+    Snakemake's own merge is mapping by mapping at every level, so an overlay's
+    ``train.srnet: {type: imdn}`` kept EDSR's ``n_blocks`` and failed validation. With
+    ``--replace-workflow-config`` the workflow's own file is dropped, as Snakemake drops it.
+    """
+    given = {Path(f).absolute() for f in cli_files}
+    own = [] if replace else [f for f in workflow_files if Path(f).absolute() not in given]
+    merged: dict = {}
+    for path in [*own, *cli_files]:
+        merged = deep_merge(merged, read_yaml(path))
+    return deep_merge(merged, dict(cli_config or {}))
+
+
 def trained_lambdas(cfg: dict) -> list[str]:
     """The grid plus the experiment's lambda, as tags, sorted numerically."""
     from .methods import lambda_tag

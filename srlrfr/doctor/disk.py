@@ -25,7 +25,7 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
     """
     from .. import config as cfgmod
     from ..catalog import load_all
-    from ..methods import sr_method
+    from ..methods import SRNetId
     from ..registry import FNETS, GEOMETRIES, SRNETS
     from ..storage import IMAGES, level_name
     from ..training.pyramid import PYRAMID_FACTORS
@@ -54,7 +54,7 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
         kwargs = {k: v for k, v in entry.items() if k not in ("type", "name")}
         sr = state_bytes(SRNETS.get(entry["type"]).build, **kwargs)
         for lam in cfgmod.trained_lambdas(cfg):
-            folder = root / f"models/srnets/{fnet}/{sr_method(name, lam)}"
+            folder = root / SRNetId(name, float(lam), fnet).folder
             items.append(DiskItem(f"SRNet {name} lambda={lam}", folder / "model.pt", sr))
             # checkpoint: the weights plus Adam's two moments per weight
             items.append(DiskItem(f"SRNet {name} lambda={lam} checkpoint", folder / "checkpoint.pt", 3 * sr))
