@@ -196,11 +196,12 @@ def compare(args, device: torch.device) -> None:
                           train_srnet=loop, images=images)
             rates[label].append(out["images_per_s"])
             print(f"round {r + 1}: {label}: {out['images_per_s']:.2f} images/s", flush=True)
-    base = float(np.median(rates[next(iter(sides))]))
     print(f"\nEDSR {args.blocks}x{args.feats}, batch {args.batch}, FNet {args.fnet}, lambda {args.lam}, "
-          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds:")
+          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds; "
+          f"ratios against the {args.compare} loop at the same thread count:")
     medians = {label: float(np.median(values)) for label, values in rates.items()}
     for label, values in rates.items():
+        base = medians[_label(f"{args.compare} loop, fp32", sides[label][2], threads)]
         print(f"  {label:<40} {medians[label]:8.2f} images/s  {medians[label] / base:5.2f}x   "
               f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
     if len(threads) == 2 and 0 not in threads:
