@@ -65,6 +65,11 @@ def cmd_dvc_yaml(args) -> None:
         write_dvc_yaml(Path(args.file))
 
 
+def cmd_slurm_report(args) -> None:
+    from .slurm_report import report
+    print(report(args.run, args.since, args.jobs))
+
+
 def cmd_step(args) -> None:
     from .atomic import all_or_nothing
     from .paths import resolve_params
@@ -116,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="dvc.yaml")
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dvc_yaml)
+
+    p = sub.add_parser("slurm-report", help="per rule, from sacct: SLURM jobs, states, elapsed time, "
+                                            "requested memory vs MaxRSS (default: this directory's latest SLURM run)")
+    p.add_argument("--run", metavar="ID", help="the run's 'SLURM run ID' (Snakemake prints it; "
+                                               "also in .snakemake/log/)")
+    p.add_argument("--since", metavar="TIME", help="every srlrfr rule job since TIME instead (sacct -S: "
+                                                   "2026-12-03T07:00, now-2hours)")
+    p.add_argument("--jobs", action="store_true", help="also one line per job, with its wildcards")
+    p.set_defaults(func=cmd_slurm_report)
 
     for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
