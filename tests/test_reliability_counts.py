@@ -1,0 +1,43 @@
+"""The reliability counts in README.md and docs/reliability.md are the suite's own, and current.
+
+A session that runs every case of tests/test_faults*.py and tests/test_bad_inputs*.py
+writes them (tests/conftest.py). Here: both pages show what tests/reliability_counts.json
+holds, that file lists exactly the cases those suites have now (a case added or removed
+since makes this fail: rerun them), and the run it records passed with no silent result.
+"""
+import json
+import subprocess
+import sys
+
+import pytest
+from conftest import BLOCK, RELIABILITY_CASES, RELIABILITY_PAGES, REPO, counts_block, reliability_files
+
+
+@pytest.fixture(scope="module")
+def recorded() -> dict:
+    assert RELIABILITY_CASES.is_file(), (f"{RELIABILITY_CASES} is missing: run "
+                                         f"pytest tests/test_faults*.py tests/test_bad_inputs*.py")
+    return json.loads(RELIABILITY_CASES.read_text())
+
+
+def test_pages_show_the_recorded_counts(recorded: dict):
+    for page in RELIABILITY_PAGES:
+        blocks = BLOCK.findall(page.read_text())
+        assert len(blocks) == 1 and blocks[0][1] == counts_block(recorded["counts"]), page
+
+
+def test_recorded_run_passed_without_silent_results(recorded: dict):
+    counts = recorded["counts"]
+    assert not recorded["failed"] and counts["silent results"] == 0
+    assert counts["faults injected"] == counts["faults survived"] > 0
+    assert counts["bad inputs tried"] >= counts["bad inputs rejected with a clear message"] > 0
+
+
+def test_recorded_cases_are_the_current_ones(recorded: dict):
+    out = subprocess.run([sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
+                          *(f"tests/{f}" for f in reliability_files())], cwd=REPO, capture_output=True, text=True,
+                         timeout=600)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    current = sorted(line for line in out.stdout.splitlines() if "::" in line)
+    assert recorded["cases"] == current, "the fault or bad-input cases changed since their counts were written: " \
+                                         "rerun pytest tests/test_faults*.py tests/test_bad_inputs*.py"
