@@ -88,8 +88,10 @@ def test_two_runs_after_a_killed_runs_lock(tmp_path: Path):
     that run as active; neither takes the other for a job of the killed run."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    (repo / "Snakefile").write_text(RECORDED + 'rule all:\n    output: "out.txt"\n'
-                                               '    shell: "sleep 20; echo done > {output}"\n')
+    # The job waits for the go of the test: until both runs are past their start, whatever the load.
+    (repo / "Snakefile").write_text(RECORDED + 'rule all:\n    output: "out.txt"\n    shell: "for i in '
+                                               '$(seq 3000); do [ -f go ] && break; sleep 0.2; done; '
+                                               'echo done > {output}"\n')
     gone = subprocess.Popen(["true"])
     gone.wait()
     (repo / runs.RUNS_DIR).mkdir(parents=True)  # the killed run: its record and its lock on out.txt
@@ -100,6 +102,11 @@ def test_two_runs_after_a_killed_runs_lock(tmp_path: Path):
     cmd = [str(BIN / "snakemake"), "--cores", "1", "out.txt"]
     both = [subprocess.Popen(cmd, cwd=repo, env=env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(2)]
+
+    def both_past_their_start() -> bool:  # each has recorded itself, or one has already ended
+        return len(list((repo / runs.RUNS_DIR).glob("*.json"))) == 2 or any(p.poll() is not None for p in both)
+    wait_until(both_past_their_start, 600)
+    (repo / "go").touch()
     outs = [p.communicate(timeout=600) for p in both]
     said = [err for _, err in outs]
     assert not any("a job of the killed run" in s for s in said), said
