@@ -12,18 +12,24 @@ import sys
 import pytest
 from conftest import BLOCK, RELIABILITY_CASES, RELIABILITY_PAGES, REPO, counts_block, reliability_files
 
+NOT_COUNTED = "```\nnot counted yet\n```\n"  # what the pages show before a session wrote the counts
+RERUN = "run pytest tests/test_faults*.py tests/test_bad_inputs*.py"
+
 
 @pytest.fixture(scope="module")
 def recorded() -> dict:
-    assert RELIABILITY_CASES.is_file(), (f"{RELIABILITY_CASES} is missing: run "
-                                         f"pytest tests/test_faults*.py tests/test_bad_inputs*.py")
+    if not RELIABILITY_CASES.is_file():
+        pytest.skip(f"{RELIABILITY_CASES.name} not written yet: {RERUN}")
     return json.loads(RELIABILITY_CASES.read_text())
 
 
-def test_pages_show_the_recorded_counts(recorded: dict):
+def test_pages_show_the_recorded_counts():
+    """Both pages show the file's counts, or 'not counted yet' where there is no file: never figures by hand."""
+    want = counts_block(json.loads(RELIABILITY_CASES.read_text())["counts"]) if RELIABILITY_CASES.is_file() \
+        else NOT_COUNTED
     for page in RELIABILITY_PAGES:
         blocks = BLOCK.findall(page.read_text())
-        assert len(blocks) == 1 and blocks[0][1] == counts_block(recorded["counts"]), page
+        assert len(blocks) == 1 and blocks[0][1] == want, page
 
 
 def test_recorded_run_passed_without_silent_results(recorded: dict):
@@ -39,5 +45,4 @@ def test_recorded_cases_are_the_current_ones(recorded: dict):
                          timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     current = sorted(line for line in out.stdout.splitlines() if "::" in line)
-    assert recorded["cases"] == current, "the fault or bad-input cases changed since their counts were written: " \
-                                         "rerun pytest tests/test_faults*.py tests/test_bad_inputs*.py"
+    assert recorded["cases"] == current, f"the fault or bad-input cases changed since the counts were written: {RERUN}"
