@@ -1,9 +1,9 @@
 """The reliability counts in README.md and docs/reliability.md are the suite's own, and current.
 
-A session that runs every case of tests/test_faults*.py and tests/test_bad_inputs*.py
+A session that runs every case of tests/test_faults*.py and tests/test_bad_inputs*.py, all passing,
 writes them (tests/conftest.py). Here: both pages show what tests/reliability_counts.json
 holds, that file lists exactly the cases those suites have now (a case added or removed
-since makes this fail: rerun them), and the run it records passed with no silent result.
+since makes this fail: rerun them), and its counts hold no silent result.
 """
 import json
 import subprocess
@@ -32,9 +32,9 @@ def test_pages_show_the_recorded_counts():
         assert len(blocks) == 1 and blocks[0][1] == want, page
 
 
-def test_recorded_run_passed_without_silent_results(recorded: dict):
+def test_recorded_counts_have_no_silent_result(recorded: dict):
     counts = recorded["counts"]
-    assert not recorded["failed"] and counts["silent results"] == 0
+    assert counts["silent results"] == 0
     assert counts["faults injected"] == counts["faults survived"] > 0
     assert counts["bad inputs tried"] >= counts["bad inputs rejected with a clear message"] > 0
 
