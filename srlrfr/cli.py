@@ -131,6 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", action="store_true", help="also one line per job, with its wildcards")
     p.set_defaults(func=cmd_slurm_report)
 
+    sub.add_parser("snakemake", add_help=False, help="snakemake with the arguments that follow, stopped (jobs "
+                   "included) when the command that started it is killed: dvc.yaml's stage command")
+
     for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
         _common(p)
@@ -146,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
     # measured 2 threads ~10x slower than this on a loaded 2-core machine). Export
     # OMP_WAIT_POLICY=ACTIVE to spin again on dedicated cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["snakemake"]:  # every argument after it is Snakemake's own
+        from .supervise import main as supervised
+        return supervised(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
