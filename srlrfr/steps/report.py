@@ -63,7 +63,7 @@ def _significance(path: Path) -> pd.DataFrame | str:
 
 
 def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=(), metrics_files=(),
-           matrix_files=()) -> Path:
+           matrix_files=(), params_as_written=None) -> Path:
     """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
     examples.npz beside each; their metrics.json for CMC curves; resolution matrices; the jobs'
     benchmark files), so results of other experiments never leak in.
@@ -78,11 +78,13 @@ def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_d
             atomic_path(out_dir / "plots", is_dir=True) as plots_dir:
         return _report(cfg, summary_csv=summary_csv, pairs_csv=pairs_csv, scores_files=scores_files,
                        train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir,
-                       jobs=jobs, steps=steps, metrics_files=metrics_files, matrix_files=matrix_files)
+                       jobs=jobs, steps=steps, metrics_files=metrics_files, matrix_files=matrix_files,
+                       params_as_written=params_as_written)
 
 
 def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir: Path, figures_dir: Path,
-            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame, metrics_files=(), matrix_files=()) -> Path:
+            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame, metrics_files=(), matrix_files=(),
+            params_as_written=None) -> Path:
     runs: dict[str, dict[str, Path]] = {}
     for path in map(Path, scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
@@ -141,7 +143,7 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
     }
     return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
                         tables=tables, figures=figures,
-                        params=getattr(args, "params_as_written", cfg))  # paths as written, not this clone's
+                        params=params_as_written or cfg)  # paths as written, not this clone's
 
 
 def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
@@ -197,4 +199,5 @@ def add_arguments(p) -> None:
 def main(args, cfg) -> None:
     report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
            train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks,
-           metrics_files=args.metrics, matrix_files=args.matrix)
+           metrics_files=args.metrics, matrix_files=args.matrix,
+           params_as_written=getattr(args, "params_as_written", None))
