@@ -65,6 +65,11 @@ def cmd_dvc_yaml(args) -> None:
         write_dvc_yaml(Path(args.file))
 
 
+def cmd_adopt(args) -> None:
+    from .restored import adopt
+    print(adopt("."))
+
+
 def cmd_step(args) -> None:
     from .atomic import all_or_nothing
     from .paths import resolve_params
@@ -118,6 +123,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", default="dvc.yaml")
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dvc_yaml)
+
+    p = sub.add_parser("adopt", help="right after `dvc pull` or `dvc checkout`: record the restored outputs "
+                                     "for Snakemake with dvc.lock's params, so plain `snakemake` reruns nothing")
+    p.set_defaults(func=cmd_adopt)
 
     for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
