@@ -94,7 +94,7 @@ def test_fresh_clone_runs_only_the_new_lambda(smoke_reference: Path, tmp_path: P
     assert "up to date" in run_cmd([DVC, "status"], clone)
 
     started = time.monotonic()
-    log = run_console([DVC, "exp", "run", "-n", "lam025", "-S", "lambda=0.25"], clone, timeout=1800)
+    log = run_console([DVC, "exp", "run", "-n", "lam025", "-S", "lambda=0.25"], clone, timeout=3600)
     print(f"fresh clone: dvc exp run -S lambda=0.25 took {time.monotonic() - started:.0f} s")
     evaluated = sorted(clone.glob("results/eval/*/*/edsr_lambda0.25/*/metrics.json"))
     new_lambda_jobs_only(jobs_run(log), "0.25", len(evaluated))
@@ -132,7 +132,7 @@ def test_two_queued_lambdas_run_in_parallel(smoke_reference: Path, tmp_path: Pat
         run_cmd([DVC, "exp", "run", "--queue", "-n", name, "-S", f"lambda={lam}"], work)
     started = time.monotonic()
     run_cmd([DVC, "queue", "start", "-j", "2"], work)
-    rows = queue_finished(work, list(names), timeout=2400)
+    rows = queue_finished(work, list(names), timeout=3600)
     print(f"queue: two λ with dvc queue start -j 2 took {time.monotonic() - started:.0f} s")
     for name, lam in names.items():
         assert rows[name][-1] == "Success", rows
