@@ -70,6 +70,11 @@ def cmd_slurm_report(args) -> None:
     print(report(args.run, args.since, args.jobs))
 
 
+def cmd_adopt(args) -> None:
+    from .restored import adopt
+    print(adopt("."))
+
+
 def cmd_step(args) -> None:
     from .atomic import all_or_nothing
     from .paths import resolve_params
@@ -133,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("snakemake", add_help=False, help="snakemake with the arguments that follow, stopped (jobs "
                    "included) when the command that started it is killed: dvc.yaml's stage command")
+
+    p = sub.add_parser("adopt", help="right after `dvc pull` or `dvc checkout`: record the restored outputs "
+                                     "for Snakemake with dvc.lock's params, so plain `snakemake` reruns nothing")
+    p.set_defaults(func=cmd_adopt)
 
     for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)

@@ -39,7 +39,7 @@ SNAKEMAKE = f"PYTHONPATH=$PWD:$PYTHONPATH srlrfr snakemake --cores all ${SNAKEMA
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:
     """Every job of ``snakemake all`` as {rule, input, output, benchmark, shellcmd}, from a forced dry run.
 
-    The benchmark file is kept apart from the outputs: it is a measurement, not data DVC versions."""
+    The benchmark file is kept apart from the outputs (its folder is per rule, not per dataset)."""
     cmd = [sys.executable, "-m", "snakemake", "all", "--dry-run", "--forceall", "--printshellcmds",
            "--cores", "1"]
     if configfiles:
@@ -121,8 +121,17 @@ def _rule_files(root: Path) -> dict[str, str]:
     return found
 
 
+def bench_root(path: str) -> str:
+    """What DVC versions for a benchmark file: its rule's folder (logs/benchmarks/train/x/y.tsv ->
+    logs/benchmarks/train), or the file itself (logs/benchmarks/report.tsv)."""
+    parts = Path(path).parts
+    return str(Path(*parts[:3])) if len(parts) >= 4 else path
+
+
 def _outs(plan: list[dict]) -> dict[str, set[str]]:
-    """What DVC versions per rule: the rule's directory, or its files where rules share one."""
+    """What DVC versions per rule: the rule's directory, or its files where rules share one; and its
+    benchmark folder. Snakemake treats a benchmark as an output: one missing in a clone (as when
+    neither git nor DVC kept it) would rerun its job."""
     owners: dict[str, set[str]] = {}
     for job in plan:
         for o in job["output"]:
@@ -132,11 +141,13 @@ def _outs(plan: list[dict]) -> dict[str, set[str]]:
         for o in job["output"]:
             if o not in METRICS:
                 outs.setdefault(job["rule"], set()).add(o if len(owners[out_root(o)]) > 1 else out_root(o))
+        if job["benchmark"]:
+            outs.setdefault(job["rule"], set()).add(bench_root(job["benchmark"]))
     return outs
 
 
 def stages_from_plan(plan: list[dict], root: Path, cfg: dict) -> dict:
-    producer = {out: job["rule"] for job in plan for out in job["output"]}
+    producer = {out: job["rule"] for job in plan for out in job["output"] + [job["benchmark"]] if out}
     outs = _outs(plan)
     rule_files = _rule_files(root)
     stages: dict[str, dict] = {}

@@ -8,7 +8,7 @@ import sys
 from srlrfr import config as params
 from snakemake.exceptions import WorkflowError
 
-from srlrfr import methods, resources, runs, steps
+from srlrfr import methods, resources, restored, runs, steps
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
@@ -25,6 +25,12 @@ config.update(_validated)
 
 if workflow.is_main_process:  # clear a killed run's lock when provably safe; jobs watch this run
     _note = runs.start_run()
+    if _note:
+        print(_note, file=sys.stderr)
+    # In a DVC stage, outputs DVC restored (a clone, a queued copy) get the records of the params
+    # dvc.lock made them with, before Snakemake plans: it then plans by params and inputs, not by
+    # the order DVC wrote the files in (srlrfr/restored.py).
+    _note = restored.adopt_in_dvc_stage()
     if _note:
         print(_note, file=sys.stderr)
 
