@@ -1,0 +1,22 @@
+"""The package's layers, bottom to top: a module imports only from its own layer or below.
+
+Each entry names a module or a package (which holds its submodules); every
+module of srlrfr falls under exactly one, and tests/test_layers.py walks every
+import (function-local ones too) and fails on a cycle, on an import from a
+lower layer up to a higher one, and on a module no entry covers.
+"""
+LAYERS = (
+    # errors, params YAML and typed entries, atomic writes, locks, leases and devices
+    ("base", ("srlrfr", "srlrfr.errors", "srlrfr.yamlio", "srlrfr.typed", "srlrfr.atomic", "srlrfr.cachelock",
+              "srlrfr.faults", "srlrfr.damaged", "srlrfr.leases", "srlrfr.device", "srlrfr.runs", "srlrfr.layers")),
+    # the registries, the specs that fill them and the libraries the steps call
+    ("libraries", ("srlrfr.registry", "srlrfr.catalog", "srlrfr.geometry", "srlrfr.methods", "srlrfr.resources",
+                   "srlrfr.storage", "srlrfr.data", "srlrfr.face", "srlrfr.degradation", "srlrfr.models",
+                   "srlrfr.metrics", "srlrfr.training", "srlrfr.report")),
+    # params validated against the registries; paths in params resolved through the schema
+    ("config", ("srlrfr.config", "srlrfr.paths")),
+    # one module per Snakemake rule
+    ("steps", ("srlrfr.steps",)),
+    # what a user runs: the command line, the preflight checks, dvc.yaml from the Snakefile
+    ("commands", ("srlrfr.cli", "srlrfr.__main__", "srlrfr.doctor", "srlrfr.dvcsync")),
+)
