@@ -14,7 +14,16 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from . import config as cfgmod
+from . import steps
+from .atomic import all_or_nothing
+from .doctor import FAIL, Check, failures, render, run_checks
+from .errors import describe
+from .paths import resolve_params
+from .report.exps import show
+from .runs import watch_snakemake
 
 
 def _settings(args) -> dict:
@@ -37,6 +46,7 @@ def _threads(n: int | None) -> None:
     """Hand Snakemake's ``{threads}`` to torch and OpenCV (their defaults take every core)."""
     if not n:
         return
+    # deferred: loads torch, cv2
     import cv2
     import torch
     torch.set_num_threads(n)
@@ -44,17 +54,16 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_config(args) -> None:
-    import yaml
     cfg = cfgmod.check_inputs(_settings(args))
     print(yaml.safe_dump(cfg, sort_keys=False) if args.print else "params OK")
 
 
 def cmd_exps(args) -> None:
-    from .report.exps import show
     print(show(".", args.width))
 
 
 def cmd_dvc_yaml(args) -> None:
+    # deferred: loads cv2
     from .dvcsync import check_dvc_yaml, write_dvc_yaml
     if args.check:
         problems = check_dvc_yaml(Path(args.file))
@@ -66,9 +75,6 @@ def cmd_dvc_yaml(args) -> None:
 
 
 def cmd_step(args) -> None:
-    from .atomic import all_or_nothing
-    from .paths import resolve_params
-    from .runs import watch_snakemake
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
     as_written = _settings(args)
@@ -80,7 +86,6 @@ def cmd_step(args) -> None:
 
 
 def cmd_doctor(args) -> None:
-    from .doctor import FAIL, Check, failures, render, run_checks
     try:
         cfg, broken = _settings(args), []
     except ImportError as exc:  # validating params imports torch and OpenCV: report the install instead
@@ -92,7 +97,6 @@ def cmd_doctor(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .steps import STEPS
     parser = argparse.ArgumentParser(prog="srlrfr", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -119,7 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dvc_yaml)
 
-    for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
+    for name, step in steps.STEPS.items():  # one subcommand per pipeline step (imports them: srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
         _common(p)
         p.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (Snakemake's {threads})")
@@ -142,7 +146,6 @@ def main(argv: list[str] | None = None) -> int:
     except (cfgmod.ConfigError, OSError, ValueError, KeyError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise
-        from .errors import describe
         print(f"srlrfr {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
-# The bottom layer's params helpers (srlrfr.layers); callers may keep reading them from here.
-from .errors import ConfigError
+from .catalog import load_all
+from .errors import ConfigError  # it, fill_typed and the YAML helpers live below; callers may read them here
+from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, GEOMETRIES, RESIZE_KERNELS, SRNETS
+from .resources import RULES
 from .typed import fill_typed
 from .yamlio import Yaml12Loader, deep_merge, read_yaml, yaml_number
 
@@ -28,9 +30,8 @@ def load_schema() -> dict:
     SRNets, kernels, baselines, datasets) come from srlrfr.registry, so adding
     one never means editing the schema.
     """
-    from .catalog import load_all
+    # deferred: loads cv2
     from .methods import AUTHORS_CHECKPOINTS
-    from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, RESIZE_KERNELS, SRNETS
     load_all()
     schema = yaml.load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text(),
                        Loader=Yaml12Loader)
@@ -53,7 +54,6 @@ def load_schema() -> dict:
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
         name: {"type": "string", "minLength": 1, "default": "detect", "x-path": True} for name in DATASETS.keys()}
-    from .resources import RULES
     props["resources"]["properties"] = {name: {"$ref": "#/definitions/job_resources"} for name in RULES}
     return schema
 
@@ -168,7 +168,6 @@ def srnet_entries(cfg: dict) -> list[dict]:
 def _fill_srnet(cfg: dict) -> None:
     """Each ``train.srnet`` entry BasicSR-style (see fill_typed), plus an optional ``name`` that
     renames its rows; names are unique, since they name the model folders and the table's rows."""
-    from .registry import SRNETS
     entries, several = srnet_entries(cfg), isinstance(cfg["train"]["srnet"], list)
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -186,6 +185,7 @@ def _fill_srnet(cfg: dict) -> None:
 
 def _check_lambdas(cfg: dict) -> None:
     """Short enough as a file-name tag (the ``lam`` wildcard matches every tag); finite: _check_finite."""
+    # deferred: loads cv2
     from .methods import lambda_tag
     for key, values in (("lambda", [cfg["lambda"]]), ("lambdas", cfg["lambdas"])):
         for v in values:
@@ -197,8 +197,8 @@ def _check_lambdas(cfg: dict) -> None:
 def _check_semantics(cfg: dict) -> None:
     """Checks JSON schema cannot express: SRNet and degradation kwargs, lambdas, landmarks vs images,
     crop divisibility."""
+    # deferred: loads torch, cv2
     from .degradation.models import resolve
-    from .registry import FNETS, GEOMETRIES, SRNETS
     from .training.pyramid import PYRAMID_FACTORS
 
     _fill_srnet(cfg)
@@ -227,6 +227,7 @@ def _check_semantics(cfg: dict) -> None:
 
 def evaluated_methods(cfg: dict) -> list[str]:
     """Every method evaluated at the low resolutions: baselines, SRNets trained here, authors' checkpoints."""
+    # deferred: loads cv2
     from .methods import authors_method, sr_method
     trained = [sr_method(n, lam) for n in srnet_names(cfg) for lam in trained_lambdas(cfg)]
     authors = [authors_method(n) for n in cfg["evaluate"]["authors_checkpoints"]]
@@ -243,6 +244,7 @@ def _check_matrix(cfg: dict) -> None:
 def check_inputs(cfg: dict) -> dict:
     """Cheap checks of the config against local input files, before the DAG runs (Snakemake's
     common.smk, ``srlrfr config``): ``evaluate.folds`` against the LFW pairs file's header."""
+    # deferred: loads pandas
     from .data.lfw import check_folds
     problem = check_folds(cfg)
     if problem:
@@ -263,6 +265,7 @@ def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
 
 def trained_lambdas(cfg: dict) -> list[str]:
     """The grid plus the experiment's lambda, as tags, sorted numerically."""
+    # deferred: loads cv2
     from .methods import lambda_tag
     values = {float(v) for v in cfg["lambdas"]} | {float(cfg["lambda"])}
     return [lambda_tag(v) for v in sorted(values)]

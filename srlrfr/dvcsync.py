@@ -19,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import write_text
+from .config import load
 from .methods import parse_sr
 
 # Fixed external artefacts verified by git blob id; imported by Snakemake on
@@ -185,6 +186,7 @@ HEADER = """\
 
 
 def render(doc: dict, cfg: dict) -> str:
+    # deferred: loads pandas, matplotlib
     from .steps.report import plot_methods
     plots = {"plots": [
         {"results/plots/accuracy.csv": {"x": "height", "y": plot_methods(cfg),
@@ -200,7 +202,6 @@ def render(doc: dict, cfg: dict) -> str:
 
 
 def _expected(root: Path, configfiles: list[str] | None) -> str:
-    from .config import load
     cfg = load([root / f for f in (configfiles or ["params.yaml"])])
     return render(stages_from_plan(snakemake_plan(configfiles, root), root, cfg), cfg)
 

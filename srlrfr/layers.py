@@ -1,5 +1,9 @@
 """The package's layers, bottom to top: a module imports only from its own layer or below.
 
+A function imports a module, not its file's top, only to defer one of
+DEFERRED (slow to import, or optional), directly or through a srlrfr module
+that imports it; a comment on that line or the one above says so.
+
 Each entry names a module or a package (which holds its submodules); every
 module of srlrfr falls under exactly one, and tests/test_layers.py walks every
 import (function-local ones too) and fails on a cycle, on an import from a
@@ -20,3 +24,8 @@ LAYERS = (
     # what a user runs: the command line, the preflight checks, dvc.yaml from the Snakefile
     ("commands", ("srlrfr.cli", "srlrfr.__main__", "srlrfr.doctor", "srlrfr.dvcsync")),
 )
+
+# Slow to import (torch alone takes seconds) or optional: imported inside the function that needs them,
+# so `srlrfr --help`, the Snakefile and a step that never touches them stay quick and install-proof.
+DEFERRED = frozenset({"torch", "torchvision", "cv2", "pandas", "matplotlib", "snakemake", "dvc", "scipy",
+                      "jsonschema", "requests", "gdown", "py7zr", "multivolumefile", "PIL", "joblib"})

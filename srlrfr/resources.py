@@ -19,6 +19,9 @@ import errno
 import math
 from pathlib import Path
 
+from .damaged import load_npy
+from .registry import FNETS, GEOMETRIES
+
 # The device key each GPU-capable rule reads.
 GPU_RULES = {"landmarks": "align.device", "train": "train.device",
              "features": "evaluate.device", "evaluate": "evaluate.device"}
@@ -54,7 +57,6 @@ MIN_RUNTIME = 10  # minutes: start-up, imports, writing outputs
 
 def train_step_flops(cfg: dict) -> float:
     """Approximate FLOPs of one training step of the largest configured SRNet."""
-    from .registry import FNETS, GEOMETRIES
     geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
     pixels = geom.height * geom.width / min(cfg["degrade"]["factors"]) ** 2
     nets = cfg["train"]["srnet"] if isinstance(cfg["train"]["srnet"], list) else [cfg["train"]["srnet"]]
@@ -89,7 +91,6 @@ def count_images(path: str | Path) -> int:
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "input not made yet", str(path))
     if (path / "images.npy").is_file():
-        from .damaged import load_npy
         return int(load_npy(path / "images.npy", mmap_mode="r").shape[0])
     if (path / "images.csv").is_file():
         with open(path / "images.csv", "rb") as fh:

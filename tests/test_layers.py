@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from srlrfr.layers import LAYERS
+from srlrfr.layers import DEFERRED, LAYERS
 
 PACKAGE = Path(__file__).resolve().parents[1] / "srlrfr"
 
@@ -35,12 +35,20 @@ def _target(name: str) -> str:
     return name
 
 
-def _imports(module: str, path: Path, is_package: bool) -> set[tuple[str, int]]:
-    """(srlrfr module imported, line) for every import in ``path``, relative ones resolved; importing
-    a.b.c runs a and a.b first, so their ``__init__`` counts too (unless ``module`` lies inside)."""
+def _local_nodes(tree: ast.AST) -> set[int]:
+    """ids of the import statements inside a function."""
+    return {id(sub) for node in ast.walk(tree) if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+            for sub in ast.walk(node) if isinstance(sub, (ast.Import, ast.ImportFrom))}
+
+
+def _statements(module: str, path: Path, is_package: bool) -> list[tuple[int, int, bool, set[str]]]:
+    """(first line, last line, inside a function?, modules) of every import statement in ``path``: srlrfr modules with
+    relative imports resolved, other packages by their top name."""
     package = module if is_package else module.rpartition(".")[0]
-    found = set()
-    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), str(path))):
+    tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
+    local = _local_nodes(tree)
+    found = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):
@@ -50,19 +58,22 @@ def _imports(module: str, path: Path, is_package: bool) -> set[tuple[str, int]]:
             names = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in MODULES else base for alias in node.names]
         else:
             continue
-        for name in names:
-            if name.split(".")[0] != "srlrfr":
-                continue
-            target = _target(name)
-            parts = target.split(".")
-            for i in range(1, len(parts) + 1):
-                step = ".".join(parts[:i])
-                if step != module and not (module + ".").startswith(step + "."):
-                    found.add((step, node.lineno))
+        found.append((node.lineno, node.end_lineno, id(node) in local,
+                      {_target(n) if n.split(".")[0] == "srlrfr" else n.split(".")[0] for n in names}))
     return found
 
 
-GRAPH = {m: _imports(m, path, is_package) for m, (path, is_package) in MODULES.items()}
+def _loads(module: str, target: str) -> set[str]:
+    """What importing srlrfr module ``target`` from ``module`` runs: a.b.c runs a and a.b first (their
+    ``__init__``), unless ``module`` lies inside them."""
+    parts = target.split(".")
+    steps = {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+    return {s for s in steps if s != module and not (module + ".").startswith(s + ".")}
+
+
+STATEMENTS = {m: _statements(m, path, is_package) for m, (path, is_package) in MODULES.items()}
+GRAPH = {m: {(loaded, line) for line, _, _, targets in statements for t in targets if t in MODULES
+             for loaded in _loads(m, t)} for m, statements in STATEMENTS.items()}
 
 
 def _layer(module: str) -> int | None:
@@ -136,3 +147,47 @@ def test_layer_of_a_module():
     assert LAYERS[_layer("srlrfr.models.fnets.sphereface")][0] == "libraries"
     assert LAYERS[_layer("srlrfr")][0] == "base"
     assert _layer("srlrfr.not_placed_yet") is None
+
+
+def _slow(module: str, seen: frozenset = frozenset()) -> set[str]:
+    """Which of DEFERRED importing ``module`` loads: itself, or for a srlrfr module what its file's
+    top (not its functions) and its packages' ``__init__`` import, transitively."""
+    if module not in MODULES:
+        return {module} & DEFERRED
+    tops = set().union(*[targets for _, _, local, targets in STATEMENTS[module] if not local])
+    loaded = {x for t in tops & MODULES.keys() for x in _loads(module, t)} | _loads("", module) - {module}
+    return (tops & DEFERRED).union(*[_slow(t, seen | {module}) for t in loaded if t not in seen])
+
+
+def _commented(module: str, line: int) -> bool:
+    """A comment on the import's lines, or on the line above the run of imports it belongs to."""
+    spans = {first: last for first, last, _, _ in STATEMENTS[module]}
+    ends = {last: first for first, last in spans.items()}
+    lines = MODULES[module][0].read_text(encoding="utf-8").splitlines()
+    if any("#" in text for text in lines[line - 1:spans[line]]):
+        return True
+    while line - 1 in ends:
+        line = ends[line - 1]
+    return lines[line - 2].strip().startswith("#")
+
+
+def test_function_local_imports_only_defer_heavy_ones():
+    """A function imports a module itself only to defer a slow or optional one (DEFERRED) that its
+    file's top does not load already, saying so in a comment on that line or above the run of imports
+    it belongs to; every other import goes to the file's top."""
+    problems = []
+    for m, statements in STATEMENTS.items():
+        where = str(MODULES[m][0].relative_to(PACKAGE.parent))
+        already = _slow(m)  # what the file's own top loads
+        for line, _, local, targets in sorted(statements):
+            if not local:
+                continue
+            deferred = set().union(*[_slow(t) for t in targets]) - already
+            if not deferred:
+                problems.append(f"{where}:{line} imports {', '.join(sorted(targets))} inside a function, which "
+                                f"defers nothing slow (srlrfr.layers.DEFERRED) this file's top does not load: "
+                                f"import at the top")
+            elif not _commented(m, line):
+                problems.append(f"{where}:{line} defers {', '.join(sorted(deferred))}: say so in a comment on the "
+                                f"line or above the imports")
+    assert not problems, "\n  ".join(["function-local imports:", *problems])

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..atomic import atomic_path, write_csv
+from ..face.landmark_check import BAD_LANDMARKS, implausible
+from ..face.landmarks_io import DAMAGED, LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
 from ..faults import pause_point
+from ..geometry import get_geometry
+from ..storage import FACES, IMAGES, write_npy
 
 NAME = "align"
 HELP = "warp faces onto a geometry's reference points"
@@ -37,13 +42,9 @@ log = logging.getLogger(__name__)
 
 def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center",
           fit: str = "cp2tform", corrupt: str = "exclude") -> Path:
-    from ..atomic import atomic_path, write_csv
+    # deferred: loads torch, torchvision, cv2, joblib
     from ..face.align import align_face
     from ..face.detect import DamagedImageError, ImageReadError, read_rgb
-    from ..face.landmark_check import BAD_LANDMARKS, implausible
-    from ..face.landmarks_io import DAMAGED, LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
-    from ..geometry import get_geometry
-    from ..storage import FACES, IMAGES, write_npy
 
     if no_face not in NO_FACE_POLICIES:
         raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")

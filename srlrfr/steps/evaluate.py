@@ -28,8 +28,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..atomic import save_npz, write_csv, write_json
+from ..damaged import load_npz
 from ..faults import pause_point
+from ..metrics.identification import identification_report, identification_split, probe_ranks
 from ..metrics.protocols import Features, cosine_scores, pair_report
+from ..metrics.verification import threshold_grid, verification_report
+from ..storage import CHUNK, AlignedSet, open_level
 
 NAME = "evaluate"
 HELP = "score every pair of one (method, resolution) configuration"
@@ -44,6 +49,7 @@ FLIPS = ("restored", "authors")
 def probe_features(fnet, method: str, probes: np.ndarray, restored: np.ndarray, *, flip: str = "restored",
                    srnet=None, size_hw=None, batch_size: int = 128, device="cpu") -> np.ndarray:
     """Flip-concatenated features of restored probes under protocol ``flip`` (module doc)."""
+    # deferred: loads torch, cv2
     from ..methods import is_sr, restore
     from ..models.fnet import extract_features
     if flip not in FLIPS:
@@ -102,15 +108,11 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
     ``precision``: the dtype the FNet runs in, ``srnet_precision`` the SRNet's (default: the same;
     evaluate.precision.fnet and .srnet).
     """
-    from ..atomic import save_npz, write_csv, write_json
-    from ..damaged import load_npz
+    # deferred: loads torch, cv2
     from ..device import inference_dtype, resolve_device
     from ..methods import restore
-    from ..metrics.identification import identification_report, identification_split, probe_ranks
     from ..metrics.restoration import RestorationMeter
-    from ..metrics.verification import threshold_grid, verification_report
     from ..models.fnet import load_fnet
-    from ..storage import CHUNK, AlignedSet, open_level
 
     out_dir = Path(out_dir)
     dev = resolve_device(device)
@@ -156,6 +158,7 @@ def evaluate(*, pairs_csv, aligned_dir, features_npz, degraded_dir=None, factor:
         level = open_level(aligned_dir, degraded_dir, factor)
         srnet = None
         if srnet_path is not None:
+            # deferred: loads torch
             from ..models.srnet import load_srnet
             srnet = load_srnet(srnet_path, dev, inference_dtype(dev, srnet_precision or precision))
         fnet = load_fnet(fnet_name, fnet_weights, dev, inference_dtype(dev, precision))

@@ -4,13 +4,16 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from ..atomic import atomic_path
+from ..config import ConfigError, srnet_entries, srnet_entry
+
 NAME = "train"
 HELP = "train one SRNet for one identity-loss weight"
 
 
 def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir, srnet: str | None = None) -> Path:
     """Train the SRNet called ``srnet`` (an entry of ``train.srnet``; default: the only one)."""
-    from ..atomic import atomic_path
+    # deferred: loads torch
     from ..device import resolve_device
     from ..models.fnet import load_fnet
     from ..training import PyramidData, TrainOptions, train_srnet
@@ -43,8 +46,7 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
 def install_pretrained(src_dir, cfg: dict, *, lam: float, out_dir, srnet: str | None = None) -> Path:
     """Check a shipped SRNet against the params (SRNet type and kwargs, lambda, FNet), then copy its
     model.pt and losses.csv into ``out_dir`` as if trained here (train.pretrained)."""
-    from ..atomic import atomic_path
-    from ..config import ConfigError
+    # deferred: loads torch
     from ..models.srnet import load_srnet
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     missing = [n for n in ("model.pt", "losses.csv") if not (src_dir / n).is_file()]
@@ -74,7 +76,6 @@ def install_pretrained(src_dir, cfg: dict, *, lam: float, out_dir, srnet: str | 
 
 def srnet_spec(cfg: dict, name: str | None = None) -> dict:
     """The ``train.srnet`` entry called ``name`` as build kwargs: ``{"type": ..., **kwargs}``."""
-    from ..config import ConfigError, srnet_entries, srnet_entry
     if name is None:
         entries = srnet_entries(cfg)
         if len(entries) > 1:
@@ -106,6 +107,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
+    # deferred: loads torch
     from ..training import ddp
     if args.pretrained:
         install_pretrained(args.pretrained, cfg, lam=args.lam, out_dir=args.out_dir, srnet=args.srnet)

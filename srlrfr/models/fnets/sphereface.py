@@ -13,6 +13,8 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from ...atomic import atomic_path
+from ...data.download import git_blob_id
+from ...data.fetch import fetch_authors_weights
 from ...registry import FNETS
 from ..base import FNetSpec
 
@@ -64,8 +66,6 @@ def _normalize(x: Tensor) -> Tensor:
 
 def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
     """The authors' sface.pth, downloaded or local, checked against its git blob id either way."""
-    from ...data.download import git_blob_id
-    from ...data.fetch import fetch_authors_weights
     src = fetch_authors_weights("sface", Path(cache) / "authors", source=source)
     with atomic_path(out) as tmp:
         shutil.copyfile(src, tmp)
