@@ -1,4 +1,5 @@
-"""srlrfr's imports form layers (srlrfr.layers): no cycle, nothing imported from a higher layer.
+"""srlrfr's imports form layers (srlrfr.layers): no cycle, nothing imported from a higher layer,
+and a function imports a module itself only to defer a slow one (srlrfr.layers.DEFERRED).
 
 Read from the source with ast, so every import counts, function-local ones
 included, and nothing is imported to check it.
@@ -141,6 +142,14 @@ def test_graph_sees_relative_local_and_package_imports():
     assert {"srlrfr.training", "srlrfr.training.pyramid"} <= config  # from .training.pyramid import ...
     assert "srlrfr.data.celeba" in {t for t, _ in GRAPH["srlrfr.data.catalog"]}  # from . import celeba, ...
     assert "srlrfr.training" not in {t for t, _ in GRAPH["srlrfr.training.loop"]}  # its own package
+    assert "srlrfr.models.srnet" in {t for t, _ in GRAPH["srlrfr.methods"]}  # inside restore()
+
+
+def test_slow_follows_tops_and_package_inits():
+    assert _slow("srlrfr.registry") == set()
+    assert "torch" in _slow("srlrfr.training.pyramid")  # numpy only, but srlrfr/training/__init__ loads the loop
+    assert "torch" not in _slow("srlrfr.methods")  # torch only inside restore()
+    assert _slow("cv2") == {"cv2"} and _slow("json") == set()
 
 
 def test_layer_of_a_module():
