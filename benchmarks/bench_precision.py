@@ -31,7 +31,7 @@ import torch  # noqa: E402
 
 from srlrfr.device import machine_info  # noqa: E402
 from srlrfr.methods import FULL, is_sr  # noqa: E402
-from srlrfr.steps.evaluate import evaluate  # noqa: E402
+from srlrfr.steps.evaluate import EvaluateInputs, EvaluateOptions, evaluate  # noqa: E402
 from srlrfr.steps.features import features  # noqa: E402
 
 
@@ -83,10 +83,12 @@ def main() -> None:
         for fnet_p, srnet_p in settings:
             out = tmp / f"{method}_{res}_{fnet_p}_{srnet_p}"
             t0 = time.perf_counter()
-            m = evaluate(pairs_csv=pairs, aligned_dir=aligned, features_npz=hr[fnet_p],
-                         degraded_dir=degraded if method != FULL else None, factor=factor or 1, method=method,
-                         resolution=res, fnet_name=args.fnet, fnet_weights=weights, srnet_path=srnet, out_dir=out,
-                         batch_size=args.batch, device="cpu", precision=fnet_p, srnet_precision=srnet_p)
+            inputs = EvaluateInputs(pairs_csv=pairs, aligned_dir=aligned, features_npz=hr[fnet_p],
+                                    fnet_weights=weights, degraded_dir=degraded if method != FULL else None,
+                                    factor=factor or 1, srnet_path=srnet)
+            m = evaluate(inputs, method=method, resolution=res, out_dir=out,
+                         options=EvaluateOptions(fnet_name=args.fnet, batch_size=args.batch, device="cpu",
+                                                 precision=fnet_p, srnet_precision=srnet_p))
             rows.append((method, res, f"{fnet_p}/{srnet_p}", time.perf_counter() - t0, m["acc_mean"], m["n_pairs"]))
 
     ref = {(r[0], r[1]): r for r in rows if r[2] == "/".join(settings[0])}

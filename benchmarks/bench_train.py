@@ -18,10 +18,14 @@ fp32 and in each ``--amp`` given, rounds interleaved, on the same draws:
 
     python benchmarks/bench_train.py --compare 715bb0d --fnet dlib_resnet34 --blocks 8 --feats 64 \
         --batch 16 --amp none bf16 --rounds 3
+
+``--threads 1 2`` times each side at both thread counts (interleaved) and fits Amdahl's
+law to the two, for an estimate of the step's time on 8 and 32 cores.
 """
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import platform
 import shlex
@@ -61,11 +65,15 @@ def machine_info(device: torch.device) -> str:
 
 
 def _run(images, fnet, lam, srnet, options, device, on_step, stats=None, train_srnet=None) -> None:
+    import inspect
     if train_srnet is None:
         from srlrfr.training import train_srnet
+    control = dict(device=str(device), progress=False, step_callback=on_step, stats=stats)
+    if "control" in inspect.signature(train_srnet).parameters:  # this loop; a --compare revision may predate it
+        from srlrfr.training import RunControl
+        control = {"control": RunControl(**control)}
     with tempfile.TemporaryDirectory() as out_dir:
-        train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options,
-                    device=str(device), progress=False, step_callback=on_step, stats=stats)
+        train_srnet(images, fnet=fnet, lam=lam, out_dir=out_dir, srnet=srnet, options=options, **control)
 
 
 def random_fnet(name: str):
@@ -146,42 +154,82 @@ def report(args, device: torch.device, r: dict) -> str:
 
 
 def reference_train_srnet(rev: str):
-    """train_srnet of srlrfr/training/loop.py at git revision ``rev``, imported beside this checkout's modules."""
+    """train_srnet of git revision ``rev``: its whole srlrfr/training package (loop, batches, losses...),
+    imported as ``srlrfr._ref_training`` beside this checkout's other modules (models, data, config)."""
+    import importlib
     import importlib.util
     import subprocess
+    import tarfile
+    import tempfile
     from pathlib import Path
     root = Path(__file__).resolve().parents[1]
-    source = subprocess.run(["git", "show", f"{rev}:srlrfr/training/loop.py"], cwd=root, check=True,
-                            capture_output=True, text=True).stdout
-    name = "srlrfr.training._reference_loop"
-    spec = importlib.util.spec_from_loader(name, loader=None)
-    module = importlib.util.module_from_spec(spec)
-    module.__package__ = "srlrfr.training"
-    sys.modules[name] = module
-    exec(compile(source, f"{rev}:srlrfr/training/loop.py", "exec"), module.__dict__)
-    return module.train_srnet
+    archive = subprocess.run(["git", "archive", rev, "srlrfr/training"], cwd=root, check=True,
+                             capture_output=True).stdout
+    tmp = Path(tempfile.mkdtemp(prefix=f"srlrfr-ref-{rev}-"))
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tmp, filter="data")
+    folder = tmp / "srlrfr" / "training"
+    name = "srlrfr._ref_training"
+    spec = importlib.util.spec_from_file_location(name, folder / "__init__.py",
+                                                  submodule_search_locations=[str(folder)])
+    package = importlib.util.module_from_spec(spec)
+    sys.modules[name] = package
+    spec.loader.exec_module(package)
+    return importlib.import_module(f"{name}.loop").train_srnet
 
 
 def compare(args, device: torch.device) -> None:
-    """The reference loop and this one, rounds interleaved, same draws; images/s per side and the ratios."""
-    sides = {f"{args.compare} loop, fp32": (reference_train_srnet(args.compare), "none")}
-    sides.update({f"this loop, {'fp32' if amp == 'none' else amp}": (None, amp) for amp in args.amp})
+    """The reference loop and this one (at each thread count), rounds interleaved, same draws; images/s and ratios."""
+    threads = args.threads
+    sides = {_label(f"{args.compare} loop, fp32", t, threads): (reference_train_srnet(args.compare), "none", t)
+             for t in threads}
+    sides.update({_label(f"this loop, {'fp32' if amp == 'none' else amp}", t, threads): (None, amp, t)
+                  for amp in args.amp for t in threads})
     images = crops_for(args.fnet, max(4 * args.batch, 256))
     rates: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(args.rounds):
-        for label, (loop, amp) in sides.items():
+        for label, (loop, amp, t) in sides.items():
+            if t:
+                torch.set_num_threads(t)
             out = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
                           amp=amp, steps=args.steps, warmup=args.warmup, count_flops=False, fnet_name=args.fnet,
                           train_srnet=loop, images=images)
             rates[label].append(out["images_per_s"])
             print(f"round {r + 1}: {label}: {out['images_per_s']:.2f} images/s", flush=True)
-    base = float(np.median(rates[next(iter(sides))]))
     print(f"\nEDSR {args.blocks}x{args.feats}, batch {args.batch}, FNet {args.fnet}, lambda {args.lam}, "
-          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds:")
+          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds; "
+          f"ratios against the {args.compare} loop at the same thread count:")
+    medians = {label: float(np.median(values)) for label, values in rates.items()}
     for label, values in rates.items():
-        med = float(np.median(values))
-        print(f"  {label:<28} {med:8.2f} images/s  {med / base:5.2f}x   "
+        base = medians[_label(f"{args.compare} loop, fp32", sides[label][2], threads)]
+        print(f"  {label:<40} {medians[label]:8.2f} images/s  {medians[label] / base:5.2f}x   "
               f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
+    if len(threads) == 2 and 0 not in threads:
+        _scaling(args, medians, threads)
+
+
+def _label(name: str, t: int, threads: list[int]) -> str:
+    return name if len(threads) == 1 else f"{name}, {t} thread{'s' if t > 1 else ''}"
+
+
+def _scaling(args, medians: dict[str, float], threads: list[int]) -> None:
+    """Amdahl's law fitted to two thread counts: the parallel share p, then an estimate for 8 and 32 cores.
+
+    An extrapolation from two points: memory bandwidth and the per-step serial work of
+    a bigger machine are not measured here, so read it as an upper bound.
+    """
+    lo, hi = sorted(threads)
+    print(f"\nthread scaling ({lo} -> {hi} threads), Amdahl fit; s/step for batch {args.batch}:")
+    for amp in args.amp:
+        name = f"this loop, {'fp32' if amp == 'none' else amp}"
+        r_lo, r_hi = medians[_label(name, lo, threads)], medians[_label(name, hi, threads)]
+        speedup = r_hi / r_lo
+        # speedup = 1 / ((1 - p) + p * lo / hi), solved for p, clipped to [0, 1]
+        p = min(max((1 - 1 / speedup) / (1 - lo / hi), 0.0), 1.0)
+        est = {n: r_lo / ((1 - p) + p * lo / n) for n in (hi, 8, 32)}
+        print(f"  {name}: {hi}/{lo} threads {speedup:.2f}x, parallel share {p:.2f}; "
+              + ", ".join(f"{n} cores ~{args.batch / est[n]:.3f} s/step" for n in est)
+              + f" (measured {hi}: {args.batch / r_hi:.3f} s/step)")
 
 
 def main() -> None:
@@ -200,12 +248,13 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prefetch", type=int, nargs="+", default=[2],
                     help="batches prepared ahead; several values are timed one after another (0: no worker)")
-    ap.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
+    ap.add_argument("--threads", type=int, nargs="+", default=[0],
+                    help="torch CPU threads (0: torch default); with --compare, two values give a scaling estimate")
     ap.add_argument("--no-flops", action="store_true", help="skip the FLOP-counting run")
     ap.add_argument("--iterations", type=int, default=50_000, help="for the full-run time estimate")
     args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if len(args.threads) == 1 and args.threads[0]:
+        torch.set_num_threads(args.threads[0])
     from srlrfr.device import resolve_device
     device = resolve_device(args.device)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
@@ -213,6 +262,8 @@ def main() -> None:
     if args.compare:
         return compare(args, device)
     args.amp = args.amp[0]
+    if len(args.threads) > 1:
+        ap.error("several --threads values need --compare (sides interleaved)")
     for prefetch in args.prefetch:
         r = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
                     amp=args.amp, steps=args.steps, warmup=args.warmup, prefetch=prefetch,

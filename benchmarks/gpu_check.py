@@ -62,10 +62,10 @@ def evaluation_pairs_per_s(device: torch.device, n: int, size: dict, work: Path)
     """(pairs/s, pairs, seconds) of the evaluate step for EDSR at x4, on n synthetic aligned crops."""
     from srlrfr.registry import FNETS
     from srlrfr.steps.degrade import degrade
-    from srlrfr.steps.evaluate import evaluate
+    from srlrfr.steps.evaluate import EvaluateInputs, EvaluateOptions, evaluate
     from srlrfr.steps.features import features
     from srlrfr.storage import FACES, IMAGES, write_npy
-    from srlrfr.training import TrainOptions, train_srnet
+    from srlrfr.training import RunControl, TrainOptions, train_srnet
 
     rng = np.random.default_rng(0)
     aligned = work / "aligned"
@@ -83,16 +83,18 @@ def evaluation_pairs_per_s(device: torch.device, n: int, size: dict, work: Path)
     torch.manual_seed(0)
     weights = work / "sphereface20.pt"
     torch.save(FNETS.get("sphereface20").build().state_dict(), weights)
-    train_srnet(crops[:64], fnet=None, lam=0.0, out_dir=work / "srnet", device=str(device), progress=False,
+    train_srnet(crops[:64], fnet=None, lam=0.0, out_dir=work / "srnet", control=RunControl(device=str(device),
+                                                                                           progress=False),
                 srnet={"type": "edsr", "n_blocks": size["blocks"], "n_feats": size["feats"]},
                 options=TrainOptions(batch_size=4, iterations=1, checkpoint_every=10**9, log_every=10**9))
     features(aligned, "sphereface20", weights, work / "features.npz", device=str(device))
     degrade(aligned, [4], "cv2_bicubic", work / "degraded", stream="lfw")
     start = time.perf_counter()
-    evaluate(pairs_csv=work / "pairs.csv", aligned_dir=aligned, features_npz=work / "features.npz",
-             degraded_dir=work / "degraded", factor=4, method="edsr_lambda0", resolution="28x24",
-             fnet_name="sphereface20", fnet_weights=weights, srnet_path=work / "srnet" / "model.pt",
-             out_dir=work / "eval", device=str(device))
+    inputs = EvaluateInputs(pairs_csv=work / "pairs.csv", aligned_dir=aligned, features_npz=work / "features.npz",
+                            fnet_weights=weights, degraded_dir=work / "degraded", factor=4,
+                            srnet_path=work / "srnet" / "model.pt")
+    evaluate(inputs, method="edsr_lambda0", resolution="28x24", out_dir=work / "eval",
+             options=EvaluateOptions(fnet_name="sphereface20", device=str(device)))
     seconds = time.perf_counter() - start
     return n_pairs / seconds, n_pairs, seconds
 

@@ -1,4 +1,4 @@
-"""Fill every registry: networks and geometries, datasets, resize kernels, degradations, baselines.
+"""Fill every registry: networks and geometries, datasets, resize kernels, degradations, baselines, losses.
 
 Each catalog imports its modules explicitly, so one broken module fails with
 its own name rather than hiding behind an auto-import.
@@ -11,3 +11,4 @@ def load_all() -> None:
     from .data import catalog as data_catalog  # noqa: F401
     from .degradation import kernels, models, ops  # noqa: F401
     from .models import catalog as model_catalog  # noqa: F401
+    from .training import losses  # noqa: F401

@@ -77,9 +77,7 @@ def cmd_dvc_yaml(args) -> None:
 def cmd_step(args) -> None:
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
-    as_written = _settings(args)
-    args.params_as_written = as_written  # for records a clone elsewhere must reproduce (the report)
-    cfg = resolve_params(as_written)  # relative paths: to the repository root, once
+    cfg = resolve_params(_settings(args))  # relative paths: to the repository root, once
     # Steps with several outputs declare them written together: all appear, or none does.
     with all_or_nothing() if getattr(args.step, "OUTPUTS_TOGETHER", False) else contextlib.nullcontext():
         args.step.main(args, cfg)

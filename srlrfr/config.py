@@ -17,7 +17,7 @@ import yaml
 
 from .catalog import load_all
 from .errors import ConfigError  # it, fill_typed and the YAML helpers live below; callers may read them here
-from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, GEOMETRIES, RESIZE_KERNELS, SRNETS
+from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, GEOMETRIES, LOSSES, RESIZE_KERNELS, SRNETS
 from .resources import RULES
 from .typed import fill_typed
 from .yamlio import Yaml12Loader, deep_merge, read_yaml, yaml_number
@@ -48,6 +48,8 @@ def load_schema() -> dict:
     props["train"]["properties"]["dataset"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "training"]
     srnet = props["train"]["properties"]["srnet"]
     srnet["properties"]["type"]["enum"] = srnet["items"]["properties"]["type"]["enum"] = SRNETS.keys()
+    for role, node in props["train"]["properties"]["losses"]["properties"].items():
+        node["enum"] = [n for n in LOSSES.keys() if LOSSES.get(n).role == role]
     evaluate = props["evaluate"]["properties"]
     evaluate["baselines"]["items"]["enum"] = BASELINES.keys()
     evaluate["datasets"]["items"]["enum"] = [n for n in DATASETS.keys() if DATASETS.get(n).role == "verification"]
@@ -261,6 +263,22 @@ def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
     for path in paths:
         merged = deep_merge(merged, read_yaml(path))
     return validate(merged)
+
+
+def snakemake_params(workflow_files: list, cli_files: list, cli_config: dict, replace: bool = False) -> dict:
+    """The params Snakemake read (``configfile:``, then ``--configfile`` in order, then ``--config``),
+    merged again with :func:`deep_merge`, unvalidated.
+
+    Snakemake's own merge is mapping by mapping at every level, so an overlay's
+    ``train.srnet: {type: imdn}`` kept EDSR's ``n_blocks`` and failed validation. With
+    ``--replace-workflow-config`` the workflow's own file is dropped, as Snakemake drops it.
+    """
+    given = {Path(f).absolute() for f in cli_files}
+    own = [] if replace else [f for f in workflow_files if Path(f).absolute() not in given]
+    merged: dict = {}
+    for path in [*own, *cli_files]:
+        merged = deep_merge(merged, read_yaml(path))
+    return deep_merge(merged, dict(cli_config or {}))
 
 
 def trained_lambdas(cfg: dict) -> list[str]:

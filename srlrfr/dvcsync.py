@@ -20,11 +20,11 @@ import yaml
 
 from .atomic import write_text
 from .config import load
-from .methods import parse_sr
+from .methods import SRNetId
+from .pipeline import PIPELINE
 
-# Fixed external artefacts verified by git blob id; imported by Snakemake on
-# demand and not versioned by DVC (absent from the DAG unless enabled).
-NOT_IN_DVC = {"all", "import_authors"}
+# Rules without a stage: ``all``, and the steps declared dvc=False (srlrfr.pipeline.PIPELINE).
+NOT_IN_DVC = {"all"} | {s.name for s in PIPELINE if not s.dvc}
 METRICS = ["results/metrics.json"]
 # Extra Snakemake options for every stage, from the environment: e.g.
 # SRLRFR_SNAKEMAKE_ARGS="--profile workflow/profiles/slurm" dvc repro runs the jobs
@@ -107,8 +107,8 @@ def _per_lambda(outputs: list[str]) -> bool:
     """Whether a job's outputs are named by a λ trained here (``<srnet>_lambda<tag>``; not the authors')."""
     for path in outputs:
         for part in Path(path).parts:
-            sr = parse_sr(part)
-            if sr is not None and not sr[2]:
+            sr = SRNetId.parse(part)
+            if sr is not None and not sr.authors:
                 return True
     return False
 

@@ -10,9 +10,10 @@ import (function-local ones too) and fails on a cycle, on an import from a
 lower layer up to a higher one, and on a module no entry covers.
 """
 LAYERS = (
-    # errors, params YAML and typed entries, atomic writes, locks, leases and devices
-    ("base", ("srlrfr", "srlrfr.errors", "srlrfr.yamlio", "srlrfr.typed", "srlrfr.atomic", "srlrfr.cachelock",
-              "srlrfr.faults", "srlrfr.damaged", "srlrfr.leases", "srlrfr.device", "srlrfr.runs", "srlrfr.layers")),
+    # errors, params YAML and typed entries, the list of steps, atomic writes, locks, leases and devices
+    ("base", ("srlrfr", "srlrfr.errors", "srlrfr.yamlio", "srlrfr.typed", "srlrfr.pipeline", "srlrfr.atomic",
+              "srlrfr.cachelock", "srlrfr.faults", "srlrfr.damaged", "srlrfr.leases", "srlrfr.device", "srlrfr.runs",
+              "srlrfr.layers")),
     # the registries, the specs that fill them and the libraries the steps call
     ("libraries", ("srlrfr.registry", "srlrfr.catalog", "srlrfr.geometry", "srlrfr.methods", "srlrfr.resources",
                    "srlrfr.storage", "srlrfr.data", "srlrfr.face", "srlrfr.degradation", "srlrfr.models",

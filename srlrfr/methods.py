@@ -56,14 +56,61 @@ def lambda_tag(value: float) -> str:
 LAMBDA_PATTERN = r"[0-9]+(\.[0-9]+)?"
 
 
+@dataclass(frozen=True)
+class SRNetId:
+    """A trained SRNet's identity: the SRNet (its params name: ``name``, default its type), its
+    identity weight λ, and the FNet of its identity loss (None where only the method matters).
+
+    The one formatter and parser of the names on disk: the method ``edsr_lambda0.5`` (an authors'
+    checkpoint: ``authors_edsr_lambda0``) and the model folder
+    ``models/srnets/<fnet>/<method>``. The rules, dvcsync, the doctor and the report use it.
+    """
+    srnet: str
+    lam: float
+    fnet: str | None = None
+    authors: bool = False
+
+    # The same names as Snakemake wildcard patterns (workflow/rules/train.smk).
+    METHOD = "{srnet}_lambda{lam}"
+    FOLDER = "models/srnets/{fnet}/" + METHOD
+
+    @property
+    def tag(self) -> str:
+        return lambda_tag(self.lam)
+
+    @property
+    def method(self) -> str:
+        return ("authors_" if self.authors else "") + self.METHOD.format(srnet=self.srnet, lam=self.tag)
+
+    @property
+    def folder(self) -> str:
+        """Where it is trained: ``models/srnets/<fnet>/<method>`` (never an authors' checkpoint)."""
+        if self.fnet is None or self.authors:
+            raise ValueError(f"{self.method}: only an SRNet trained here, with its FNet, has a model folder")
+        return self.FOLDER.format(fnet=self.fnet, srnet=self.srnet, lam=self.tag)
+
+    @classmethod
+    def parse(cls, method: str, fnet: str | None = None) -> SRNetId | None:
+        """The identity named by a method (``edsr_lambda0.5``), None for ``hr`` and the baselines."""
+        if method == FULL or method in BASELINES:
+            return None
+        m = _SR.match(method)
+        if not m:
+            return None
+        return cls(m.group("srnet"), float(m.group("lam")), fnet, bool(m.group("authors")))
+
+
+_SR = re.compile(rf"^(?P<authors>authors_)?(?P<srnet>[a-z0-9_]+?)_lambda(?P<lam>{LAMBDA_PATTERN})$")
+
+
 def sr_method(srnet: str, lam: float | str) -> str:
     """Method name of an SRNet trained here with identity weight ``lam``."""
-    return f"{srnet}_lambda{lambda_tag(float(lam))}"
+    return SRNetId(srnet, float(lam)).method
 
 
 def authors_method(checkpoint: str) -> str:
     """Method name of an authors' EDSR checkpoint (``edsr_baseline`` -> ``authors_edsr_lambda0``)."""
-    return "authors_" + sr_method("edsr", AUTHORS_CHECKPOINTS[checkpoint])
+    return SRNetId("edsr", AUTHORS_CHECKPOINTS[checkpoint], authors=True).method
 
 
 def authors_checkpoint(method: str) -> str:
@@ -74,21 +121,14 @@ def authors_checkpoint(method: str) -> str:
                    f"({', '.join(authors_method(n) for n in AUTHORS_CHECKPOINTS)})")
 
 
-_SR = re.compile(rf"^(?P<authors>authors_)?(?P<srnet>[a-z0-9_]+?)_lambda(?P<lam>{LAMBDA_PATTERN})$")
-
-
 def parse_sr(method: str) -> tuple[str, float, bool] | None:
     """(srnet, lambda, authors?) of an SR method name, None for ``hr`` and baselines."""
-    if method == FULL or method in BASELINES:
-        return None
-    m = _SR.match(method)
-    if not m:
-        return None
-    return m.group("srnet"), float(m.group("lam")), bool(m.group("authors"))
+    sr = SRNetId.parse(method)
+    return None if sr is None else (sr.srnet, sr.lam, sr.authors)
 
 
 def is_sr(method: str) -> bool:
-    return parse_sr(method) is not None
+    return SRNetId.parse(method) is not None
 
 
 def upsample(images: np.ndarray, size_hw: tuple[int, int], baseline: str) -> np.ndarray:

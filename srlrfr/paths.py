@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from .config import load_schema
 
@@ -48,7 +48,21 @@ def resolve_params(cfg: dict, schema: dict | None = None) -> dict:
     """A copy of validated params with every ``x-path`` value resolved to an absolute path."""
     schema = schema or load_schema()
     root = repo_root()
-    return _walk(schema, schema, cfg, root)
+    return _walk(schema, schema, cfg, lambda v: str(resolve(v, root)))
+
+
+def relative_params(cfg: dict, schema: dict | None = None) -> dict:
+    """A copy of resolved params with paths inside the repository shown relative to it again.
+
+    For records that must read the same in every clone (the report), not for opening files.
+    """
+    schema = schema or load_schema()
+    root = repo_root()
+
+    def relative(value: str) -> str:
+        p = Path(value)
+        return os.path.relpath(p, root) if p.is_absolute() and p.is_relative_to(root) else value
+    return _walk(schema, schema, cfg, relative)
 
 
 def _node(schema: dict, node: dict) -> dict:
@@ -61,14 +75,14 @@ def _node(schema: dict, node: dict) -> dict:
     return node
 
 
-def _walk(schema: dict, node: dict, value: Any, root: Path) -> Any:
+def _walk(schema: dict, node: dict, value: Any, fn: Callable[[str], str]) -> Any:
     node = _node(schema, node)
     if node.get("x-path"):
         if isinstance(value, str) and value not in KEYWORDS:
-            return str(resolve(value, root))
+            return fn(value)
         return value
     if isinstance(value, dict):
         props = node.get("properties", {})
-        return {k: _walk(schema, props[k], v, root) if isinstance(props.get(k), dict) else v
+        return {k: _walk(schema, props[k], v, fn) if isinstance(props.get(k), dict) else v
                 for k, v in value.items()}
     return value

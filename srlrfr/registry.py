@@ -1,8 +1,9 @@
 """Small name -> object registries (BasicSR style): the one source of every name.
 
-A new FNet, SRNet, resize kernel, degradation, baseline or dataset is one module
+A new FNet, SRNet, resize kernel, degradation, baseline, dataset or training loss is one module
 that registers itself plus one import line in its catalog (``srlrfr.models.catalog``,
-``srlrfr.data.catalog``, ``srlrfr.degradation``). The params schema's enums, the CLI's choices and the
+``srlrfr.data.catalog``, ``srlrfr.degradation``; a training loss is one registered class in
+``srlrfr.training.losses``). The params schema's enums, the CLI's choices and the
 Snakemake rules all read the names from here (``srlrfr.catalog.load_all``).
 """
 from __future__ import annotations
@@ -53,3 +54,4 @@ DEGRADATIONS = Registry("degradation model")
 GEOMETRIES = Registry("face geometry")
 DATASETS = Registry("dataset")
 BASELINES = Registry("baseline")
+LOSSES = Registry("training loss")

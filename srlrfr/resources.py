@@ -20,13 +20,12 @@ import math
 from pathlib import Path
 
 from .damaged import load_npy
-from .registry import FNETS, GEOMETRIES
+from .pipeline import PIPELINE
+from .registry import FNETS, GEOMETRIES, SRNETS
 
-# The device key each GPU-capable rule reads.
-GPU_RULES = {"landmarks": "align.device", "train": "train.device",
-             "features": "evaluate.device", "evaluate": "evaluate.device"}
-RULES = ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_authors",
-         "train", "features", "evaluate", "matrix", "aggregate", "report")
+# The device key each GPU-capable rule reads, and every rule: from the steps' one list.
+GPU_RULES = {s.name: s.device for s in PIPELINE if s.device}
+RULES = tuple(s.name for s in PIPELINE)
 
 # A SLURM job runs Snakemake twice on its node (batch script, then its srun step),
 # each importing srlrfr and torch: ~650 MB each (docs/slurm.md).
@@ -44,25 +43,25 @@ STEP_MB_PER_IMAGE = {"landmarks": 0.16, "evaluate": 0.032}
 CPU_S_PER_IMAGE = {"landmarks": 0.5, "align": 0.05, "degrade": 0.02, "features": 0.2, "evaluate": 0.5}
 GPU_SPEEDUP = 10
 # Training: FLOPs per step / an achieved rate (deliberately low, so the limit errs high).
-# The SRNet's body counts: n_blocks residual blocks of two 3x3 convs at n_feats
-# channels on the largest low-resolution input; forward + backward = 3x forward;
-# the identity loss adds the FNet's forward and backward per face (SphereFace-20:
-# ~11 GFLOP, torch.utils.flop_counter in benchmarks/bench_train.py). Rates: the CPU's
-# is what bench_train measured on 2 loaded cores (15-24 GFLOP/s); the GPU's is an
-# assumption (no GPU measured yet), far below any current GPU's peak.
+# Each network's cost is its registry entry's (SRNetSpec.forward_flops_per_pixel on the
+# largest low-resolution input, FNetSpec.identity_flops per face); forward + backward =
+# 3x forward. Rates: the CPU's is what benchmarks/bench_train.py measured on 2 loaded
+# cores (15-24 GFLOP/s); the GPU's is an assumption (no GPU measured yet), far below any
+# current GPU's peak.
 FLOPS_PER_S = {"cpu": 20e9, "gpu": 10e12}
-FNET_TRAIN_FLOPS = 11e9
 MIN_RUNTIME = 10  # minutes: start-up, imports, writing outputs
 
 
 def train_step_flops(cfg: dict) -> float:
     """Approximate FLOPs of one training step of the largest configured SRNet."""
-    geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
+    fnet = FNETS.get(cfg["fnet"])
+    geom = GEOMETRIES.get(fnet.geometry)
     pixels = geom.height * geom.width / min(cfg["degrade"]["factors"]) ** 2
     nets = cfg["train"]["srnet"] if isinstance(cfg["train"]["srnet"], list) else [cfg["train"]["srnet"]]
-    body = max(2 * n.get("n_blocks", 32) * 9 * n.get("n_feats", 256) ** 2 * 2 for n in nets)
-    return cfg["train"]["batch_size"] * (3 * body * pixels + (FNET_TRAIN_FLOPS if cfg["lambda"] or any(
-        float(x) for x in cfg["lambdas"]) else 0))
+    kwargs = [{k: v for k, v in n.items() if k not in ("type", "name")} for n in nets]
+    body = max(SRNETS.get(n["type"]).forward_flops_per_pixel(**kw) for n, kw in zip(nets, kwargs))
+    identity = fnet.identity_flops() if cfg["lambda"] or any(float(x) for x in cfg["lambdas"]) else 0
+    return cfg["train"]["batch_size"] * (3 * body * pixels + identity)
 
 
 def get(cfg: dict, dotted: str):

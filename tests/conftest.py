@@ -23,6 +23,17 @@ COUNTS = {"faults injected": 0, "faults survived": 0,
           "bad inputs tried": 0, "bad inputs rejected with a clear message": 0}
 
 
+SMOKE_FIXTURES = {"smoke_repo", "smoke_run", "smoke_reference"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """A test that needs the shared smoke run (minutes of the real DAG) is in the slow tier, marked or not,
+    so `-m "not slow"` never starts it."""
+    for item in items:
+        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())) and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
 def pytest_terminal_summary(terminalreporter):
     if any(COUNTS.values()):
         terminalreporter.write_sep("-", "reliability")

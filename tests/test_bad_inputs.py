@@ -707,6 +707,7 @@ def test_missing_celeba_images_are_counted(work: Path, capsys):
     COUNTS["bad inputs rejected with a clear message"] += 1
 
 
+@pytest.mark.slow
 def test_evaluation_excludes_and_counts_damaged_images(smoke_reference: Path, tmp_path: Path):
     """Pairs touching a corrupt or unreadable image are never scored: n_excluded by cause in metrics.json, the
     step's console, summary.csv and the report."""

@@ -221,3 +221,36 @@ def test_an_overlay_changing_the_srnet_type_replaces_the_entry():
     assert validate(merged)["train"]["srnet"]["type"] == "imdn"
     same = deep_merge(base, {"train": {"srnet": {"type": "edsr", "n_blocks": 2}}})  # same type: merged
     assert same["train"]["srnet"] == {"type": "edsr", "n_blocks": 2, "n_feats": 256, "res_scale": 0.1}
+
+
+def test_snakemake_params_merge_as_srlrfr_does(tmp_path: Path):
+    """What workflow/rules/common.smk rebuilds from Snakemake's settings: the workflow's file, then the
+    --configfile overlays in order, then --config; a changed type replaces the entry."""
+    (tmp_path / "params.yaml").write_text("train: {srnet: {type: edsr, n_blocks: 32}, lr: 0.1}\nfnet: a\n")
+    (tmp_path / "o1.yaml").write_text("train: {srnet: {type: imdn, n_feats: 32}}\nfnet: b\n")
+    (tmp_path / "o2.yaml").write_text("train: {lr: 0.2}\n")
+    own, given = str(tmp_path / "params.yaml"), [tmp_path / "o1.yaml", tmp_path / "o2.yaml"]
+    got = config.snakemake_params([*given, own], given, {"fnet": "c"})
+    assert got == {"train": {"srnet": {"type": "imdn", "n_feats": 32}, "lr": 0.2}, "fnet": "c"}
+    # params.yaml given again on the command line (as dvcsync does) is read once, in its place
+    again = config.snakemake_params([tmp_path / "params.yaml", given[0]], [tmp_path / "params.yaml", given[0]], {})
+    assert again["train"] == {"srnet": {"type": "imdn", "n_feats": 32}, "lr": 0.1}
+    # --replace-workflow-config drops the workflow's own file, as Snakemake does
+    assert "fnet" not in config.snakemake_params([own, given[1]], [given[1]], {}, replace=True)
+
+
+def test_a_trained_srnets_identity_has_one_formatter_and_one_parser():
+    """SRNetId names the files on disk exactly as before (λ as plain decimals: 0, 0.5, 0.00001), and
+    parsing a method gives back the identity it was formatted from."""
+    from srlrfr.methods import SRNetId, authors_method
+    names = {0: "edsr_lambda0", 0.5: "edsr_lambda0.5", 1e-05: "edsr_lambda0.00001", 1000000: "edsr_lambda1000000"}
+    for lam, method in names.items():
+        sr = SRNetId("edsr", float(lam), "sphereface20")
+        assert sr.method == method and sr.folder == f"models/srnets/sphereface20/{method}"
+        assert SRNetId.parse(method, "sphereface20") == sr
+    assert SRNetId.FOLDER.format(fnet="f", srnet="imdn_small", lam="0.25") == "models/srnets/f/imdn_small_lambda0.25"
+    assert authors_method("edsr_baseline") == "authors_edsr_lambda0"
+    assert SRNetId.parse("authors_edsr_lambda0.5") == SRNetId("edsr", 0.5, authors=True)
+    assert SRNetId.parse("hr") is None and SRNetId.parse("bicubic") is None
+    with pytest.raises(ValueError, match="model folder"):
+        _ = SRNetId("edsr", 0.5).folder  # no FNet: no folder

@@ -17,7 +17,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from srlrfr.models.srnet import load_srnet
-from srlrfr.training import TrainOptions, train_srnet
+from srlrfr.training import RunControl, TrainOptions, train_srnet
 from srlrfr.training.ddp import torchrun_command
 
 REPO = Path(__file__).resolve().parents[1]
@@ -32,7 +32,7 @@ def crops(n: int = 8) -> np.ndarray:
 def train_once(out_dir: Path) -> Path:
     torch.set_num_threads(1)
     return train_srnet(crops(), fnet=None, lam=0.0, out_dir=out_dir, srnet={"type": "edsr", "n_blocks": 2,
-                       "n_feats": 8}, options=TrainOptions(**OPTIONS), device="cpu", progress=False)
+                       "n_feats": 8}, options=TrainOptions(**OPTIONS), control=RunControl(device="cpu", progress=False))
 
 
 def _rank(rank: int, world: int, init: str, out_dir: str) -> None:
@@ -65,8 +65,8 @@ def test_ddp_two_gloo_processes_match_one_process(tmp_path):
     assert not torch.equal(load_srnet(single)[0].conv1.weight,
                            load_srnet(train_srnet(crops()[::-1].copy(), fnet=None, lam=0.0, out_dir=tmp_path / "other",
                                                   srnet={"type": "edsr", "n_blocks": 2, "n_feats": 8},
-                                                  options=TrainOptions(**OPTIONS), device="cpu",
-                                                  progress=False))[0].conv1.weight)
+                                                  options=TrainOptions(**OPTIONS),
+                                                  control=RunControl(device="cpu", progress=False)))[0].conv1.weight)
 
 
 def test_batch_must_split_over_the_processes(tmp_path):

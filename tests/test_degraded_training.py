@@ -12,8 +12,8 @@ from srlrfr.models.base import SRNetSpec
 from srlrfr.models.srnet import load_srnet, to_tensor
 from srlrfr.models.srnets.edsr import EDSR
 from srlrfr.registry import SRNETS
-from srlrfr.training import PyramidData, TrainOptions, train_srnet
-from srlrfr.training import loop as loop_module
+from srlrfr.training import PyramidData, RunControl, TrainOptions, train_srnet
+from srlrfr.training import losses as losses_module
 
 torch.set_num_threads(1)
 NOISY = {"type": "down_noise", "noise_sigma": 25.0}
@@ -30,7 +30,7 @@ def train(data, out_dir, iterations=3, srnet=None):
     return train_srnet(data, fnet=None, lam=0.0, out_dir=out_dir, srnet=srnet or {"type": "edsr", "n_blocks": 1,
                                                                                    "n_feats": 4},
                        options=TrainOptions(batch_size=3, iterations=iterations, checkpoint_every=100, log_every=1,
-                                            seed=4), device="cpu", progress=False)
+                                            seed=4), control=RunControl(device="cpu", progress=False))
 
 
 class InputRecordingEDSR(EDSR):
@@ -53,13 +53,13 @@ def test_inputs_are_degraded_levels_and_targets_are_clean(hr_images, tmp_path, m
         SRNETS.register("edsr_input_probe", SRNetSpec("edsr_input_probe", InputRecordingEDSR, scale=4,
                                                       defaults={"n_blocks": 1, "n_feats": 4}))
     targets: list[torch.Tensor] = []
-    real_l1 = loop_module.F.l1_loss
+    real_l1 = losses_module.F.l1_loss
 
     def recording_l1(sr, target):
         targets.append(target.detach().clone())
         return real_l1(sr, target)
 
-    monkeypatch.setattr(loop_module.F, "l1_loss", recording_l1)
+    monkeypatch.setattr(losses_module.F, "l1_loss", recording_l1)
     InputRecordingEDSR.inputs = []
     train(data, tmp_path, iterations=12, srnet={"type": "edsr_input_probe"})
     from srlrfr.training import BatchSampler

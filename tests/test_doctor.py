@@ -21,7 +21,7 @@ import torch
 
 from srlrfr import cli, config
 from srlrfr.data import sources
-from srlrfr.doctor import FAIL, INFO, OK, WARN, PreflightError, failures, preflight, render, run_checks
+from srlrfr.doctor import FAIL, INFO, OK, WARN, PreflightError, Providers, failures, preflight, render, run_checks
 from srlrfr.doctor.disk import check_disk, plan_outputs
 from srlrfr.doctor.inputs import (
     Download,
@@ -50,6 +50,8 @@ V100 = Gpu(1, "Tesla V100-SXM2-32GB", 32 * 2**30, (7, 0), bf16=False)
 TWO_GPUS = TorchInfo("2.14.1", "13.0", True, (A100, V100))
 NO_GPU = TorchInfo("2.14.1", "13.0", False)
 BIG_DISK = lambda path: SimpleNamespace(total=10**13, used=0, free=10**13)  # noqa: E731
+CPU_ONLY = Providers(torch_info=NO_GPU, driver=None, usage=BIG_DISK)
+TWO_GPUS_NO_DRIVER = Providers(torch_info=TWO_GPUS, driver=None, usage=BIG_DISK)
 
 
 def by_name(checks, name):
@@ -345,12 +347,12 @@ def test_preflight_prints_only_problems_and_stops_the_run(tmp_path):
     cfg = local_params(tmp_path, train={"device": "cuda", "amp": "bf16"})
     stream = io.StringIO()
     with pytest.raises(PreflightError, match="train.device"):
-        preflight(cfg, root=tmp_path, torch_info=NO_GPU, driver=None, usage=BIG_DISK, stream=stream)
+        preflight(cfg, root=tmp_path, providers=CPU_ONLY, stream=stream)
     text = stream.getvalue()
     assert "FAIL  train.device" in text and "cuda requested but torch sees no GPU" in text
     assert "  ok  " not in text
     checks = preflight(config.deep_merge(cfg, {"train": {"device": "cuda:0"}}), root=tmp_path,
-                       torch_info=TWO_GPUS, driver=None, usage=BIG_DISK, stream=io.StringIO())
+                       providers=TWO_GPUS_NO_DRIVER, stream=io.StringIO())
     assert not failures(checks)
 
 
@@ -388,9 +390,9 @@ def test_snakefile_onstart_preflight_stops_before_any_job(tmp_path):
 def test_scheduled_jobs_limit_the_input_checks(tmp_path):
     cfg = local_params(tmp_path)
     cfg = config.deep_merge(cfg, {"data": {"lfw": {"images": str(tmp_path / "no_lfw")}}})
-    every = run_checks(cfg, root=tmp_path, network=False, torch_info=NO_GPU, driver=None, usage=BIG_DISK)
+    every = run_checks(cfg, root=tmp_path, network=False, providers=CPU_ONLY)
     assert "data.lfw.images" in {c.name for c in failures(every)}
-    some = run_checks(cfg, root=tmp_path, network=False, torch_info=NO_GPU, driver=None, usage=BIG_DISK,
+    some = run_checks(cfg, root=tmp_path, network=False, providers=CPU_ONLY,
                       jobs={"fnet_weights", "train"})
     assert not {c.name for c in some} & {"data.lfw.images", "data.lfw.pairs", "data.celeba.source"}
     assert any(c.name.startswith("fnets.") for c in some)

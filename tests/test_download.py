@@ -20,6 +20,7 @@ from srlrfr.cachelock import LOCKS, exclusive
 from srlrfr.data.download import (
     ChecksumError,
     DownloadError,
+    Transfer,
     download,
     download_first,
     download_google_drive,
@@ -118,7 +119,7 @@ def site():
 
 def test_full_download_with_md5(site, tmp_path):
     with serve(site) as base:
-        out = download(f"{base}/data.bin", tmp_path / "data.bin", md5=MD5, progress=False)
+        out = download(f"{base}/data.bin", tmp_path / "data.bin", md5=MD5, transfer=Transfer(progress=False))
     assert out.read_bytes() == PAYLOAD
     assert not (tmp_path / "data.bin.part").exists()
 
@@ -126,8 +127,8 @@ def test_full_download_with_md5(site, tmp_path):
 def test_cut_connection_resumes_with_range(site, tmp_path):
     site.cut_first.add("/data.bin")
     with serve(site) as base:
-        out = download(f"{base}/data.bin", tmp_path / "data.bin", md5=MD5, progress=False,
-                       backoff=0.01)
+        out = download(f"{base}/data.bin", tmp_path / "data.bin", md5=MD5,
+                       transfer=Transfer(progress=False, backoff=0.01))
     assert out.read_bytes() == PAYLOAD
     assert len(site.log) == 2
     assert site.log[0][1] is None
@@ -140,7 +141,7 @@ def test_server_ignoring_range_restarts_from_zero(site, tmp_path):
     site.ignore_range.add("/data.bin")
     with serve(site) as base:
         out = download(f"{base}/data.bin", tmp_path / "data.bin", sha256=hashlib.sha256(
-            PAYLOAD).hexdigest(), progress=False, backoff=0.01)
+            PAYLOAD).hexdigest(), transfer=Transfer(progress=False, backoff=0.01))
     assert out.read_bytes() == PAYLOAD  # no duplicated prefix
     assert site.log[1][1] is not None  # it did ask for a range, and got the whole file
 
@@ -149,12 +150,12 @@ def test_existing_part_resumes_and_complete_part_gets_416(site, tmp_path):
     dest = tmp_path / "data.bin"
     (tmp_path / "data.bin.part").write_bytes(PAYLOAD[:1000])
     with serve(site) as base:
-        download(f"{base}/data.bin", dest, md5=MD5, progress=False)
+        download(f"{base}/data.bin", dest, md5=MD5, transfer=Transfer(progress=False))
         assert dest.read_bytes() == PAYLOAD
         assert site.log[-1][1] == "bytes=1000-"
         dest.unlink()
         (tmp_path / "data.bin.part").write_bytes(PAYLOAD)  # killed just before the rename
-        download(f"{base}/data.bin", dest, md5=MD5, progress=False)
+        download(f"{base}/data.bin", dest, md5=MD5, transfer=Transfer(progress=False))
     assert dest.read_bytes() == PAYLOAD
 
 
@@ -162,7 +163,7 @@ def test_wrong_checksum_leaves_nothing(site, tmp_path):
     dest = tmp_path / "data.bin"
     with serve(site) as base:
         with pytest.raises(ChecksumError) as err:
-            download(f"{base}/data.bin", dest, md5="0" * 32, progress=False)
+            download(f"{base}/data.bin", dest, md5="0" * 32, transfer=Transfer(progress=False))
     msg = str(err.value)
     assert str(dest) in msg and "0" * 32 in msg and MD5 in msg
     assert not dest.exists()
@@ -173,10 +174,10 @@ def test_valid_existing_file_is_not_refetched_and_corrupt_one_is(site, tmp_path)
     dest = tmp_path / "data.bin"
     dest.write_bytes(PAYLOAD)
     with serve(site) as base:
-        download(f"{base}/data.bin", dest, md5=MD5, progress=False)
+        download(f"{base}/data.bin", dest, md5=MD5, transfer=Transfer(progress=False))
         assert site.log == []
         dest.write_bytes(PAYLOAD[:-1] + b"x")
-        download(f"{base}/data.bin", dest, md5=MD5, progress=False)
+        download(f"{base}/data.bin", dest, md5=MD5, transfer=Transfer(progress=False))
     assert len(site.log) == 1 and dest.read_bytes() == PAYLOAD
 
 
@@ -188,7 +189,7 @@ def test_a_run_sharing_the_cache_waits_and_reuses_the_file(site, tmp_path):
     with serve(site) as base:
         with exclusive(dest):  # the other run, mid-transfer
             waiter = threading.Thread(target=lambda: got.append(download(f"{base}/data.bin", dest, md5=MD5,
-                                                                         progress=False)))
+                                                                         transfer=Transfer(progress=False))))
             waiter.start()
             time.sleep(0.5)
             assert waiter.is_alive() and not got
@@ -202,7 +203,7 @@ def test_connection_refused_fails_fast_with_hint(tmp_path):
     t0 = time.monotonic()
     with pytest.raises(DownloadError) as err:
         download(f"http://127.0.0.1:{closed_port()}/lfw.tgz", tmp_path / "lfw.tgz",
-                 hint=hint, retries=5, backoff=5.0, progress=False)
+                 transfer=Transfer(hint=hint, retries=5, backoff=5.0, progress=False))
     assert time.monotonic() - t0 < 3.0  # no retry loop with backoff
     assert hint in str(err.value) and "127.0.0.1" in str(err.value)
     assert not (tmp_path / "lfw.tgz").exists()
@@ -216,27 +217,27 @@ def test_unresolvable_host_fails_fast(tmp_path, monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", no_dns)
     t0 = time.monotonic()
     with pytest.raises(DownloadError, match="network unreachable"):
-        download("http://example.org/x", tmp_path / "x", backoff=5.0, progress=False)
+        download("http://example.org/x", tmp_path / "x", transfer=Transfer(backoff=5.0, progress=False))
     assert time.monotonic() - t0 < 3.0
 
 
 def test_http_404_is_not_retried_but_503_is(site, tmp_path):
     with serve(site) as base:
         with pytest.raises(DownloadError, match="HTTP 404"):
-            download(f"{base}/missing", tmp_path / "m", progress=False, backoff=0.01)
+            download(f"{base}/missing", tmp_path / "m", transfer=Transfer(progress=False, backoff=0.01))
         assert len(site.log) == 1
         site.fail_status["/data.bin"] = [503, 503]
-        download(f"{base}/data.bin", tmp_path / "d", md5=MD5, progress=False, backoff=0.01)
+        download(f"{base}/data.bin", tmp_path / "d", md5=MD5, transfer=Transfer(progress=False, backoff=0.01))
         assert len(site.log) == 4
         site.fail_status["/data.bin"] = [503] * 5
         with pytest.raises(DownloadError, match="gave up after 2 retries"):
-            download(f"{base}/data.bin", tmp_path / "e", retries=2, progress=False, backoff=0.01)
+            download(f"{base}/data.bin", tmp_path / "e", transfer=Transfer(retries=2, progress=False, backoff=0.01))
 
 
 def test_download_first_falls_back_to_mirror(site, tmp_path):
     with serve(site) as base:
         out = download_first([f"http://127.0.0.1:{closed_port()}/x", f"{base}/data.bin"],
-                             tmp_path / "d", md5=MD5, progress=False)
+                             tmp_path / "d", md5=MD5, transfer=Transfer(progress=False))
     assert out.read_bytes() == PAYLOAD
 
 
@@ -246,7 +247,7 @@ def test_google_drive_through_gdown_retries_and_verifies(site, tmp_path):
     site.files["/uc"] = PAYLOAD
     with serve(site) as base:
         out = download_google_drive("FILEID", tmp_path / "img.zip", md5=MD5, url=f"{base}/uc?id=FILEID",
-                                    progress=False, timeout=5)
+                                    transfer=Transfer(progress=False, timeout=5))
     assert out.read_bytes() == PAYLOAD
     assert [p for p, _ in site.log] == ["/uc", "/uc"]  # the cut transfer was tried again
     assert sorted(p.name for p in tmp_path.iterdir()) == [LOCKS, "img.zip"]  # LOCKS: the lock, kept for the next run
@@ -256,14 +257,16 @@ def test_google_drive_wrong_bytes_leave_nothing(site, tmp_path):
     site.files["/uc"] = b"<html>Google Drive - Quota exceeded</html>"
     with serve(site) as base:
         with pytest.raises(ChecksumError, match="md5 mismatch"):
-            download_google_drive("X", tmp_path / "f", md5=MD5, url=f"{base}/uc?id=X", progress=False)
+            download_google_drive("X", tmp_path / "f", md5=MD5, url=f"{base}/uc?id=X",
+                                  transfer=Transfer(progress=False))
     assert [p.name for p in tmp_path.iterdir()] == [LOCKS]
 
 
 def test_google_drive_offline_names_the_local_copy_hint(tmp_path):
     with pytest.raises(DownloadError, match="network unreachable.*data.celeba.source"):
         download_google_drive("X", tmp_path / "f", md5=MD5, url=f"http://127.0.0.1:{closed_port()}/uc",
-                              progress=False, retries=0, hint="Set data.celeba.source in params.yaml.")
+                              transfer=Transfer(progress=False, retries=0,
+                                                hint="Set data.celeba.source in params.yaml."))
 
 
 def test_digests_match_git_and_hashlib(tmp_path):

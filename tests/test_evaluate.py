@@ -85,7 +85,7 @@ def test_flip_protocols_give_the_documented_scores():
     restored = restore("edsr_lambda0", probe, (112, 96), srnet=srnet)
     assert (restored == 140).all()
     scores = {flip: cosine_scores(gallery, probe_features(fnet, "edsr_lambda0", probe, restored, flip=flip,
-                                                          srnet=srnet, size_hw=(112, 96)))[0]
+                                                          srnet=srnet))[0]
               for flip in FLIPS}
     v, w, u = _level(140), _level(180), _level(100)
     by_hand = (2 * v + w + u) / (2 * np.sqrt(2 * v * v + w * w + u * u))

@@ -76,12 +76,12 @@ def test_zip_is_extracted_into_the_cache(face_folder: Path, tmp_path: Path):
 def test_no_face_and_corrupt_are_excluded_and_counted(face_folder: Path, tmp_path: Path, capsys):
     from srlrfr.config import validate
     from srlrfr.steps.align import align
-    from srlrfr.steps.landmarks import landmarks
+    from srlrfr.steps.landmarks import LandmarkOptions, landmarks
     cfg = validate({"data": {"faces": {"images": str(face_folder)}, "cache": str(tmp_path / "cache")},
                     "train": {"dataset": "faces"}})
     ingest("faces", cfg, tmp_path / "index")
-    lm = landmarks(tmp_path / "index" / "images.csv", tmp_path / "lm.csv", tmp_path / "no_face.csv", dataset="faces",
-                   training=True, device="cpu")
+    lm = landmarks(tmp_path / "index" / "images.csv", tmp_path / "lm.csv", tmp_path / "no_face.csv",
+                   options=LandmarkOptions(dataset="faces", training=True, device="cpu"))
     status = dict(zip(lm["image_id"], lm["status"]))
     assert status["blank.jpg"] == "no_face" and status["batch1/truncated.jpg"] == "corrupt"
     assert status["batch1/grey.PNG"] == "ok"  # a grey image is read as three equal channels

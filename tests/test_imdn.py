@@ -9,10 +9,11 @@ import torch
 from srlrfr import config
 from srlrfr.models.srnet import build_srnet, load_srnet, super_resolve
 from srlrfr.models.srnets.imdn import IMDB, IMDN
-from srlrfr.training import TrainOptions, train_srnet
+from srlrfr.training import RunControl, TrainOptions, train_srnet
 
 torch.set_num_threads(1)
 SMALL = {"n_blocks": 2, "n_feats": 32}
+CPU = RunControl(device="cpu", progress=False)
 
 
 def n_params(model: torch.nn.Module) -> int:
@@ -90,7 +91,7 @@ def test_trains_and_restores_a_face(tmp_path):
     hr = np.repeat(np.repeat(rng.integers(0, 256, (4, 7, 6, 3), dtype=np.uint8), 16, axis=1), 16, axis=2)
     path = train_srnet(hr, fnet=None, lam=0.0, out_dir=tmp_path, srnet={"type": "imdn", **SMALL},
                        options=TrainOptions(batch_size=2, iterations=3, checkpoint_every=3, log_every=1),
-                       device="cpu", progress=False)
+                       control=CPU)
     model, info = load_srnet(path)
     assert info["arch"] == "imdn" and info["kwargs"]["n_feats"] == 32 and info["scale"] == 4
     out = super_resolve(model, info, hr[:2, ::16, ::16].copy())
@@ -112,9 +113,9 @@ def test_identity_loss_trains_through_imdn(tmp_path):
     hr = np.repeat(np.repeat(rng.integers(0, 256, (4, 7, 6, 3), dtype=np.uint8), 16, axis=1), 16, axis=2)
     opts = TrainOptions(batch_size=2, iterations=2, checkpoint_every=2, log_every=1, seed=1)
     with_id = train_srnet(hr, fnet=fnet, lam=0.5, out_dir=tmp_path / "id", srnet={"type": "imdn", **SMALL},
-                          options=opts, device="cpu", progress=False)
+                          options=opts, control=CPU)
     pixel = train_srnet(hr, fnet=None, lam=0.0, out_dir=tmp_path / "px", srnet={"type": "imdn", **SMALL},
-                        options=opts, device="cpu", progress=False)
+                        options=opts, control=CPU)
     rows = (tmp_path / "id" / "train_log.csv").read_text().splitlines()[1:]
     assert all(float(r.split(",")[3]) > 0 for r in rows)  # the identity term was computed
     a, b = load_srnet(with_id)[0], load_srnet(pixel)[0]

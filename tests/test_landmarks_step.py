@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
+from srlrfr.steps.landmarks import LandmarkOptions
 from srlrfr.steps.landmarks import landmarks as landmarks_step
 
 COLS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
@@ -18,7 +19,7 @@ def test_supplied_csv_replaces_detection(tmp_path):
                           ["extra.jpg"] + FACE], columns=["image_id"] + COLS)
     given.to_csv(tmp_path / "mine.csv", index=False)
     df = landmarks_step(tmp_path / "index.csv", tmp_path / "lm.csv", tmp_path / "noface.csv",
-                        source=str(tmp_path / "mine.csv"))
+                        options=LandmarkOptions(source=str(tmp_path / "mine.csv")))
     assert df["image_id"].tolist() == ["a.jpg", "b.jpg"]  # index order, extra rows ignored
     assert df.loc[0, "lex"] == 40 and (df["status"] == "ok").all()
     assert pd.read_csv(tmp_path / "lm.csv")["image_id"].tolist() == ["a.jpg", "b.jpg"]
@@ -30,7 +31,8 @@ def test_supplied_csv_missing_rows_named(tmp_path):
         .to_csv(tmp_path / "index.csv", index=False)
     pd.DataFrame([["a.jpg"] + list(range(10))], columns=["image_id"] + COLS).to_csv(tmp_path / "m.csv", index=False)
     with pytest.raises(ValueError, match=r"no row for 1 indexed image.*c\.jpg"):
-        landmarks_step(tmp_path / "index.csv", tmp_path / "lm.csv", tmp_path / "r.csv", source=str(tmp_path / "m.csv"))
+        landmarks_step(tmp_path / "index.csv", tmp_path / "lm.csv", tmp_path / "r.csv",
+                       options=LandmarkOptions(source=str(tmp_path / "m.csv")))
     assert not (tmp_path / "lm.csv").exists()
 
 
@@ -63,14 +65,16 @@ def test_authors_file_fetched_by_git_blob_and_read(tmp_path, monkeypatch):
     with serve(site) as base:
         art = Artefact("LFW.csv", (f"{base}/data/LFW.csv",), "LFW.csv", git_blob=git_blob_id(served))
         monkeypatch.setitem(sources.AUTHORS_LANDMARKS, "lfw", (art, "headerless"))
-        df = landmarks_step(_index(tmp_path, ids), tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw",
-                            source="authors", cache=str(tmp_path / "cache"), check="off")
+        df = landmarks_step(_index(tmp_path, ids), tmp_path / "lm.csv", tmp_path / "r.csv",
+                            options=LandmarkOptions(dataset="lfw", source="authors", cache=str(tmp_path / "cache"),
+                                                    check="off"))
         assert (tmp_path / "cache" / "authors" / "LFW.csv").read_bytes() == served.read_bytes()
         bad = Artefact("LFW.csv", (f"{base}/data/LFW.csv",), "LFW.csv", git_blob="0" * 40)
         monkeypatch.setitem(sources.AUTHORS_LANDMARKS, "lfw", (bad, "headerless"))
         with pytest.raises(ChecksumError):
-            landmarks_step(tmp_path / "index.csv", tmp_path / "lm2.csv", tmp_path / "r2.csv", dataset="lfw",
-                           source="authors", cache=str(tmp_path / "cache2"), check="off")
+            landmarks_step(tmp_path / "index.csv", tmp_path / "lm2.csv", tmp_path / "r2.csv",
+                           options=LandmarkOptions(dataset="lfw", source="authors", cache=str(tmp_path / "cache2"),
+                                                   check="off"))
     assert df["image_id"].tolist() == ids and (df["status"] == "ok").all()  # index order; Z ignored
     np.testing.assert_array_equal(df.loc[1, COLS].to_numpy(float), np.add(FACE, 20))
     assert df["path"].tolist() == [f"/nowhere/{i}" for i in ids]
@@ -80,7 +84,7 @@ def test_pairs_image_missing_from_landmark_file_fails_naming_it(tmp_path):
     given = _headerless(tmp_path / "LFW.csv", ["A/A_0001.jpg"], [np.arange(10)])
     with pytest.raises(ValueError, match=r"no row for 1 indexed image\(s\) the pairs use: B/B_0002\.jpg"):
         landmarks_step(_index(tmp_path, ["A/A_0001.jpg", "B/B_0002.jpg"]), tmp_path / "lm.csv",
-                       tmp_path / "r.csv", dataset="lfw", source=str(given), check="off")
+                       tmp_path / "r.csv", options=LandmarkOptions(dataset="lfw", source=str(given), check="off"))
     assert not (tmp_path / "lm.csv").exists()
 
 
@@ -88,12 +92,12 @@ def test_training_list_leaves_unlisted_images_out(tmp_path):
     given = tmp_path / "celeba_clean_landmarks.csv"
     given.write_text("name,a,b,c,d,e,f,g,h,i,j\n000001.jpg," + ",".join(map(str, FACE)) + "\n")
     df = landmarks_step(_index(tmp_path, ["000001.jpg", "000002.jpg"]), tmp_path / "lm.csv", tmp_path / "r.csv",
-                        dataset="celeba", source=str(given), training=True, check="off")
+                        options=LandmarkOptions(dataset="celeba", source=str(given), training=True, check="off"))
     assert df["status"].tolist() == ["ok", "not_listed"]
     assert pd.read_csv(tmp_path / "r.csv")["image_id"].tolist() == ["000002.jpg"]
     with pytest.raises(ValueError, match="no row for any of the 1 indexed images"):
         landmarks_step(_index(tmp_path, ["000009.jpg"]), tmp_path / "lm.csv", tmp_path / "r.csv",
-                       dataset="celeba", source=str(given), training=True, check="off")
+                       options=LandmarkOptions(dataset="celeba", source=str(given), training=True, check="off"))
 
 
 @pytest.fixture(scope="module")
@@ -127,18 +131,19 @@ def test_landmarks_of_another_lfw_variant_are_caught(lfw_sample, tmp_path, caplo
     rng = np.random.default_rng(0)
     # another MTCNN port on the same files (a common ~2 px offset, 1.2 px per-point spread) passes
     same = _headerless(tmp_path / "same.csv", ids, points + [2.0, -1.5] + rng.normal(0, 1.2, points.shape))
-    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw", source=str(same),
-                        device="cpu", min_face_size=40)
+    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv",
+                        options=LandmarkOptions(dataset="lfw", source=str(same), device="cpu", min_face_size=40))
     assert (df["status"] == "ok").all()
     # points made for other crops of the same photos (per-image 4 px shift, up to 3 degrees) fail ...
     other = _headerless(tmp_path / "other.csv", ids, _moved(points, rng, 4.0, 3.0))
     with pytest.raises(LandmarkMismatch, match=r"do not fit the lfw images.*original lfw\.tgz.*deep-funneled"):
-        landmarks_step(index, tmp_path / "lm2.csv", tmp_path / "r2.csv", dataset="lfw", source=str(other),
-                       device="cpu", min_face_size=40)
+        landmarks_step(index, tmp_path / "lm2.csv", tmp_path / "r2.csv",
+                       options=LandmarkOptions(dataset="lfw", source=str(other), device="cpu", min_face_size=40))
     assert not (tmp_path / "lm2.csv").exists()
     # ... or only warn, when asked
-    df = landmarks_step(index, tmp_path / "lm3.csv", tmp_path / "r3.csv", dataset="lfw", source=str(other),
-                        device="cpu", min_face_size=40, check="warn")
+    df = landmarks_step(index, tmp_path / "lm3.csv", tmp_path / "r3.csv",
+                        options=LandmarkOptions(dataset="lfw", source=str(other), device="cpu", min_face_size=40,
+                                                check="warn"))
     assert len(df) == len(ids) and "do not fit the lfw images" in caplog.text
 
 
@@ -185,7 +190,7 @@ def test_detected_rows_are_checked_too(tmp_path, monkeypatch):
         df.to_csv(out_csv, index=False)
         return df
     monkeypatch.setattr(detect, "detect_landmarks", fake)
-    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv", device="cpu")
+    df = landmarks_step(index, tmp_path / "lm.csv", tmp_path / "r.csv", options=LandmarkOptions(device="cpu"))
     assert df["status"].tolist() == ["ok", "bad_landmarks"]
     assert pd.read_csv(tmp_path / "lm.csv")["status"].tolist() == ["ok", "bad_landmarks"]
     report = pd.read_csv(tmp_path / "r.csv")
@@ -219,6 +224,6 @@ def test_shifted_images_fail_naming_the_shift(lfw_sample, tmp_path):
     shifted = _headerless(tmp_path / "shifted.csv", ids, points + [10.0, 8.0])
     with pytest.raises(LandmarkMismatch, match=r"offset \(\+10\.\d\d, \+8\.\d\d\) px \(limit 4\.\d px\).*"
                                                r"Likely cause: shifted"):
-        landmarks_step(_index(tmp_path, ids, paths), tmp_path / "lm.csv", tmp_path / "r.csv", dataset="lfw",
-                       source=str(shifted), device="cpu", min_face_size=40)
+        landmarks_step(_index(tmp_path, ids, paths), tmp_path / "lm.csv", tmp_path / "r.csv",
+                       options=LandmarkOptions(dataset="lfw", source=str(shifted), device="cpu", min_face_size=40))
     assert not (tmp_path / "lm.csv").exists()

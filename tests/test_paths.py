@@ -51,3 +51,13 @@ def test_home_and_variables_are_expanded(repo: Path, monkeypatch):
     assert cfg["train"]["pretrained"] == str(repo.resolve() / "presets/cpu/weights")
     assert cfg["align"]["landmarks"] == {**cfg["align"]["landmarks"], "lfw": "authors",
                                          "celeba": str(repo.resolve() / "marks.csv")}
+
+
+def test_relative_params_undo_resolve_inside_the_repository(tmp_path, monkeypatch):
+    """The report shows params the same in every clone: paths inside the repository relative again."""
+    from srlrfr.paths import relative_params, resolve_params
+    monkeypatch.setenv("SRLRFR_ROOT", str(tmp_path / "clone"))
+    cfg = {"data": {"cache": "data/downloads", "lfw": {"images": "/elsewhere/lfw"}}}
+    resolved = resolve_params(cfg)
+    assert resolved["data"]["cache"] == str(tmp_path / "clone" / "data" / "downloads")
+    assert relative_params(resolved) == cfg

@@ -153,7 +153,7 @@ def _aligned(tmp_path, ids):
 def test_evaluate_full_resolution_with_every_protocol(tmp_path):
     """The undegraded evaluation end to end on stored features (no FNet run): lr_vs_lr equals
     hr_vs_lr there, identification ranks the hand-made probes, features.npz holds every image."""
-    from srlrfr.steps.evaluate import evaluate
+    from srlrfr.steps.evaluate import EvaluateInputs, EvaluateOptions, evaluate
     ids = ["a/a_1", "a/a_2", "b/b_1", "b/b_2", "b/b_3", "c/c_1"]
     feats = np.array([[1, 0, 0], [1, .2, 0], [0, 1, 0], [0, 1, .1], [1, .1, 0], [0, 0, 1]], np.float32)
     index = tmp_path / "index"
@@ -164,10 +164,10 @@ def test_evaluate_full_resolution_with_every_protocol(tmp_path):
     pairs.to_csv(index / "pairs.csv", index=False)
     aligned = _aligned(tmp_path, ids)
     np.savez(tmp_path / "hr.npz", features=feats, ids=np.array(ids))
-    m = evaluate(pairs_csv=index / "pairs.csv", aligned_dir=aligned, features_npz=tmp_path / "hr.npz",
-                 method="hr", resolution="8x8", fnet_name="dlib_resnet34", fnet_weights=None,
-                 out_dir=tmp_path / "out", threshold_steps=101, examples=2,
-                 protocols=("hr_vs_lr", "lr_vs_lr"), identification=True)
+    m = evaluate(EvaluateInputs(pairs_csv=index / "pairs.csv", aligned_dir=aligned, features_npz=tmp_path / "hr.npz"),
+                 method="hr", resolution="8x8", out_dir=tmp_path / "out",
+                 options=EvaluateOptions(fnet_name="dlib_resnet34", threshold_steps=101, examples=2,
+                                         protocols=("hr_vs_lr", "lr_vs_lr"), identification=True))
     assert m["lr_vs_lr"]["acc_mean"] == m["acc_mean"]
     # probes a_2 (rank 1), b_2 (rank 1), b_3 (closest to a: rank 2); gallery a_1, b_1; c has one image
     ident = m["identification"]

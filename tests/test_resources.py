@@ -69,3 +69,21 @@ def test_every_rule_is_known_and_the_cheap_ones_are_local(repo_root: Path):
     local = {p.stem for p in (repo_root / "workflow" / "rules").glob("*.smk") if "localrule: True" in p.read_text()}
     assert local == {"ingest", "fnet_weights", "import_authors", "matrix", "aggregate", "report"}
     assert not local & set(resources.GPU_RULES)
+
+
+def test_the_training_estimate_asks_each_networks_registry_entry():
+    """EDSR declares its body's cost; IMDN and dlib's ResNet declare none and are counted (torch's FLOP
+    counter on the meta device), so a small SRNet is no longer priced as the paper's EDSR."""
+    from srlrfr.catalog import load_all
+    from srlrfr.models.base import counted_flops
+    from srlrfr.registry import FNETS, SRNETS
+    load_all()
+    edsr, imdn = SRNETS.get("edsr"), SRNETS.get("imdn")
+    assert edsr.forward_flops_per_pixel() == 2 * 32 * 9 * 256**2 * 2  # the defaults filled in
+    small = {"n_blocks": 32, "n_feats": 64, "res_scale": 0.1}
+    whole = counted_flops(edsr.build, (1, 3, 8, 8), tuple(sorted(small.items()))) / 64
+    assert 1 < whole / edsr.forward_flops_per_pixel(**small) < 1.5  # the body; head, tail, upsampler are left out
+    assert 1.5 < imdn.forward_flops_per_pixel(n_blocks=12) / imdn.forward_flops_per_pixel() < 2.5
+    assert 1e9 < FNETS.get("dlib_resnet34").identity_flops() < FNETS.get("sphereface20").identity_flops() == 11e9
+    paper, light = cfg(), cfg(train={"srnet": {"type": "imdn"}})
+    assert resources.runtime(light, "train") < resources.runtime(paper, "train") / 5

@@ -1,5 +1,7 @@
 """Paired significance: McNemar's exact test by hand, the bootstrap against a direct loop, decisions per fold."""
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -86,3 +88,29 @@ def test_table_pairs_every_two_methods_per_resolution(tmp_path):
     row = sig.iloc[0]
     assert (row["method_a"], row["method_b"]) == ("edsr_lambda0.5", "bicubic")
     assert row["diff"] > 0 and row["ci_low"] > 0 and row["significant"] and row["p_mcnemar"] < 1e-6
+
+
+def test_paired_compare_tool_prints_each_shared_resolution(tmp_path, capsys):
+    """tools/paired_compare.py: one method evaluated in two runs, compared pair by pair."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("paired_compare", Path(__file__).parents[1] / "tools" /
+                                                  "paired_compare.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    labels = np.tile([1, 0], 30)
+    for run, flip in (("a", 0), ("b", 6)):  # run b gets 6 more pairs wrong at 10x10
+        for res in ("10x10", "20x20") if run == "a" else ("10x10",):
+            d = tmp_path / run / res
+            d.mkdir(parents=True)
+            score = np.where(labels == 1, 0.5, -0.5)
+            if res == "10x10":
+                score[:flip] *= -1
+            pd.DataFrame({"pair": range(60), "fold": np.repeat(range(10), 6), "label": labels,
+                          "score": score}).to_csv(d / "scores.csv", index=False)
+            (d / "metrics.json").write_text(json.dumps({"folds": list(range(10)), "fold_thresholds": [0.0] * 10}))
+    tool.main([str(tmp_path / "a"), str(tmp_path / "b"), "--labels", "fp32", "bf16"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 10x10")]
+    assert len(rows) == 1, "20x20 was evaluated only in run a"
+    m = re.fullmatch(r"\| 10x10 \| 100.00 \| 90.00 \| \+10.00 \[\+(\S+), \+(\S+)\] \| 0.031[23] \| 60 \|", rows[0])
+    assert m, rows[0]  # McNemar: b = 6, c = 0, p = 2 / 2**6 = 0.03125
+    assert 0 < float(m[1]) < 10 < float(m[2]) <= 20  # a pair is worth 1/60 = 1.67 points

@@ -15,7 +15,7 @@ from srlrfr.models.fnets.sphereface import SphereFace20
 from srlrfr.models.srnet import load_srnet, super_resolve
 from srlrfr.models.srnets.edsr import EDSR
 from srlrfr.registry import FNETS, SRNETS
-from srlrfr.training import BatchSampler, PyramidData, TrainOptions, train_srnet
+from srlrfr.training import BatchSampler, PyramidData, RunControl, TrainOptions, train_srnet
 from srlrfr.training.pyramid import InMemory
 
 torch.set_num_threads(1)
@@ -40,16 +40,20 @@ def random_tiny_sphereface20(seed: int = 0) -> FaceRecognizer:
 
 
 OPTION_NAMES = {f.name for f in dataclasses.fields(TrainOptions)}
+CONTROL_NAMES = {f.name for f in dataclasses.fields(RunControl)}
 
 
 def run(hr, out_dir, arch="edsr", arch_kwargs=TINY, **kw):
-    """train_srnet on a tiny preset; option keywords (iterations, ...) override the preset's."""
+    """train_srnet on a tiny preset; option keywords (iterations, ...) override the preset's, control
+    keywords (step_callback, ...) the CPU without a progress bar."""
     options = dict(batch_size=3, iterations=6, checkpoint_every=2, log_every=1, seed=3)
     options.update({k: kw.pop(k) for k in list(kw) if k in OPTION_NAMES})
-    args = dict(fnet=random_tiny_sphereface20(), lam=0.5, device="cpu", progress=False)
+    control = dict(device="cpu", progress=False)
+    control.update({k: kw.pop(k) for k in list(kw) if k in CONTROL_NAMES})
+    args = dict(fnet=random_tiny_sphereface20(), lam=0.5)
     args.update(kw)
     return train_srnet(hr, out_dir=out_dir, srnet={"type": arch, **arch_kwargs},
-                       options=TrainOptions(**options), **args)
+                       options=TrainOptions(**options), control=RunControl(**control), **args)
 
 
 class Killed(Exception):
@@ -336,3 +340,63 @@ def test_non_finite_weights_after_the_last_step_are_caught(hr_images, tmp_path, 
         run(hr_images, tmp_path, lam=0.0, fnet=None, iterations=2, checkpoint_every=1)
     assert not (tmp_path / "model.pt").exists()
     assert torch.load(tmp_path / "checkpoint.pt", weights_only=True)["step"] == 1  # the last finite one
+
+
+def test_trainer_step_is_the_paper_loss_written_out(hr_images, tmp_path):
+    """The registered losses (l1, cosine) and the step give, bit for bit on the CPU, the losses and Adam
+    updates of the formula loss = L1(SR, target) + lam * mean(1 - cos(FNet(up(SR)), FNet(HR))) computed
+    here by hand on a copy of the SRNet, for the first steps of a run."""
+    import copy
+
+    import torch.nn.functional as F
+
+    from srlrfr.training.batches import to_device
+    from srlrfr.training.loop import RunSpec, Trainer
+    fnet = random_tiny_sphereface20()
+    data = PyramidData.from_images(hr_images, "cv2_bicubic")
+    opts = TrainOptions(batch_size=3, iterations=4, seed=3, lr=1e-3)
+    trainer = Trainer(RunSpec(data, "edsr", dict(TINY), fnet, 0.5, "cv2_bicubic"), opts, tmp_path,
+                      RunControl(device="cpu", progress=False))
+    ref = copy.deepcopy(trainer.model)
+    ref_adam = torch.optim.Adam(ref.parameters(), lr=opts.lr, betas=opts.betas)
+    stream = trainer.data()
+    try:
+        for _ in range(opts.iterations):
+            _, host = stream.next()
+            out = trainer.step(host)
+            batch = to_device(host, torch.device("cpu"))
+            sr = ref(batch["input"])
+            pixel = F.l1_loss(sr.float(), batch["target"])
+            up = sr.float()
+            if tuple(up.shape[-2:]) != (112, 96):
+                up = F.interpolate(up, size=(112, 96), mode="bilinear", align_corners=False)
+            ident = (1.0 - F.cosine_similarity(fnet(up).float(), batch["hr_features"].float(), dim=1)).mean()
+            total = pixel + 0.5 * ident
+            ref_adam.zero_grad(set_to_none=True)
+            total.backward()
+            ref_adam.step()
+            for name, ours, theirs in (("pixel", out["pixel"], pixel), ("identity", out["identity"], ident),
+                                       ("total", out["total"], total)):
+                assert torch.equal(ours, theirs), name
+    finally:
+        stream.close()
+    for (name, a), b in zip(trainer.model.named_parameters(), ref.parameters()):
+        assert torch.equal(a, b), name
+
+
+def test_losses_are_chosen_by_registered_name(hr_images, tmp_path):
+    from srlrfr import config
+    cfg = config.validate({})
+    assert TrainOptions.from_params(cfg["train"]).losses == {"pixel": "l1", "identity": "cosine"}
+    with pytest.raises(config.ConfigError, match="train.losses.identity"):
+        config.validate({"train": {"losses": {"identity": "l1"}}})
+    with pytest.raises(ValueError, match="train.losses.identity: loss 'l1' is a pixel loss"):
+        run(hr_images, tmp_path, iterations=1, losses={"identity": "l1"})
+    with pytest.raises(ValueError, match="train.losses.pixel: unknown training loss 'l3'"):
+        run(hr_images, tmp_path, iterations=1, losses={"pixel": "l3"})
+    with pytest.raises(ValueError, match="train.losses: unknown term 'perceptual'"):
+        run(hr_images, tmp_path, iterations=1, losses={"perceptual": "l1"})
+    model = run(hr_images, tmp_path / "ok", iterations=1)
+    assert load_srnet(model)[1]["meta"]["losses"] == {"pixel": "l1", "identity": "cosine"}
+    # the paper's losses leave the run config as it was before train.losses: older checkpoints resume
+    assert "losses" not in torch.load(tmp_path / "ok" / "checkpoint.pt", weights_only=True)["config"]

@@ -20,7 +20,9 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
@@ -188,31 +190,41 @@ def _cached_or_fetched(dest: Path, checks: dict, fetch) -> Path:
             dest.unlink()  # stale or corrupt copy: fetch it again
         return fetch()
 
+@dataclass(frozen=True)
+class Transfer:
+    """How a file is fetched: with a progress bar or not; ``timeout`` seconds per connection;
+    ``retries`` consecutive attempts that made no progress (an attempt that received bytes resets
+    the count, so a flaky link still completes a large file); ``backoff`` seconds before the first
+    retry, doubling; ``hint`` ends every error (default: how to use a local copy); ``opener``: the
+    urllib opener (default: a plain one)."""
+    progress: bool = True
+    timeout: float = 30
+    retries: int = 3
+    hint: str | None = None
+    backoff: float = 2.0
+    opener: Any = None
+
+
 def download(url: str, dest: str | os.PathLike, *, md5: str | None = None,
              sha256: str | None = None, git_blob: str | None = None, size: int | None = None,
-             progress: bool = True, timeout: float = 30, retries: int = 3,
-             hint: str | None = None, backoff: float = 2.0, opener=None) -> Path:
+             transfer: Transfer = Transfer()) -> Path:
     """Fetch ``url`` to ``dest`` (resuming, retrying, verifying); return ``dest``.
 
     An existing ``dest`` that passes the given checks is kept without any
-    network access.  ``retries`` counts consecutive attempts that made no
-    progress; an attempt that received bytes resets the count, so a flaky
-    link still completes a large file.  A wrong checksum raises ChecksumError
+    network access. A wrong checksum raises ChecksumError
     and leaves neither ``dest`` nor ``dest.part`` behind.
     """
     dest = Path(dest)
     checks = {"md5": md5, "sha256": sha256, "git_blob": git_blob, "size": size}
-    return _cached_or_fetched(dest, checks, lambda: _download(
-        url, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint, backoff=backoff,
-        opener=opener))
+    return _cached_or_fetched(dest, checks, lambda: _download(url, dest, checks, transfer))
 
 
-def _download(url: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
-              hint: str | None, backoff: float, opener) -> Path:
+def _download(url: str, dest: Path, checks: dict, transfer: Transfer) -> Path:
     """The transfer of :func:`download`, under ``dest``'s lock."""
     part = dest.with_name(dest.name + ".part")
-    opener = opener or urllib.request.build_opener()
-    hint = hint or DEFAULT_HINT
+    opener = transfer.opener or urllib.request.build_opener()
+    hint = transfer.hint or DEFAULT_HINT
+    timeout, progress, retries = transfer.timeout, transfer.progress, transfer.retries
     failures = 0
     while True:
         before = part.stat().st_size if part.exists() else 0
@@ -235,7 +247,7 @@ def _download(url: str, dest: Path, checks: dict, *, progress: bool, timeout: fl
             raise DownloadError(f"cannot download {url} -> {dest}: gave up after {retries} "
                                 f"retries without progress ({error}); {after} bytes kept in "
                                 f"{part} for the next attempt. {hint}") from error
-        time.sleep(backoff * 2 ** max(failures - 1, 0))
+        time.sleep(transfer.backoff * 2 ** max(failures - 1, 0))
     try:
         verify(part, **checks)
     except ChecksumError as exc:
@@ -259,23 +271,21 @@ def download_first(urls: tuple[str, ...] | list[str], dest: str | os.PathLike, *
 # ---------------------------------------------------------------- Google Drive
 
 def download_google_drive(file_id: str, dest: str | os.PathLike, *, md5: str | None = None,
-                          sha256: str | None = None, size: int | None = None, progress: bool = True,
-                          timeout: float = 30, retries: int = 3, hint: str | None = None,
-                          url: str | None = None, **_ignored) -> Path:
+                          sha256: str | None = None, size: int | None = None, url: str | None = None,
+                          transfer: Transfer = Transfer(), **_ignored) -> Path:
     """Fetch a shared Google Drive file with gdown (which follows Drive's ever-changing
     confirmation pages), resuming a partial transfer, then verify it.
 
     gdown writes ``<dest>.unverified``; only verified bytes are renamed onto
-    ``dest``. ``url`` replaces the Drive address (a mirror, or a local test server).
+    ``dest``. ``url`` replaces the Drive address (a mirror, or a local test server). Of ``transfer``,
+    gdown takes the progress bar, timeout, retries and hint.
     """
     dest = Path(dest)
     checks = {"md5": md5, "sha256": sha256, "size": size}
-    return _cached_or_fetched(dest, checks, lambda: _download_drive(
-        file_id, dest, checks, progress=progress, timeout=timeout, retries=retries, hint=hint, url=url))
+    return _cached_or_fetched(dest, checks, lambda: _download_drive(file_id, dest, checks, transfer, url))
 
 
-def _download_drive(file_id: str, dest: Path, checks: dict, *, progress: bool, timeout: float, retries: int,
-                    hint: str | None, url: str | None) -> Path:
+def _download_drive(file_id: str, dest: Path, checks: dict, transfer: Transfer, url: str | None) -> Path:
     """The transfer of :func:`download_google_drive`, under ``dest``'s lock."""
     # deferred: loads requests, gdown
     import gdown
@@ -284,11 +294,11 @@ def _download_drive(file_id: str, dest: Path, checks: dict, *, progress: bool, t
     from gdown.exceptions import FileURLRetrievalError
 
     unverified = dest.with_name(dest.name + ".unverified")
-    hint = hint or DEFAULT_HINT
+    hint = transfer.hint or DEFAULT_HINT
     source = url or f"Google Drive file {file_id}"
     try:
-        gdown.download(url=url, id=None if url else file_id, output=str(unverified), quiet=not progress,
-                       resume=True, timeout=timeout, retries=retries, use_cookies=False)
+        gdown.download(url=url, id=None if url else file_id, output=str(unverified), quiet=not transfer.progress,
+                       resume=True, timeout=transfer.timeout, retries=transfer.retries, use_cookies=False)
     except FileURLRetrievalError as exc:  # quota exceeded, no longer shared, page changed
         raise DownloadError(f"Google Drive refused {dest.name} ({exc}). {hint}") from None
     except requests.exceptions.ConnectionError as exc:

@@ -14,7 +14,16 @@ from pathlib import Path
 
 from . import sources
 from .archive import extract
-from .download import ChecksumError, DownloadError, download_first, download_google_drive, file_sha256, matches, verify
+from .download import (
+    ChecksumError,
+    DownloadError,
+    Transfer,
+    download_first,
+    download_google_drive,
+    file_sha256,
+    matches,
+    verify,
+)
 from .sources import Artefact
 
 DOWNLOAD = "download"
@@ -77,7 +86,7 @@ def fetch_artefact(candidates: tuple[Artefact, ...], dest_dir: str | os.PathLike
     errors: list[str] = []
     for i, art in enumerate(candidates):
         target = dest_dir / art.filename
-        checks = dict(md5=art.md5, sha256=art.sha256, progress=progress, hint=hint)
+        checks = dict(md5=art.md5, sha256=art.sha256, transfer=Transfer(progress=progress, hint=hint))
         try:
             if art.google_drive_id:
                 return download_google_drive(art.google_drive_id, target, **checks)

@@ -19,6 +19,7 @@ import os
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -38,27 +39,38 @@ from .machine import (
 )
 from .network import Reach, check_network, probe_url
 
-__all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "failures", "preflight", "render", "run_checks",
-           "scheduled"]
+__all__ = ["Check", "OK", "INFO", "WARN", "FAIL", "PreflightError", "Providers", "failures", "preflight", "render",
+           "run_checks", "scheduled"]
+
+
+@dataclass
+class Providers:
+    """What the checks ask of the outside world, each replaceable by a caller (tests): the GPUs torch
+    sees (None: probe them), the NVIDIA driver ("probe": ask nvidia-smi), one HTTP HEAD, the free disk."""
+    torch_info: TorchInfo | None = None
+    driver: Driver | None | str = "probe"
+    probe: Callable[[str, float], Reach] = probe_url
+    usage: Callable = shutil.disk_usage
 
 
 def run_checks(cfg: dict | None, *, root: str | os.PathLike | None = None, network: bool = True,
-               torch_info: TorchInfo | None = None, driver: Driver | None | str = "probe",
-               probe: Callable[[str, float], Reach] = probe_url, usage: Callable = shutil.disk_usage,
-               timeout: float = 3.0, jobs: Iterable[str] | None = None) -> list[Check]:
-    """Every check for the validated params ``cfg`` (None: the machine only); providers default to the real one.
+               timeout: float = 3.0, jobs: Iterable[str] | None = None,
+               providers: Providers | None = None) -> list[Check]:
+    """Every check for the validated params ``cfg`` (None: the machine only); ``providers`` default to the
+    real ones, and ``timeout`` bounds each network probe.
 
     ``jobs`` (see ``scheduled``) limits the input checks to what those jobs read:
     building only the FNet weights must not need the data sets. None: everything.
     """
     root = Path(root) if root is not None else repo_root()  # where relative params paths point (srlrfr.paths)
+    providers = providers or Providers()
     wants = _wanted(jobs)
     checks = [check_python(), *check_packages()]
     try:
-        info = torch_info or probe_torch()
+        info = providers.torch_info or probe_torch()
     except ImportError as exc:  # nothing below works without torch
         return checks + [Check("environment", "torch", FAIL, f"cannot import torch: {exc}", fix=FIX_LOCK)]
-    drv = nvidia_driver() if driver == "probe" else driver
+    drv = nvidia_driver() if providers.driver == "probe" else providers.driver
     checks += check_torch(info, drv)
     if cfg is None:
         return checks
@@ -70,11 +82,11 @@ def run_checks(cfg: dict | None, *, root: str | os.PathLike | None = None, netwo
     checks += check_weights(cfg, root, plan, fnet=wants("fnet_weights"), authors=wants("import_authors"))
     checks += check_landmarks(cfg, root, [ds for ds in ("lfw", "celeba") if wants(f"landmarks:{ds}")], plan)
     if network:
-        checks += check_network(plan.downloads, probe, timeout)
+        checks += check_network(plan.downloads, providers.probe, timeout)
     elif plan.downloads:
         checks.append(Check("network", "network", INFO, f"{len(plan.downloads)} file(s) to download; "
                                                          "network not checked (--quick)"))
-    checks += check_disk(plan.disk + plan_outputs(cfg, root, plan), usage)
+    checks += check_disk(plan.disk + plan_outputs(cfg, root, plan), providers.usage)
     return checks
 
 
@@ -122,10 +134,10 @@ class PreflightError(RuntimeError):
 
 
 def preflight(cfg: dict, *, network: bool = True, stream=sys.stderr, jobs: Iterable[str] | None = None,
-              **providers) -> list[Check]:
+              **options) -> list[Check]:
     """The doctor's checks before a run (limited to ``jobs`` when given): print problems and
-    warnings; raise if the run cannot succeed."""
-    checks = run_checks(cfg, network=network, jobs=jobs, **providers)
+    warnings; raise if the run cannot succeed. ``options``: run_checks' root and providers."""
+    checks = run_checks(cfg, network=network, jobs=jobs, **options)
     print(f"srlrfr preflight (python {platform.python_version()}):\n" + render(checks, problems_only=True),
           file=stream)
     bad = failures(checks)

@@ -28,7 +28,7 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
     charged again for outputs that exist (paths as in workflow/rules).
     """
     # deferred: loads torch, cv2
-    from ..methods import sr_method
+    from ..methods import SRNetId
     from ..training.pyramid import PYRAMID_FACTORS
     load_all()
     fnet = cfg["fnet"]
@@ -55,7 +55,7 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
         kwargs = {k: v for k, v in entry.items() if k not in ("type", "name")}
         sr = state_bytes(SRNETS.get(entry["type"]).build, **kwargs)
         for lam in cfgmod.trained_lambdas(cfg):
-            folder = root / f"models/srnets/{fnet}/{sr_method(name, lam)}"
+            folder = root / SRNetId(name, float(lam), fnet).folder
             items.append(DiskItem(f"SRNet {name} lambda={lam}", folder / "model.pt", sr))
             # checkpoint: the weights plus Adam's two moments per weight
             items.append(DiskItem(f"SRNet {name} lambda={lam} checkpoint", folder / "checkpoint.pt", 3 * sr))

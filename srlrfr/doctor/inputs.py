@@ -189,28 +189,8 @@ def check_weights(cfg: dict, root: Path, plan: Plan, *, fnet: bool = True, autho
     from ..models import catalog  # noqa: F401  (fills the registries)
     cache = params_path(root, cfg["data"]["cache"]) / "authors"  # as the fnet_weights step
     fnet_name, out = cfg["fnet"], []
-    key, src = f"fnets.{fnet_name}.weights", cfg["fnets"][fnet_name]["weights"]
-    if not fnet:
-        pass
-    elif fnet_name == "sphereface20":
-        size = state_bytes(FNETS.get(fnet_name).build)
-        if src == fetch.DOWNLOAD:
-            out.append(_want(plan, key, (sources.SFACE_PTH,), cache, size, "SphereFace-20 weights",
-                             fetch.HINT_WEIGHTS))
-        else:
-            out.append(_local_file(key, params_path(root, src), sources.SFACE_PTH.filename, fetch.HINT_WEIGHTS))
-    elif fnet_name == "dlib_resnet34":
-        # deferred: loads torch
-        from ..models.fnets.dlib_resnet import PIP_PACKAGE, default_dat_path
-        try:
-            path = default_dat_path() if src == "package" else params_path(root, src)
-            out.append(Check("data", key, OK, str(path)) if path.is_file() else
-                       Check("data", key, FAIL, f"{path} does not exist",
-                             fix=f"set {key}: package (pip package {PIP_PACKAGE}) or the path of the .dat"))
-        except FileNotFoundError as exc:
-            out.append(Check("data", key, FAIL, str(exc), fix=FIX_LOCK))
-    else:
-        out.append(Check("data", key, INFO, f"{src} (doctor knows no check for fnet {fnet_name!r})"))
+    if fnet:
+        out.append(_fnet_weights(FNETS.get(fnet_name), cfg["fnets"][fnet_name]["weights"], root, cache, plan))
     edsr = SRNETS.get("edsr")
     for name in cfg["evaluate"]["authors_checkpoints"] if authors else ():
         artefacts, checkpoint = sources.AUTHORS_WEIGHTS[name]
@@ -234,12 +214,26 @@ def check_weights(cfg: dict, root: Path, plan: Plan, *, fnet: bool = True, autho
     return out
 
 
-def _local_file(key: str, path: Path, filename: str, hint: str) -> Check:
-    if path.is_dir():
-        path = path / filename
-    if path.is_file():
-        return Check("data", key, OK, str(path))
-    return Check("data", key, FAIL, f"{path} does not exist", fix=hint)
+def _fnet_weights(spec, src: str, root: Path, cache: Path, plan: Plan) -> Check:
+    """The FNet's weights as its registry entry says what they need (FNetSpec.check_weights)."""
+    key = f"fnets.{spec.name}.weights"
+    if spec.check_weights is None:  # nothing declared: the default is prepare_weights' own; any other value a path
+        if src == spec.weights_default:
+            return Check("data", key, INFO, f"{src}: made by {spec.name}'s prepare_weights when fnet_weights runs "
+                                            f"(its registry entry declares no check_weights)")
+        path = params_path(root, src)
+        return Check("data", key, OK, str(path)) if path.is_file() else Check(
+            "data", key, FAIL, f"{path} does not exist", fix=f"set {key}: {spec.weights_default}, or the path of "
+                                                             f"the weights")
+    try:
+        need = spec.check_weights(src, lambda value: params_path(root, value))
+    except FileNotFoundError as exc:
+        return Check("data", key, FAIL, str(exc), fix=FIX_LOCK)
+    if need.download:
+        return _want(plan, key, need.download, cache, state_bytes(spec.build), need.label, need.fix)
+    if need.path.is_file():
+        return Check("data", key, OK, str(need.path))
+    return Check("data", key, FAIL, f"{need.path} does not exist", fix=need.fix)
 
 
 def mtcnn_weights_dir() -> Path:

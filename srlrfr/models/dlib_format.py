@@ -299,23 +299,44 @@ def _read_loss(c: _Cursor, rec: LayerRecord) -> None:
 
 def parse_network(data: bytes | memoryview) -> DlibNetwork:
     """Parse a whole serialized network. Errors name the record and byte offset."""
-    c = _Cursor(memoryview(data) if isinstance(data, bytes) else data)
-    where = "the loss wrapper version at offset 0"
+    p = _Parser(_Cursor(memoryview(data) if isinstance(data, bytes) else data))
     try:
+        loss = p.loss()
+        versions = p.wrapper_versions()
+        layers, wrappers = p.layers(versions)
+    except _Truncated as e:
+        raise DlibFormatError(f"truncated file while reading {p.where}: {e}") from None
+    except DlibFormatError as e:
+        raise DlibFormatError(f"{e} (while reading {p.where}; stopped at byte {p.c.pos})") from None
+    return DlibNetwork(loss=loss, layers=layers, wrappers=wrappers, size=p.c.pos)
+
+
+class _Parser:
+    """A network's records in file order; ``where`` names the one being read, for the errors."""
+
+    def __init__(self, c: _Cursor):
+        self.c = c
+        self.where = "the loss wrapper version at offset 0"
+
+    def loss(self) -> LayerRecord:
+        c = self.c
         if c.int() != 1:
             raise DlibFormatError("not a dlib network: the loss wrapper version is not 1")
         start = c.pos
-        where = f"loss record at offset {start}"
+        self.where = f"loss record at offset {start}"
         loss = LayerRecord(-1, c.str(), "loss", start)
         if not loss.type.startswith("loss_"):
             raise DlibFormatError(f"expected a loss record, found {loss.type!r}")
-        where = f"loss record {loss.type!r} at offset {start}"
+        self.where = f"loss record {loss.type!r} at offset {start}"
         _read_loss(c, loss)
+        return loss
 
-        # Wrapper versions, outermost first, until the input layer's string.
+    def wrapper_versions(self) -> list[int]:
+        """Wrapper versions, outermost first, until the input layer's string."""
+        c = self.c
         versions: list[int] = []
         while True:
-            where = f"wrapper version #{len(versions)} or the input record at offset {c.pos}"
+            self.where = f"wrapper version #{len(versions)} or the input record at offset {c.pos}"
             name = c.peek_string()
             if name is not None and name.startswith("input"):
                 break
@@ -325,47 +346,51 @@ def parse_network(data: bytes | memoryview) -> DlibNetwork:
                                       "or the input layer's name)")
         if not versions or versions[-1] not in (2, 3):
             raise DlibFormatError("the innermost layer wrapper must have version 2 or 3")
+        return versions
 
+    def layers(self, versions: list[int]) -> tuple[list[LayerRecord], list[str]]:
+        """The input record, then one record per wrapper, innermost first (a version-1 wrapper
+        other than the innermost is a tag or skip layer: no record)."""
+        c = self.c
         start = c.pos
         inp = LayerRecord(0, c.str(), "input", start)
-        where = f"record 0 ({inp.type}) at offset {start}"
+        self.where = f"record 0 ({inp.type}) at offset {start}"
         if inp.type not in _INPUT_TYPES:
             raise DlibFormatError(f"unsupported input layer {inp.type!r}")
         _read_input(c, inp)
-
         layers, wrappers = [inp], []
         for depth, version in enumerate(reversed(versions)):
             innermost = depth == 0
             if version == 1 and not innermost:
                 wrappers.append("tag_or_skip")
                 continue
-            start = c.pos
-            where = f"record {len(layers)} at offset {start}"
-            name = c.str()
-            where = f"record {len(layers)} ({name}) at offset {start}"
-            if name not in _LAYER_READERS:
-                raise DlibFormatError(f"unsupported layer record {name!r}")
-            kind, reader = _LAYER_READERS[name]
-            rec = LayerRecord(len(layers), name, kind, start)
-            reader(c, rec)
-            # add_layer bookkeeping: 3 bools, x_grad and cached_output tensors, then
-            # params_grad (v2) or grad_final + sample_expansion_factor (input wrapper).
-            for _ in range(3):
-                c.bool()
-            c.tensor(), c.tensor()
-            if innermost:
-                c.tensor()
-                if version == 3:
-                    c.int()
-            elif version == 2:
-                c.tensor()
-            layers.append(rec)
+            layers.append(self.layer(len(layers), innermost, version))
             wrappers.append("layer")
-    except _Truncated as e:
-        raise DlibFormatError(f"truncated file while reading {where}: {e}") from None
-    except DlibFormatError as e:
-        raise DlibFormatError(f"{e} (while reading {where}; stopped at byte {c.pos})") from None
-    return DlibNetwork(loss=loss, layers=layers, wrappers=wrappers, size=c.pos)
+        return layers, wrappers
+
+    def layer(self, index: int, innermost: bool, version: int) -> LayerRecord:
+        c = self.c
+        start = c.pos
+        self.where = f"record {index} at offset {start}"
+        name = c.str()
+        self.where = f"record {index} ({name}) at offset {start}"
+        if name not in _LAYER_READERS:
+            raise DlibFormatError(f"unsupported layer record {name!r}")
+        kind, reader = _LAYER_READERS[name]
+        rec = LayerRecord(index, name, kind, start)
+        reader(c, rec)
+        # add_layer bookkeeping: 3 bools, x_grad and cached_output tensors, then
+        # params_grad (v2) or grad_final + sample_expansion_factor (input wrapper).
+        for _ in range(3):
+            c.bool()
+        c.tensor(), c.tensor()
+        if innermost:
+            c.tensor()
+            if version == 3:
+                c.int()
+        elif version == 2:
+            c.tensor()
+        return rec
 
 
 def read_network(path: str | Path, *, allow_trailing: bool = False) -> DlibNetwork:

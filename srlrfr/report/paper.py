@@ -8,7 +8,7 @@ import math
 
 import pandas as pd
 
-from ..methods import parse_sr, sr_method
+from ..methods import SRNetId
 
 FNET_PAPER = "sphereface20"
 RESOLUTIONS_PAPER = ("7x6", "14x12", "28x24", "112x96")
@@ -47,9 +47,9 @@ def paper_row_for(method: str) -> tuple[str | None, str]:
         return "bicubic_authors", "reproduces the paper's (bilinear) Bicubic row"
     if method == "bicubic":
         return "bicubic_authors", "true bicubic vs the paper's (bilinear) Bicubic row"
-    sr = parse_sr(method)
-    if sr and sr[0] == "edsr":
-        return sr_method("edsr", sr[1]), "authors' checkpoint" if sr[2] else "trained here"
+    sr = SRNetId.parse(method)
+    if sr and sr.srnet == "edsr":
+        return SRNetId("edsr", sr.lam).method, "authors' checkpoint" if sr.authors else "trained here"
     return None, ""
 
 

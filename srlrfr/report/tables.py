@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..methods import BASELINES, FULL, parse_sr
+from ..methods import BASELINES, FULL, SRNetId
 
 # summary table: one row per (dataset, fnet, method, resolution); NaN where not applicable
 # (plus tar_far_<tag> and n_negative_far_<tag> per FAR target)
@@ -155,9 +155,9 @@ def metric_name(method: str, lam: float) -> str | None:
     """
     if method == FULL or method in BASELINES:
         return method
-    sr = parse_sr(method)
-    if sr and not sr[2] and sr[1] == float(lam):
-        return sr[0]
+    sr = SRNetId.parse(method)
+    if sr and not sr.authors and sr.lam == float(lam):
+        return sr.srnet
     return None
 
 

@@ -11,9 +11,7 @@ report.
 """
 import importlib
 
-# Pipeline order (the CLI lists them so).
-ORDER = ("ingest", "landmarks", "align", "degrade", "fnet_weights", "import_authors", "train", "features",
-         "evaluate", "matrix", "aggregate", "report")
+from ..pipeline import BENCHMARKED, ORDER, PIPELINE, Step  # noqa: F401  (the one list; lives below, srlrfr.layers)
 
 
 def __getattr__(name: str):

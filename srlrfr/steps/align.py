@@ -42,82 +42,109 @@ log = logging.getLogger(__name__)
 
 def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center",
           fit: str = "cp2tform", corrupt: str = "exclude") -> Path:
-    # deferred: loads torch, torchvision, cv2, joblib
-    from ..face.align import align_face
-    from ..face.detect import DamagedImageError, ImageReadError, read_rgb
-
     if no_face not in NO_FACE_POLICIES:
         raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
     if corrupt not in CORRUPT_POLICIES:
         raise ValueError(f"corrupt must be one of {CORRUPT_POLICIES}, got {corrupt!r}")
-    geo = get_geometry(geometry_name)
-    index = pd.read_csv(index_csv)
-    items = list(zip(index["image_id"].astype(str), index["path"]))
-    table = read_landmarks_csv(landmarks_csv)
-    points, ok = landmarks_array(table, [i for i, _ in items])
-    status = table.set_index("image_id").loc[[i for i, _ in items], "status"].to_numpy(dtype=object)
-    if corrupt == "fail" and np.isin(status, DAMAGED).any():
-        k = int(np.flatnonzero(np.isin(status, DAMAGED))[0])
-        raise DamagedImageError(ImageReadError(f"{landmarks_csv} lists {items[k][1]} as {status[k]}", status[k]),
-                                items[k][0])
-    used = np.full((len(items), 5, 2), np.nan)
-    relative: list[np.ndarray] = []
-    pending: list[int] = []
-    blank = np.zeros((1, geo.height, geo.width, 3), np.uint8)
-
-    def read(k: int) -> np.ndarray | None:
-        try:
-            return read_rgb(items[k][1])
-        except ImageReadError as err:
-            if corrupt == "fail":
-                raise DamagedImageError(err, items[k][0]) from None
-            log.warning("%s (image_id %s): black placeholder, status %s", err, items[k][0], err.status)
-            status[k] = err.status
-            return None
-
+    job = _Alignment(index_csv, landmarks_csv, geometry_name, fit, corrupt)
+    geo = job.geo
     out_dir = Path(out_dir)
     with atomic_path(out_dir, is_dir=True) as tmp:
-        with write_npy(tmp / IMAGES, (len(items), geo.height, geo.width, 3)) as out:
-            for k in tqdm(range(len(items)), desc=f"align {geometry_name}", unit="img"):
-                img = read(k) if ok[k] else None
-                why = implausible(points[k], [img.shape[1::-1]])[0] if img is not None else ""
-                if why:
-                    log.warning("%s (image_id %s): landmarks not a face's (%s); treated as no face, status %s",
-                                items[k][1], items[k][0], why, BAD_LANDMARKS)
-                    status[k], img = BAD_LANDMARKS, None
-                if img is None:
-                    ok[k] = False
-                    pending.append(k)
-                    out.write(blank)
-                    continue
-                used[k] = points[k]
-                out.write(align_face(img, points[k], geo, fit)[None])
-                relative.append(points[k] / [img.shape[1], img.shape[0]])
-                pause_point("align:image")
-
+        with write_npy(tmp / IMAGES, (len(job.items), geo.height, geo.width, 3)) as out:
+            job.from_landmarks(out)
             if no_face == "center":
-                if relative:
-                    mean_rel = np.mean(relative, axis=0)
-                else:  # nothing detected in this run: treat the whole image as the aligned crop
-                    log.warning("no image of this run has landmarks; fallback uses the %s reference layout",
-                                geo.name)
-                    mean_rel = geo.reference_points() / [geo.width, geo.height]
-                for k in pending:
-                    img = read(k) if status[k] not in DAMAGED else None
-                    if img is not None:
-                        used[k] = mean_rel * [img.shape[1], img.shape[0]]
-                        out.write_at(k, align_face(img, used[k], geo, fit)[None])
-        faces = pd.DataFrame({"image_id": [i for i, _ in items], "status": status, "landmark_ok": ok})
-        faces[LANDMARK_COLUMNS] = used.reshape(len(items), 10).round(4)
-        write_csv(tmp / FACES, faces)
-    damaged = np.isin(status, DAMAGED)
-    n_bad = int((~ok & ~damaged).sum())
-    print(f"align {geometry_name}: {int(ok.sum())}/{len(items)} faces aligned from landmarks; "
-          f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'}; "
-          f"{int((status == BAD_LANDMARKS).sum())} of them with landmarks that are not a face's); "
-          f"{int((status == 'corrupt').sum())} corrupt and {int((status == 'unreadable').sum())} unreadable "
-          f"(black placeholders, never scored or trained on)")
+                job.from_mean_landmarks(out)
+        write_csv(tmp / FACES, job.faces())
+    job.summary(no_face)
     return out_dir
+
+
+class _Alignment:
+    """One dataset's alignment: its images, their landmarks and status, the points each crop used."""
+
+    def __init__(self, index_csv, landmarks_csv, geometry_name: str, fit: str, corrupt: str):
+        # deferred: loads torch, torchvision, cv2, joblib
+        from ..face.detect import DamagedImageError, ImageReadError
+        self.geo, self.fit, self.corrupt = get_geometry(geometry_name), fit, corrupt
+        self.name = geometry_name
+        index = pd.read_csv(index_csv)
+        self.items = items = list(zip(index["image_id"].astype(str), index["path"]))
+        table = read_landmarks_csv(landmarks_csv)
+        self.points, self.ok = landmarks_array(table, [i for i, _ in items])
+        self.status = status = table.set_index("image_id").loc[[i for i, _ in items], "status"].to_numpy(dtype=object)
+        if corrupt == "fail" and np.isin(status, DAMAGED).any():
+            k = int(np.flatnonzero(np.isin(status, DAMAGED))[0])
+            raise DamagedImageError(ImageReadError(f"{landmarks_csv} lists {items[k][1]} as {status[k]}",
+                                                   status[k]), items[k][0])
+        self.used = np.full((len(items), 5, 2), np.nan)
+        self.relative: list[np.ndarray] = []  # ok images' points over their (width, height)
+        self.pending: list[int] = []  # images without usable landmarks
+
+    def read(self, k: int) -> np.ndarray | None:
+        """Image k, or None for a damaged one (its status updated), unless corrupt='fail'."""
+        # deferred: loads torch, torchvision, cv2, joblib
+        from ..face.detect import DamagedImageError, ImageReadError, read_rgb
+        try:
+            return read_rgb(self.items[k][1])
+        except ImageReadError as err:
+            if self.corrupt == "fail":
+                raise DamagedImageError(err, self.items[k][0]) from None
+            log.warning("%s (image_id %s): black placeholder, status %s", err, self.items[k][0], err.status)
+            self.status[k] = err.status
+            return None
+
+    def from_landmarks(self, out) -> None:
+        """Every image aligned from its own points; the others black for now."""
+        # deferred: loads cv2
+        from ..face.align import align_face
+        geo, points = self.geo, self.points
+        blank = np.zeros((1, geo.height, geo.width, 3), np.uint8)
+        for k in tqdm(range(len(self.items)), desc=f"align {self.name}", unit="img"):
+            img = self.read(k) if self.ok[k] else None
+            why = implausible(points[k], [img.shape[1::-1]])[0] if img is not None else ""
+            if why:
+                log.warning("%s (image_id %s): landmarks not a face's (%s); treated as no face, status %s",
+                            self.items[k][1], self.items[k][0], why, BAD_LANDMARKS)
+                self.status[k], img = BAD_LANDMARKS, None
+            if img is None:
+                self.ok[k] = False
+                self.pending.append(k)
+                out.write(blank)
+                continue
+            self.used[k] = points[k]
+            out.write(align_face(img, points[k], geo, self.fit)[None])
+            self.relative.append(points[k] / [img.shape[1], img.shape[0]])
+            pause_point("align:image")
+
+    def from_mean_landmarks(self, out) -> None:
+        """no_face='center': the undamaged images without landmarks, aligned on the mean relative points."""
+        # deferred: loads cv2
+        from ..face.align import align_face
+        geo = self.geo
+        if self.relative:
+            mean_rel = np.mean(self.relative, axis=0)
+        else:  # nothing detected in this run: treat the whole image as the aligned crop
+            log.warning("no image of this run has landmarks; fallback uses the %s reference layout", geo.name)
+            mean_rel = geo.reference_points() / [geo.width, geo.height]
+        for k in self.pending:
+            img = self.read(k) if self.status[k] not in DAMAGED else None
+            if img is not None:
+                self.used[k] = mean_rel * [img.shape[1], img.shape[0]]
+                out.write_at(k, align_face(img, self.used[k], geo, self.fit)[None])
+
+    def faces(self) -> pd.DataFrame:
+        faces = pd.DataFrame({"image_id": [i for i, _ in self.items], "status": self.status, "landmark_ok": self.ok})
+        faces[LANDMARK_COLUMNS] = self.used.reshape(len(self.items), 10).round(4)
+        return faces
+
+    def summary(self, no_face: str) -> None:
+        ok, status = self.ok, self.status
+        n_bad = int((~ok & ~np.isin(status, DAMAGED)).sum())
+        print(f"align {self.name}: {int(ok.sum())}/{len(self.items)} faces aligned from landmarks; "
+              f"{n_bad} without ({'mean-landmark crops' if no_face == 'center' else 'black placeholders'}; "
+              f"{int((status == BAD_LANDMARKS).sum())} of them with landmarks that are not a face's); "
+              f"{int((status == 'corrupt').sum())} corrupt and {int((status == 'unreadable').sum())} unreadable "
+              f"(black placeholders, never scored or trained on)")
 
 
 def add_arguments(p) -> None:

@@ -21,6 +21,7 @@ step like a mismatch (align.landmark_check).
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -134,33 +135,75 @@ def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str
         log.warning(message)
 
 
-def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str = "detect",
-              cache: str = "data/downloads", check: str = "fail", training: bool = False, device: str = "auto",
-              batch_size: int = 16, min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7),
-              corrupt: str = "exclude") -> pd.DataFrame:
-    """``source``: 'detect', 'authors' (their file for ``dataset``, fetched into ``cache``) or a file path."""
+@dataclass(frozen=True)
+class LandmarkOptions:
+    """How the landmarks of one dataset are found (params: align.*, data.cache).
+
+    ``source``: 'detect' (MTCNN), 'authors' (their file for ``dataset``, fetched into ``cache``) or a
+    file path; ``check``: align.landmark_check for a given file; ``training``: the dataset trains the
+    SRNet (a given file is then its training list). The rest are MTCNN's settings.
+    """
+    dataset: str = ""
+    source: str = "detect"
+    cache: str = "data/downloads"
+    check: str = "fail"
+    training: bool = False
+    device: str = "auto"
+    batch_size: int = 16
+    min_face_size: int = 20
+    thresholds: tuple = (0.6, 0.7, 0.7)
+    corrupt: str = "exclude"
+
+    @classmethod
+    def from_params(cls, cfg: dict, dataset: str) -> "LandmarkOptions":
+        load_all()
+        a = cfg["align"]
+        return cls(dataset=dataset, source=a["landmarks"][dataset], cache=cfg["data"]["cache"],
+                   check=a["landmark_check"], training=DATASETS.get(dataset).role == "training", device=a["device"],
+                   batch_size=a["batch_size"], min_face_size=a["min_face_size"], thresholds=a["thresholds"],
+                   corrupt=a["corrupt"])
+
+
+def landmarks(index_csv, out_csv, report_csv, options: LandmarkOptions = LandmarkOptions()) -> pd.DataFrame:
+    """The landmarks of every indexed image into ``out_csv``, the images without a usable face into ``report_csv``."""
     # deferred: loads torch
     from ..device import resolve_device
     index = pd.read_csv(index_csv)
-    dev = str(resolve_device(device))
-    if source == "detect":
-        # deferred: loads torch, torchvision, cv2, joblib
-        from ..face.detect import detect_landmarks
-        df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
-                              batch_size=batch_size, min_face_size=min_face_size, thresholds=tuple(thresholds),
-                              corrupt=corrupt)
-        bad = mark_implausible(df)
-        if bad:
-            write_csv(out_csv, df)
+    dev = str(resolve_device(options.device))
+    if options.source == "detect":
+        df, bad = _detected(index, out_csv, options, dev)
     else:
-        path, layout = resolve_landmarks(source, dataset, Path(cache) / "authors")
-        df = _given(index, read_landmark_file(path, layout), str(path), training=training)
-        checked = int((df["status"] == "ok").sum())
-        bad = mark_implausible(df)
-        check_bad_share(bad, checked, str(path), check)
-        check_given(df, dataset, str(path), on_mismatch=check, device=dev, min_face_size=min_face_size,
-                    thresholds=thresholds)
+        df, bad = _from_file(index, out_csv, options, dev)
+    _report_failures(df, bad, report_csv)
+    return df
+
+
+def _detected(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) -> tuple[pd.DataFrame, dict]:
+    # deferred: loads torch, torchvision, cv2, joblib
+    from ..face.detect import detect_landmarks
+    df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
+                          batch_size=opts.batch_size, min_face_size=opts.min_face_size,
+                          thresholds=tuple(opts.thresholds), corrupt=opts.corrupt)
+    bad = mark_implausible(df)
+    if bad:
         write_csv(out_csv, df)
+    return df, bad
+
+
+def _from_file(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) -> tuple[pd.DataFrame, dict]:
+    """A given file's points, checked for plausibility and against MTCNN before they are written."""
+    path, layout = resolve_landmarks(opts.source, opts.dataset, Path(opts.cache) / "authors")
+    df = _given(index, read_landmark_file(path, layout), str(path), training=opts.training)
+    checked = int((df["status"] == "ok").sum())
+    bad = mark_implausible(df)
+    check_bad_share(bad, checked, str(path), opts.check)
+    check_given(df, opts.dataset, str(path), on_mismatch=opts.check, device=dev, min_face_size=opts.min_face_size,
+                thresholds=opts.thresholds)
+    write_csv(out_csv, df)
+    return df, bad
+
+
+def _report_failures(df: pd.DataFrame, bad: dict, report_csv) -> None:
     # deferred: loads torch, torchvision, cv2, joblib
     from ..face.detect import failures
     failed = failures(df)
@@ -173,7 +216,6 @@ def landmarks(index_csv, out_csv, report_csv, *, dataset: str = "", source: str 
           f"{len(failed)} listed in {Path(report_csv)} ({causes})")
     for row in failed[failed["status"] != "no_face"].head(10).itertuples():
         print(f"  {row.status}: {row.path or row.image_id}" + (f" ({row.reason})" if row.reason else ""))
-    return df
 
 
 def add_arguments(p) -> None:
@@ -184,10 +226,4 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    load_all()
-    a = cfg["align"]
-    landmarks(args.index, args.out, args.report, dataset=args.dataset, source=a["landmarks"][args.dataset],
-              cache=cfg["data"]["cache"], check=a["landmark_check"],
-              training=DATASETS.get(args.dataset).role == "training", device=a["device"],
-              batch_size=a["batch_size"], min_face_size=a["min_face_size"], thresholds=a["thresholds"],
-              corrupt=a["corrupt"])
+    landmarks(args.index, args.out, args.report, LandmarkOptions.from_params(cfg, args.dataset))

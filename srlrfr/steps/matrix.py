@@ -20,18 +20,17 @@ NAME = "matrix"
 HELP = "one method's gallery-resolution x probe-resolution verification matrix"
 
 
-def matrix(*, pairs_csv, aligned_dir, full_features, full_resolution: str, features: dict[str, str | Path],
-           method: str, out_csv, no_face: str = "center", threshold_steps: int = 10001,
-           far_targets=(1e-2, 1e-3)) -> pd.DataFrame:
-    """``features``: resolution -> that evaluation's features.npz. Writes long-form rows (gallery, probe, acc...)."""
+def matrix(*, pairs_csv, aligned_dir, features: dict[str, str | Path], method: str, out_csv, no_face: str = "center",
+           threshold_steps: int = 10001, far_targets=(1e-2, 1e-3)) -> pd.DataFrame:
+    """``features``: resolution -> that evaluation's features.npz, the full resolution's (the features rule's)
+    among them. Writes long-form rows (gallery, probe, acc...)."""
     # deferred: loads cv2
     from ..report.tables import resolution_order
 
     pairs = pd.read_csv(pairs_csv)
     aligned = AlignedSet(aligned_dir)
     keep = exclusion_causes(aligned, aligned.rows(pairs["left"]), aligned.rows(pairs["right"]), no_face) == ""
-    by_res = {full_resolution: Features.load(full_features)}
-    by_res.update({r: Features.load(p) for r, p in features.items()})
+    by_res = {r: Features.load(p) for r, p in features.items()}
     by_res = {r: by_res[r] for r in resolution_order(by_res)}
     table = resolution_matrix(pairs[keep], by_res, threshold_steps=threshold_steps, far_targets=far_targets)
     table.insert(0, "method", method)
@@ -51,8 +50,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    features = {Path(f).parent.name: f for f in args.features}
-    matrix(pairs_csv=args.pairs, aligned_dir=args.aligned, full_features=args.full_features,
-           full_resolution=args.full_resolution, features=features, method=args.method, out_csv=args.out,
+    features = {args.full_resolution: args.full_features, **{Path(f).parent.name: f for f in args.features}}
+    matrix(pairs_csv=args.pairs, aligned_dir=args.aligned, features=features, method=args.method, out_csv=args.out,
            no_face=cfg["align"]["no_face"], threshold_steps=cfg["evaluate"]["threshold_steps"],
            far_targets=cfg["report"]["far_targets"])

@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import pandas as pd
@@ -13,6 +16,7 @@ from ..config import srnet_names
 from ..damaged import load_npz
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
+from ..paths import relative_params
 from ..registry import BASELINES
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
@@ -62,70 +66,94 @@ def _significance(path: Path) -> pd.DataFrame | str:
     return pd.read_csv(path).round({"acc_a": 2, "acc_b": 2, "diff": 2, "ci_low": 2, "ci_high": 2})
 
 
-def report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir, benchmarks=(), metrics_files=(),
-           matrix_files=()) -> Path:
-    """Everything comes from the given files (.../<method>/<resolution>/scores.csv, with
-    examples.npz beside each; their metrics.json for CMC curves; resolution matrices; the jobs'
-    benchmark files), so results of other experiments never leak in.
+@dataclass(frozen=True)
+class ReportInputs:
+    """The saved results a report reads, and nothing else, so results of other experiments never
+    leak in: the summary and the pairs table; .../<method>/<resolution>/scores.csv (examples.npz
+    beside each); the SRNets' losses.csv; the jobs' benchmark files; the evaluations' metrics.json
+    (CMC curves); resolution matrices."""
+    summary_csv: str | os.PathLike
+    pairs_csv: str | os.PathLike
+    scores_files: Sequence[str | os.PathLike]
+    train_logs: Sequence[str | os.PathLike] = ()
+    benchmarks: Sequence[str | os.PathLike] = ()
+    metrics_files: Sequence[str | os.PathLike] = ()
+    matrix_files: Sequence[str | os.PathLike] = ()
+
+
+def report(cfg: dict, inputs: ReportInputs, out_dir) -> Path:
+    """steps.csv, the figures, the DVC plot data and report.html in ``out_dir``; the page shows
+    ``cfg`` with paths inside the repository relative, so it reads the same in every clone.
 
     The figure and plot folders are written whole (atomically), so a killed run
     never leaves a partial set of figures for DVC to hash."""
     out_dir = Path(out_dir)
-    jobs = read_jobs(list(benchmarks))
+    jobs = read_jobs(list(inputs.benchmarks))
     steps = step_table(jobs)
     write_csv(out_dir / "steps.csv", steps)
     with atomic_path(out_dir / "figures", is_dir=True) as figures_dir, \
             atomic_path(out_dir / "plots", is_dir=True) as plots_dir:
-        return _report(cfg, summary_csv=summary_csv, pairs_csv=pairs_csv, scores_files=scores_files,
-                       train_logs=train_logs, out_dir=out_dir, figures_dir=figures_dir, plots_dir=plots_dir,
-                       jobs=jobs, steps=steps, metrics_files=metrics_files, matrix_files=matrix_files)
+        figures, long, every_set = _verification_figures(inputs, figures_dir)
+        extra_tables = _protocol_figures(figures, figures_dir, inputs.metrics_files, inputs.matrix_files)
+        logs = {Path(path).parent.name: pd.read_csv(path) for path in inputs.train_logs}  # .../<method>/losses.csv
+        if logs:
+            figures["SRNet training losses"] = plot_training_curves(logs, figures_dir / "training_losses.png")
+        write_dvc_plot_data(long, logs, cfg, plots_dir)
+        tables = _tables(cfg, out_dir, long, every_set, extra_tables, jobs, steps)
+        return write_report(out_dir / "report.html",
+                            title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
+                            tables=tables, figures=figures, params=relative_params(cfg))  # the same page in every clone
 
 
-def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_dir: Path, figures_dir: Path,
-            plots_dir: Path, jobs: pd.DataFrame, steps: pd.DataFrame, metrics_files=(), matrix_files=()) -> Path:
+def _verification_figures(inputs: ReportInputs, figures_dir: Path) -> tuple[dict[str, Path], pd.DataFrame,
+                                                                                 pd.DataFrame]:
+    """LFW's accuracy against resolution, ROC curves and restored faces per resolution; with the
+    long table of LFW rows and the summary of every dataset."""
     runs: dict[str, dict[str, Path]] = {}
-    for path in map(Path, scores_files):
+    for path in map(Path, inputs.scores_files):
         runs.setdefault(path.parent.name, {})[path.parent.parent.name] = path.parent
-    pairs = pd.read_csv(pairs_csv)
-    every_set = pd.read_csv(summary_csv)
+    pairs = pd.read_csv(inputs.pairs_csv)
+    every_set = pd.read_csv(inputs.summary_csv)
     summary = paper_rows(every_set)  # figures are LFW's; other datasets' rows are in the tables
     resolutions = resolution_order(summary["resolution"])
     low = [r for r in resolutions if not (summary[summary["resolution"] == r]["method"] == FULL).any()]
     figures: dict[str, Path] = {}
-
     long = long_table(summary)
     figures["LFW accuracy vs probe resolution"] = plot_accuracy_vs_resolution(
         long, figures_dir / "accuracy_vs_resolution.png", paper=True)
     for res in resolutions:
         scores = {}
         for m, run in sorted(runs.get(res, {}).items()):
-            table = load_scores(run / "scores.csv", expected_pairs=pairs, pairs_path=pairs_csv)
+            table = load_scores(run / "scores.csv", expected_pairs=pairs, pairs_path=inputs.pairs_csv)
             scores[m] = table[table["used"]] if "used" in table else table
         figures[f"ROC at {res}"] = plot_roc(scores, figures_dir / f"roc_{res}.png", title=f"LFW ROC, probes at {res}")
     for res in low:
-        rows: list[tuple[str, np.ndarray]] = []
-        truth = None
-        for method, run in sorted(runs.get(res, {}).items()):
-            z = load_npz(run / "examples.npz", ("probe", "restored", "ground_truth"))
-            if not rows:
-                rows.append((f"probe {res}", z["probe"]))
-            rows.append((method, z["restored"]))
-            truth = z["ground_truth"]
-        rows.append(("ground truth", truth))
-        figures[f"Restored faces from {res}"] = plot_face_grid(rows, figures_dir / f"faces_{res}.png")
+        figures[f"Restored faces from {res}"] = _face_grid(res, runs.get(res, {}), figures_dir)
+    return figures, long, every_set
 
-    extra_tables = _protocol_figures(figures, figures_dir, metrics_files, matrix_files)
-    logs = {Path(path).parent.name: pd.read_csv(path) for path in train_logs}  # .../<method>/losses.csv
-    if logs:
-        figures["SRNet training losses"] = plot_training_curves(logs, figures_dir / "training_losses.png")
-    write_dvc_plot_data(long, logs, cfg, plots_dir)
 
+def _face_grid(res: str, runs: dict[str, Path], figures_dir: Path) -> Path:
+    """The probes at ``res``, each method's restorations and the ground truth."""
+    rows: list[tuple[str, np.ndarray]] = []
+    truth = None
+    for method, run in sorted(runs.items()):
+        z = load_npz(run / "examples.npz", ("probe", "restored", "ground_truth"))
+        if not rows:
+            rows.append((f"probe {res}", z["probe"]))
+        rows.append((method, z["restored"]))
+        truth = z["ground_truth"]
+    rows.append(("ground truth", truth))
+    return plot_face_grid(rows, figures_dir / f"faces_{res}.png")
+
+
+def _tables(cfg: dict, out_dir: Path, long: pd.DataFrame, every_set: pd.DataFrame, extra_tables: dict,
+            jobs: pd.DataFrame, steps: pd.DataFrame) -> dict:
     table = pd.read_csv(out_dir / "accuracy.csv")
     folds = pd.read_csv(out_dir / "folds.csv")
     keys = [c for c in ("dataset", "fnet", "method", "resolution") if c in folds]
     folds = folds.pivot_table(index=keys, columns="fold", values="accuracy", sort=False).round(2)
     folds.columns = [f"fold {c}" for c in folds.columns]
-    tables = {
+    return {
         "Verification accuracy (%), per dataset": table,
         "Per-fold accuracy (%)": folds.reset_index(),
         "Comparison with the published table": degradation_note(cfg["degrade"]["model"]) or _comparison(long),
@@ -139,9 +167,6 @@ def _report(cfg: dict, *, summary_csv, pairs_csv, scores_files, train_logs, out_
         "Time and memory per step": steps,
         "Time and memory per job": jobs.sort_values("seconds", ascending=False, kind="stable"),
     }
-    return write_report(out_dir / "report.html", title=f"srlrfr: low-resolution LFW verification ({cfg['fnet']})",
-                        tables=tables, figures=figures,
-                        params=getattr(args, "params_as_written", cfg))  # paths as written, not this clone's
 
 
 def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
@@ -194,6 +219,8 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
-    report(cfg, summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
-           train_logs=args.train_logs, out_dir=args.out_dir, benchmarks=args.benchmarks,
-           metrics_files=args.metrics, matrix_files=args.matrix)
+    inputs = ReportInputs(summary_csv=args.summary, pairs_csv=args.pairs, scores_files=args.scores,
+                          train_logs=args.train_logs, benchmarks=args.benchmarks, metrics_files=args.metrics,
+                          matrix_files=args.matrix)
+    # the params as written, not this clone's resolved paths (srlrfr.cli): report.html the same in any clone
+    report(cfg, inputs, args.out_dir)

@@ -16,7 +16,7 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
     # deferred: loads torch
     from ..device import resolve_device
     from ..models.fnet import load_fnet
-    from ..training import PyramidData, TrainOptions, train_srnet
+    from ..training import PyramidData, RunControl, TrainOptions, train_srnet
     from ..training.ddp import rank
     t = cfg["train"]
     data = PyramidData.open(aligned_dir, degraded_dir)
@@ -32,7 +32,7 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
     model = train_srnet(
         data, fnet=fnet, lam=lam, out_dir=out_dir,
         srnet=srnet_spec(cfg, srnet), options=TrainOptions.from_params(t), kernel=cfg["degrade"]["kernel"],
-        device=str(device), stale_checkpoint="set_aside",  # a rerun with new params starts afresh
+        control=RunControl(device=str(device), stale_checkpoint="set_aside"),  # rerun with new params: afresh
     )
     if rank() != 0:  # data-parallel: rank 0 writes the outputs
         return model

@@ -37,26 +37,34 @@ class Draw:
     rng_state: dict = field(repr=False)
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where a stream's batches go: this rank's ``shard`` of each, pinned (``pin``) for a GPU,
+    ``depth`` of them prepared ahead (0: in the main thread, when asked). No shard: the whole batch."""
+    shard: slice | None = None
+    pin: bool = False
+    depth: int = 2
+
+
 class BatchStream:
-    """``next()`` gives (draw, host batch) for steps first..last in order, ``depth`` of them prepared ahead.
+    """``next()`` gives (draw, host batch) for each step of ``steps`` in order, prepared ahead as ``placement`` says.
 
     A host batch maps "input" (the 1/2^k level, degraded), "target" (1/2^(k-2), clean) and, with
     ``identity``, "hr" (full size) to uint8 NHWC tensors of this rank's slice. Given
     ``hr_features`` (srlrfr.training.hr_features.hr_feature_table), "hr_features" replaces
     "hr": the FNet features of those crops, as drawn (flipped or not).
-    ``depth=0`` prepares each batch in the main thread when asked.
     """
 
     def __init__(self, data: PyramidData, sampler: BatchSampler, np_rng: np.random.Generator,
-                 torch_rng: torch.Generator, *, first: int, last: int, identity: bool,
-                 shard: slice = slice(None), pin: bool = False, depth: int = 2,
-                 hr_features: torch.Tensor | None = None):
+                 torch_rng: torch.Generator, *, steps: range, identity: bool,
+                 hr_features: torch.Tensor | None = None, placement: Placement = Placement()):
         self.data, self.sampler, self.np_rng, self.torch_rng = data, sampler, np_rng, torch_rng
         self.hr_features = hr_features
-        self.identity, self.shard, self.pin = identity, shard, pin
-        self.next_step, self.last, self.depth = first, last, depth
+        self.identity, self.pin = identity, placement.pin
+        self.shard = slice(None) if placement.shard is None else placement.shard
+        self.next_step, self.last, self.depth = steps.start, steps.stop - 1, placement.depth
         self.pending: deque[tuple[Draw, Future | None]] = deque()
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srlrfr-batches") if depth > 0 else None
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="srlrfr-batches") if self.depth > 0 else None
         self.wait_s = 0.0  # main thread's time blocked on data
 
     def _draw(self, step: int) -> Draw:

@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["aggregate"] = [f"{BENCH}/aggregate.tsv"]
+
+
 rule aggregate:
     input:
         metrics=eval_files("metrics.json"),

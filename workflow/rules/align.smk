@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["align"] = [f"{BENCH}/align/{d}_{GEOM}.tsv" for d in PREPARED_SETS]
+
+
 rule align:
     input:
         index="data/index/{dataset}",

@@ -6,12 +6,20 @@ import os
 import sys
 
 from srlrfr import config as params
-from srlrfr import methods, resources, runs
+from snakemake.exceptions import WorkflowError
+
+from srlrfr import methods, resources, runs, steps
 from srlrfr.catalog import load_all
 from srlrfr.registry import DATASETS, FNETS, GEOMETRIES
 
 load_all()
-_validated = params.check_inputs(params.validate(config))
+# Snakemake merged the params files across a changed `type:` (train.srnet: {type: imdn} kept
+# EDSR's kwargs): merged again as srlrfr merges them (srlrfr.config.snakemake_params).
+_cs = workflow.config_settings
+_merged = params.snakemake_params(
+    workflow.configfiles, list(_cs.configfiles), _cs.config, _cs.replace_workflow_config
+)
+_validated = params.check_inputs(params.validate(_merged))
 config.clear()
 config.update(_validated)
 
@@ -31,7 +39,12 @@ TRAIN_SET = config["train"]["dataset"]
 PRETRAINED = config["train"]["pretrained"]  # shipped SRNets: evaluated, never trained
 LAMBDAS = params.trained_lambdas(config)
 SRNET_NAMES = params.srnet_names(config)
-SR_METHODS = [methods.sr_method(name, lam) for name in SRNET_NAMES for lam in LAMBDAS]
+SR_METHODS = [
+    methods.SRNetId(name, float(lam), FNET).method for name in SRNET_NAMES for lam in LAMBDAS
+]
+# A trained SRNet's files and its method name, as wildcard patterns (srlrfr.methods.SRNetId)
+SRNET_FOLDER = methods.SRNetId.FOLDER
+SRNET_METHOD = methods.SRNetId.METHOD
 AUTHORS_METHODS = [methods.authors_method(n) for n in config["evaluate"]["authors_checkpoints"]]
 CONFIGS = [
     (m, r) for m in config["evaluate"]["baselines"] + SR_METHODS + AUTHORS_METHODS for r in FACTORS
@@ -85,9 +98,10 @@ def degraded_dir(dataset):
 
 
 def srnet_path(method):
-    if methods.parse_sr(method)[2]:  # an authors' checkpoint
+    sr = methods.SRNetId.parse(method, FNET)
+    if sr.authors:
         return f"models/authors/{methods.authors_checkpoint(method)}/model.pt"
-    return f"models/srnets/{FNET}/{method}/model.pt"
+    return f"{sr.folder}/model.pt"
 
 
 def eval_files(name, datasets=None):
@@ -97,27 +111,32 @@ def eval_files(name, datasets=None):
     ]
 
 
+# The datasets a run prepares (ingest to degrade): the evaluated ones, and the training set when
+# an SRNet is trained here.
+PREPARED_SETS = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [])
+BENCH = "logs/benchmarks"
+
+
+# Each benchmarked step's .smk adds the benchmark: files of its jobs under its name.
+STEP_BENCHMARKS = {}
+
+
 def step_benchmarks():
     """The benchmark: file of every job the report depends on (all but the report's own).
 
-    Listed whole, whatever exists on disk, so the report's input set is the
-    same on every run (a changing set would rerun it); like any missing output,
-    a deleted benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py
-    checks this list against the benchmark lines of the dry run.
+    Each benchmarked step (srlrfr.pipeline.PIPELINE) lists its jobs' files in its own .smk, in
+    STEP_BENCHMARKS. Listed whole, whatever exists on disk, so the report's input set is the
+    same on every run (a changing set would rerun it); like any missing output, a deleted
+    benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py checks this list
+    against the benchmark lines of the dry run.
     """
-    bench = "logs/benchmarks"
-    datasets = EVAL_SETS + ([TRAIN_SET] if SR_METHODS and not PRETRAINED else [])
-    files = [f"{bench}/{r}/{d}.tsv" for r in ("ingest", "landmarks") for d in datasets]
-    files += [f"{bench}/{r}/{d}_{GEOM}.tsv" for r in ("align", "degrade") for d in datasets]
-    files += [f"{bench}/fnet_weights/{FNET}.tsv"]
-    files += [f"{bench}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
-    files += [f"{bench}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
-    files += [
-        f"{bench}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
-    ]
-    files += [f"{bench}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS]
-    files += [f"{bench}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
-    return files + [f"{bench}/aggregate.tsv"]
+    missing = [step for step in steps.BENCHMARKED if step not in STEP_BENCHMARKS]
+    if missing:
+        raise WorkflowError(
+            f"workflow/rules/{missing[0]}.smk sets no STEP_BENCHMARKS[{missing[0]!r}]: a benchmarked "
+            f"step (srlrfr.pipeline.PIPELINE) lists its jobs' benchmark files"
+        )
+    return [f for step in steps.BENCHMARKED for f in STEP_BENCHMARKS[step]]
 
 
 # ---- input, param and resource functions of the rules
@@ -155,7 +174,8 @@ def train_settings(wildcards):
 def train_inputs(wildcards):
     if PRETRAINED:  # the shipped model, checked and copied: no training data, no FNet
         return {
-            "pretrained": f"{PRETRAINED}/{wildcards.fnet}/{wildcards.srnet}_lambda{wildcards.lam}"
+            "pretrained": f"{PRETRAINED}/{wildcards.fnet}/"
+            + SRNET_METHOD.format(srnet=wildcards.srnet, lam=wildcards.lam)
         }
     inputs = {"aligned": aligned_dir(TRAIN_SET), "degraded": degraded_dir(TRAIN_SET)}
     if float(wildcards.lam) > 0:  # lambda = 0 needs no FNet at all

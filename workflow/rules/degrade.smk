@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["degrade"] = [f"{BENCH}/degrade/{d}_{GEOM}.tsv" for d in PREPARED_SETS]
+
+
 rule degrade:
     input:
         "data/aligned/{dataset}_{geometry}",

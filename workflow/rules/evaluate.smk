@@ -1,3 +1,9 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["evaluate"] = [
+    f"{BENCH}/evaluate/{d}/{FNET}/{m}/{r}.tsv" for d in EVAL_SETS for m, r in CONFIGS
+]
+
+
 rule evaluate:
     input:
         unpack(eval_inputs),

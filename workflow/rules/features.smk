@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["features"] = [f"{BENCH}/features/{d}/{FNET}.tsv" for d in EVAL_SETS]
+
+
 rule features:
     input:
         unpack(features_inputs),

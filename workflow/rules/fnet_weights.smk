@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["fnet_weights"] = [f"{BENCH}/fnet_weights/{FNET}.tsv"]
+
+
 rule fnet_weights:
     output:
         weights="models/fnets/{fnet}.pt",

@@ -1,3 +1,9 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["import_authors"] = [
+    f"{BENCH}/import_authors/{methods.authors_checkpoint(m)}.tsv" for m in AUTHORS_METHODS
+]
+
+
 rule import_authors:
     output:
         "models/authors/{name}/model.pt",

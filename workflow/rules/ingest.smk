@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["ingest"] = [f"{BENCH}/ingest/{d}.tsv" for d in PREPARED_SETS]
+
+
 rule ingest:
     output:
         directory("data/index/{dataset}"),

@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["landmarks"] = [f"{BENCH}/landmarks/{d}.tsv" for d in PREPARED_SETS]
+
+
 rule landmarks:
     input:
         "data/index/{dataset}",

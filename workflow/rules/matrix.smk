@@ -1,3 +1,7 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["matrix"] = [f"{BENCH}/matrix/{FNET}/{MATRIX_METHOD}.tsv"] if MATRIX_METHOD else []
+
+
 rule matrix:
     input:
         pairs=f"data/index/{EVAL_SET}",

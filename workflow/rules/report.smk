@@ -10,7 +10,7 @@ rule report:
         metrics=eval_files("metrics.json", [EVAL_SET]),
         matrix=MATRIX_FILES,
         losses=[f"models/srnets/{FNET}/{m}/losses.csv" for m in SR_METHODS],
-        steps=step_benchmarks(),
+        steps=lambda wildcards: step_benchmarks(),
     output:
         html=report("results/report.html", caption="../report/html.rst", category="Report"),
         figures=report(

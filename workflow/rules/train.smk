@@ -1,13 +1,17 @@
+# The benchmark: file of each of its jobs, for the report (common.smk:step_benchmarks).
+STEP_BENCHMARKS["train"] = [f"{BENCH}/train/{FNET}/{m}.tsv" for m in SR_METHODS]
+
+
 rule train:
     input:
         unpack(train_inputs),
     output:
-        model="models/srnets/{fnet}/{srnet}_lambda{lam}/model.pt",
-        losses="models/srnets/{fnet}/{srnet}_lambda{lam}/losses.csv",
+        model=f"{SRNET_FOLDER}/model.pt",
+        losses=f"{SRNET_FOLDER}/losses.csv",
     log:
-        "logs/train_{fnet}_{srnet}_lambda{lam}.log",
+        f"logs/train_{{fnet}}_{SRNET_METHOD}.log",
     benchmark:
-        "logs/benchmarks/train/{fnet}/{srnet}_lambda{lam}.tsv"
+        f"logs/benchmarks/train/{{fnet}}/{SRNET_METHOD}.tsv"
     conda:
         "../envs/srlrfr.yaml"
     threads: 2

@@ -33,7 +33,7 @@ from ...atomic import save_torch
 from ...data.download import file_sha256
 from ...geometry import Geometry
 from ...registry import FNETS, GEOMETRIES
-from ..base import FNetSpec
+from ..base import FNetSpec, WeightsNeed
 from ..dlib_format import DlibFormatError, DlibNetwork, LayerRecord, read_network
 
 DLIB_MEAN_RGB = (122.782, 117.001, 104.298)
@@ -269,6 +269,12 @@ def dlib_normalize(x: Tensor) -> Tensor:
     return ((x + 1.0) * 127.5 - mean) / 256.0
 
 
+def _weights_need(source: str, path_of) -> WeightsNeed:
+    """The .dat of the pip package (raises FileNotFoundError when it is not installed), or a local copy."""
+    fix = f"set fnets.dlib_resnet34.weights: package (pip package {PIP_PACKAGE}) or the path of the .dat"
+    return WeightsNeed(DAT_NAME, fix, path=default_dat_path() if source == "package" else path_of(source))
+
+
 FNETS.register("dlib_resnet34", FNetSpec(
     name="dlib_resnet34",
     build=DlibResNet34,
@@ -281,6 +287,7 @@ FNETS.register("dlib_resnet34", FNetSpec(
              "srlrfr.models.fnets.dlib_resnet.convert_dlib_weights"),
     weights_default="package",
     prepare_weights=_prepare_weights,
+    check_weights=_weights_need,
     fuse=fold_affine,
     licence=f"CC0 (dlib model by Davis King, redistributed in {PIP_PACKAGE})",
     extra={"reported_lfw_accuracy": 99.38},

@@ -13,10 +13,11 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from ...atomic import atomic_path
+from ...data import fetch, sources
 from ...data.download import git_blob_id
 from ...data.fetch import fetch_authors_weights
 from ...registry import FNETS
-from ..base import FNetSpec
+from ..base import FNetSpec, WeightsNeed
 
 # (width, residual blocks) per stage: the 20-layer network of the SphereFace paper.
 SPHEREFACE20_STAGES: tuple[tuple[int, int], ...] = ((64, 1), (128, 2), (256, 4), (512, 1))
@@ -72,6 +73,15 @@ def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
     return {"source": str(src), "git_blob": git_blob_id(src)}
 
 
+def _weights_need(source: str, path_of) -> WeightsNeed:
+    """sface.pth: downloaded, or a local copy (a folder holding it, or the file)."""
+    label = "SphereFace-20 weights"
+    if source == fetch.DOWNLOAD:
+        return WeightsNeed(label, fetch.HINT_WEIGHTS, download=(sources.SFACE_PTH,))
+    path = path_of(source)
+    return WeightsNeed(label, fetch.HINT_WEIGHTS, path=path / sources.SFACE_PTH.filename if path.is_dir() else path)
+
+
 FNETS.register("sphereface20", FNetSpec(
     name="sphereface20",
     build=SphereFace20,
@@ -84,6 +94,8 @@ FNETS.register("sphereface20", FNetSpec(
              "(fnets.sphereface20.weights: download, or the path of your copy)"),
     weights_default="download",
     prepare_weights=_prepare_weights,
+    check_weights=_weights_need,
+    train_flops=11e9,  # forward + backward per face: torch.utils.flop_counter in benchmarks/bench_train.py
     licence=("converted by Lai et al. from the official SphereFace release "
              "(MIT, Weiyang Liu and Yandong Wen); the SR_LRFR repository ships no licence file"),
 ))

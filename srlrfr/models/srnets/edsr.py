@@ -67,5 +67,12 @@ class EDSR(nn.Module):
         return self.conv3(self.upsampler(h)).tanh_()
 
 
+def _flops_per_pixel(n_blocks: int, n_feats: int, **_) -> float:
+    """The body: n_blocks residual blocks of two 3x3 convs at n_feats channels (a multiply-add is
+    2 FLOPs); the head, tail and upsampler are left out, as in the paper's cost."""
+    return 2 * n_blocks * 9 * n_feats**2 * 2
+
+
 SRNETS.register("edsr", SRNetSpec(
-    "edsr", EDSR, scale=4, defaults={"n_blocks": 32, "n_feats": 256, "res_scale": 0.1}))
+    "edsr", EDSR, scale=4, defaults={"n_blocks": 32, "n_feats": 256, "res_scale": 0.1},
+    flops_per_pixel=_flops_per_pixel))
