@@ -24,6 +24,8 @@ from .errors import describe
 from .paths import resolve_params
 from .report.exps import show
 from .runs import watch_snakemake
+from .slurm_report import report as slurm_report
+from .supervise import main as supervised
 
 
 def _settings(args) -> dict:
@@ -74,6 +76,10 @@ def cmd_dvc_yaml(args) -> None:
         write_dvc_yaml(Path(args.file))
 
 
+def cmd_slurm_report(args) -> None:
+    print(slurm_report(args.run, args.since, args.jobs))
+
+
 def cmd_step(args) -> None:
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
@@ -121,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true")
     p.set_defaults(func=cmd_dvc_yaml)
 
+    p = sub.add_parser("slurm-report", help="per rule, from sacct: SLURM jobs, states, elapsed time, "
+                                            "requested memory vs MaxRSS (default: this directory's latest SLURM run)")
+    p.add_argument("--run", metavar="ID", help="the run's 'SLURM run ID' (Snakemake prints it; "
+                                               "also in .snakemake/log/)")
+    p.add_argument("--since", metavar="TIME", help="every srlrfr rule job since TIME instead (sacct -S: "
+                                                   "2026-12-03T07:00, now-2hours)")
+    p.add_argument("--jobs", action="store_true", help="also one line per job, with its wildcards")
+    p.set_defaults(func=cmd_slurm_report)
+
+    sub.add_parser("snakemake", add_help=False, help="snakemake with the arguments that follow, stopped (jobs "
+                   "included) when the command that started it is killed: dvc.yaml's stage command")
+
     for name, step in steps.STEPS.items():  # one subcommand per pipeline step (imports them: srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
         _common(p)
@@ -136,6 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     # measured 2 threads ~10x slower than this on a loaded 2-core machine). Export
     # OMP_WAIT_POLICY=ACTIVE to spin again on dedicated cores.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["snakemake"]:  # every argument after it is Snakemake's own
+        return supervised(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

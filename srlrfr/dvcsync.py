@@ -33,7 +33,8 @@ METRICS = ["results/metrics.json"]
 SNAKEMAKE_ARGS_ENV = "SRLRFR_SNAKEMAKE_ARGS"
 # PYTHONPATH first: a DVC experiment's temporary copy (.dvc/tmp/exps/...) runs its own snapshot of
 # srlrfr/, not the editable install of the main checkout.
-SNAKEMAKE = f"PYTHONPATH=$PWD:$PYTHONPATH snakemake --cores all ${SNAKEMAKE_ARGS_ENV} --until {{rule}}"
+# `srlrfr snakemake`: Snakemake and its jobs stop when DVC is killed (srlrfr/supervise.py).
+SNAKEMAKE = f"PYTHONPATH=$PWD:$PYTHONPATH srlrfr snakemake --cores all ${SNAKEMAKE_ARGS_ENV} --until {{rule}}"
 
 
 def snakemake_plan(configfiles: list[str] | None = None, cwd: str | Path = ".") -> list[dict]:

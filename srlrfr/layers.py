@@ -22,8 +22,10 @@ LAYERS = (
     ("config", ("srlrfr.config", "srlrfr.paths")),
     # one module per Snakemake rule
     ("steps", ("srlrfr.steps",)),
-    # what a user runs: the command line, the preflight checks, dvc.yaml from the Snakefile
-    ("commands", ("srlrfr.cli", "srlrfr.__main__", "srlrfr.doctor", "srlrfr.dvcsync")),
+    # what a user runs: the command line, the preflight checks, dvc.yaml from the Snakefile, Snakemake
+    # supervised for DVC, SLURM's accounting per rule, a failed job's own error line on the console
+    ("commands", ("srlrfr.cli", "srlrfr.__main__", "srlrfr.doctor", "srlrfr.dvcsync", "srlrfr.supervise",
+                  "srlrfr.slurm_report", "srlrfr.failed_jobs")),
 )
 
 # Slow to import (torch alone takes seconds) or optional: imported inside the function that needs them,

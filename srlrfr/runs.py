@@ -10,14 +10,19 @@ run refuses to start until ``snakemake --unlock``. Two pieces fix that here:
   ``SRLRFR_SNAKEMAKE``; every ``srlrfr <step>`` watches that process and
   stops (cleaning its temporary files) within seconds of its death.
 - At the next start, the lock is cleared only when every recorded run is
-  provably dead (same host and boot, pid gone or reused) and no other
-  Snakemake or srlrfr process works in this folder. Otherwise (another run
-  active, or one recorded on another host) nothing is touched and Snakemake's
-  own message stands: check ``pgrep -af snakemake``, then ``snakemake --unlock``.
+  provably dead (same host and boot, pid gone or reused) and none of their
+  jobs (processes whose environment carries a dead run's record) still works
+  in this folder. Reading the records and adding one's own happen under one
+  file lock, so two runs started together do not take each other for a job of
+  the killed run: the second sees the first as live and names it. Otherwise
+  (a run recorded on another host) nothing is touched and Snakemake's own
+  message stands: check ``pgrep -af snakemake``, then ``snakemake --unlock``.
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
+import fcntl
 import json
 import os
 import signal
@@ -105,51 +110,82 @@ def _records(root: Path) -> list[tuple[Path, dict]]:
     return out
 
 
-def _ancestors() -> set[int]:
-    pids, pid = set(), os.getpid()
-    while pid > 1 and pid not in pids:
-        pids.add(pid)
-        try:
-            stat = Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            break
-        pid = int(stat[stat.rindex(")") + 2:].split()[1])
-    return pids
+@contextlib.contextmanager
+def _guard(root: Path):
+    """One run at a time between reading the records and adding its own: two runs started together
+    must not each take the other, not yet recorded, for a job of the killed run."""
+    path = root / RUNS_DIR.parent / "srlrfr-runs.guard"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")
+    except OSError:  # a read-only checkout: Snakemake reports that itself
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
-def _workers(root: Path) -> list[str]:
-    """Other Snakemake or srlrfr processes of this user whose working folder is ``root``."""
-    root, mine, found = root.resolve(), _ancestors(), []
+def _jobs_of(root: Path, dead: list[dict]) -> list[str]:
+    """Processes in ``root`` started by one of the dead runs: their environment carries its record."""
+    root, found = root.resolve(), []
+    wanted = {(str(r.get("pid")), r.get("start")) for r in dead}
     for proc in Path("/proc").glob("[0-9]*"):
         try:
-            if int(proc.name) in mine or Path(os.readlink(proc / "cwd")).resolve() != root:
+            if Path(os.readlink(proc / "cwd")).resolve() != root:
+                continue
+            env = dict(e.split("=", 1) for e in (proc / "environ").read_bytes().decode(errors="replace")
+                       .split("\0") if "=" in e)
+            rec = json.loads(env.get(ENV, "null")) or {}
+            if (str(rec.get("pid")), rec.get("start")) not in wanted:
                 continue
             argv = (proc / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except (OSError, ValueError):
+        except (OSError, ValueError, AttributeError):
             continue
-        if any(Path(a).name in ("snakemake", "srlrfr") for a in argv[:2]) or argv[1:2] == ["-m"] and \
-                argv[2:3] in (["snakemake"], ["srlrfr"]):
-            found.append(f"pid {proc.name}: {' '.join(argv)[:120]}")
+        found.append(f"pid {proc.name}: {' '.join(argv)[:120]}")
     return found
+
+
+def _since(rec: dict) -> str:
+    """When the run started, as local time (its start in clock ticks after boot)."""
+    try:
+        boot = next(int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime "))
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(boot + int(rec["start"]) / os.sysconf("SC_CLK_TCK")))
+    except (OSError, ValueError, KeyError, TypeError, StopIteration):
+        return "at an unknown time"
+
+
+def _active(rec: dict) -> str:
+    return f"pid {rec.get('pid')}, started {_since(rec)}"
 
 
 def clear_stale_lock(root: str | os.PathLike = ".") -> str | None:
     """Remove the lock a killed run left, when that is provably safe; say what was done (or why not)."""
-    root = Path(root)
+    with _guard(Path(root)):
+        return _clear_stale_lock(Path(root))
+
+
+def _clear_stale_lock(root: Path) -> str | None:
     records = _records(root)
     dead = [(p, r) for p, r in records if alive(r) is False]
-    others = [r for _, r in records if alive(r) is not False]
+    live = [r for _, r in records if alive(r)]
+    unknown = [r for _, r in records if alive(r) is None]
     locks = sorted((root / LOCK_DIR).glob("*.lock")) if (root / LOCK_DIR).is_dir() else []
+    if live:  # a run of this machine works here: whatever lock there is may be its own
+        return (f"srlrfr: another Snakemake run ({'; '.join(map(_active, live))}) is active in this folder. "
+                f"If Snakemake says the directory cannot be locked, that run holds the lock: wait for it "
+                f"or stop it; do not --unlock")
     if not locks or not dead:
-        if not others:
+        if not unknown:
             for path, _ in dead:
                 path.unlink(missing_ok=True)
         return None
-    if others:
-        where = ", ".join(f"pid {r.get('pid')} on {r.get('host')}" for r in others)
+    if unknown:
+        where = ", ".join(f"pid {r.get('pid')} on {r.get('host')}" for r in unknown)
         return (f"srlrfr: the lock in {root / LOCK_DIR} is kept: another Snakemake run may be active ({where}). "
                 f"If none is, run `snakemake --unlock` and start again")
-    busy = _workers(root)
+    busy = _jobs_of(root, [r for _, r in dead])
     if busy:
         return (f"srlrfr: the lock in {root / LOCK_DIR} is kept: a job of the killed run is still running "
                 f"({'; '.join(busy[:3])}); wait a few seconds (it stops by itself) or kill it, then start again")
@@ -163,17 +199,20 @@ def clear_stale_lock(root: str | os.PathLike = ".") -> str | None:
 
 
 def start_run(root: str | os.PathLike = ".") -> str | None:
-    """In Snakemake's main process: clear a provably stale lock, then record this run for its jobs."""
-    note = clear_stale_lock(root)
-    rec = record()
-    if rec["start"] is None:  # no /proc: nothing can be proven, so nothing is recorded
-        return note
-    path = Path(root) / RUNS_DIR / f"{rec['host']}.{rec['pid']}.json"
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(rec))
-    except OSError:  # a read-only checkout: Snakemake reports that itself
-        return note
+    """In Snakemake's main process: clear a provably stale lock, then record this run for its jobs
+    (both under one guard, so a run started at the same time sees this one as live)."""
+    root = Path(root)
+    with _guard(root):
+        note = _clear_stale_lock(root)
+        rec = record()
+        if rec["start"] is None:  # no /proc: nothing can be proven, so nothing is recorded
+            return note
+        path = root / RUNS_DIR / f"{rec['host']}.{rec['pid']}.json"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(rec))
+        except OSError:  # a read-only checkout: Snakemake reports that itself
+            return note
     atexit.register(lambda: path.unlink(missing_ok=True))
     os.environ[ENV] = json.dumps(rec)
     return note

@@ -7,7 +7,9 @@ smoke preset per test session, shared by the end-to-end tests
 """
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,9 +20,71 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
-# What the fault and bad-input suites tried (test_faults.py, test_bad_inputs.py), printed at the end.
+# What the fault and bad-input suites tried (tests/test_faults*.py, tests/test_bad_inputs*.py), printed at
+# the end; a session that ran all of their cases writes it into README.md and docs/reliability.md.
 COUNTS = {"faults injected": 0, "faults survived": 0,
-          "bad inputs tried": 0, "bad inputs rejected with a clear message": 0}
+          "bad inputs tried": 0, "bad inputs rejected with a clear message": 0, "silent results": 0}
+RELIABILITY_SUITES = ("test_faults*.py", "test_bad_inputs*.py")
+RELIABILITY_CASES = REPO / "tests" / "reliability_counts.json"  # the counts and the cases they come from
+RELIABILITY_PAGES = (REPO / "README.md", REPO / "docs" / "reliability.md")
+BLOCK = re.compile(r"(<!-- reliability-counts[^>]*-->\n)(.*?)(<!-- /reliability-counts -->)", re.S)
+_ran: dict[str, str] = {}  # nodeid -> outcome, for the reliability suites' cases
+_deselected: list[str] = []
+
+
+def silent(found) -> bool:
+    """Count a silent result (a wrong or half-written output, or a bad input accepted with exit 0) where a
+    test checks for one: ``assert not silent(rc == 0)``."""
+    if found:
+        COUNTS["silent results"] += 1
+    return bool(found)
+
+
+def reliability_files() -> list[str]:
+    return sorted(p.name for pattern in RELIABILITY_SUITES for p in (REPO / "tests").glob(pattern))
+
+
+def counts_line(counts: dict) -> str:
+    return "; ".join(f"{k}: {v}" for k, v in counts.items())
+
+
+def counts_block(counts: dict) -> str:
+    return f"```\n{counts_line(counts)}\n```\n"
+
+
+def _reliability(nodeid: str) -> bool:
+    return nodeid.split("::")[0].rsplit("/", 1)[-1] in reliability_files()
+
+
+def pytest_deselected(items):
+    _deselected.extend(i.nodeid for i in items if _reliability(i.nodeid))
+
+
+def pytest_runtest_logreport(report):
+    if not _reliability(report.nodeid):
+        return
+    if report.skipped or report.failed:  # in setup, call or teardown
+        _ran[report.nodeid] = report.outcome
+    elif report.when == "call":
+        _ran.setdefault(report.nodeid, "passed")
+
+
+def pytest_sessionfinish(session):
+    """All the reliability suites' cases ran and passed (none deselected, skipped, left out or failed): write
+    their counts. A failing session leaves the last passing one's in place; its failures are reported anyway."""
+    cases = sorted(i.nodeid for i in session.items if _reliability(i.nodeid))
+    files = {c.split("::")[0].rsplit("/", 1)[-1] for c in cases}
+    narrowed = any("::" in str(a) for a in session.config.args)
+    if (not cases or files != set(reliability_files()) or _deselected or narrowed
+            or sorted(_ran) != cases or set(_ran.values()) != {"passed"}):
+        return
+    from srlrfr.atomic import atomic_path
+    with atomic_path(RELIABILITY_CASES) as tmp:
+        tmp.write_text(json.dumps({"counts": COUNTS, "cases": cases}, indent=1) + "\n")
+    for page in RELIABILITY_PAGES:
+        text = page.read_text()
+        with atomic_path(page) as tmp:
+            tmp.write_text(BLOCK.sub(lambda m: m[1] + counts_block(COUNTS) + m[3], text))
 
 
 SMOKE_FIXTURES = {"smoke_repo", "smoke_run", "smoke_reference"}
@@ -37,7 +101,7 @@ def pytest_collection_modifyitems(config, items):
 def pytest_terminal_summary(terminalreporter):
     if any(COUNTS.values()):
         terminalreporter.write_sep("-", "reliability")
-        terminalreporter.write_line("; ".join(f"{k}: {v}" for k, v in COUNTS.items()))
+        terminalreporter.write_line(counts_line(COUNTS))
 
 
 def shared_data_dir() -> Path | None:

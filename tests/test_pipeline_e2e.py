@@ -2,7 +2,7 @@
 
 Runs in a temporary git repository made from this checkout: `snakemake all`,
 then `dvc repro` (which must find Snakemake's work up to date) and two
-`dvc exp run -S lambda=...` experiments compared with `dvc exp show` and
+`dvc exp run -S lambda=...` experiments (one of them lambda=0.00001) compared with `dvc exp show` and
 `dvc metrics diff`. Then, on a copy, the second preset (.test/protocols.yaml: a
 realistic degradation and two SRNets), which reruns only from the degrade step on.
 Nothing is written outside the temporary directory.
@@ -207,16 +207,25 @@ def test_dvc_repro_and_experiments(snakemake_run: Path):
     assert (work / "dvc.lock").is_file()
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-qm", "repro"], work)
-    run([dvc, "exp", "run", "-n", "lam025", "-S", "lambda=0.25"], work, timeout=1800)
+    # A small λ as the issue tracker's users type it: DVC writes 1e-05 into params.yaml (YAML 1.2 reads
+    # it as a number), and the model's folder carries the decimal tag the rules match.
+    run([dvc, "exp", "run", "-n", "lam1e5", "-S", "lambda=0.00001"], work, timeout=1800)
     # The new λ's SRNet and evaluations belong to the train and evaluate stages, which DVC reran
     # (they depend on lambda): the lock records them, so nothing is left modified.
     lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
-    assert lock["train"]["params"]["params.yaml"]["lambda"] == 0.25
-    assert lock["evaluate"]["params"]["params.yaml"]["lambda"] == 0.25
+    assert lock["train"]["params"]["params.yaml"]["lambda"] == 1e-05
+    assert lock["evaluate"]["params"]["params.yaml"]["lambda"] == 1e-05
     assert "up to date" in run([dvc, "status"], work)
+    cfg = params.load(work / "params.yaml")
+    assert (work / "models" / "srnets" / cfg["fnet"] / "edsr_lambda0.00001" / "model.pt").is_file()
+    small = json.loads((work / "results" / "metrics.json").read_text())
+    geom = GEOMETRIES.get(FNETS.get(cfg["fnet"]).geometry)
+    for r in (geom.resolution_name(f) for f in cfg["degrade"]["factors"]):
+        assert 40 <= small["acc"][r]["edsr"] <= 100, r  # the stable key: λ is a param, not part of it
+        assert (work / "results" / "eval" / "lfw" / cfg["fnet"] / "edsr_lambda0.00001" / r / "metrics.json").is_file()
     run([dvc, "exp", "run", "-n", "lam0", "-S", "lambda=0"], work, timeout=1800)
     shown = json.loads(run([dvc, "exp", "show", "--json"], work))
     text = json.dumps(shown)
-    assert "lam025" in text and "lam0" in text
+    assert "lam1e5" in text and "lam0" in text
     diff = run([dvc, "metrics", "diff", "HEAD", "--all"], work)
     assert "acc." in diff or "acc/" in diff

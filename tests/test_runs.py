@@ -35,10 +35,10 @@ def test_lock_of_a_dead_run_is_cleared(tmp_path):
 def test_lock_is_kept_while_another_run_lives_or_cannot_be_checked(tmp_path):
     live = runs.record()  # this very process stands for a live Snakemake
     elsewhere = {**_dead_record(), "host": "another-node"}
-    for other in (live, elsewhere):
+    for other, says in ((live, f"another Snakemake run (pid {live['pid']}, started 20"), (elsewhere, "kept")):
         _setup(tmp_path, _dead_record(), other)
         note = runs.clear_stale_lock(tmp_path)
-        assert "kept" in note and "snakemake --unlock" in note
+        assert says in note and "-unlock" in note, note
         assert len(list((tmp_path / runs.LOCK_DIR).iterdir())) == 2
         for d in (runs.LOCK_DIR, runs.RUNS_DIR):
             for f in (tmp_path / d).iterdir():
@@ -52,8 +52,10 @@ def test_lock_without_a_record_is_left_to_snakemake(tmp_path):
 
 
 def test_lock_is_kept_while_a_job_of_the_killed_run_works_here(tmp_path):
-    _setup(tmp_path, _dead_record())
-    job = subprocess.Popen(["bash", "-c", "exec -a srlrfr sleep 30"], cwd=tmp_path)  # argv[0] 'srlrfr'
+    dead = _dead_record()
+    _setup(tmp_path, dead)
+    env = dict(os.environ, **{runs.ENV: json.dumps(dead)})  # what the killed run handed its jobs
+    job = subprocess.Popen(["bash", "-c", "exec -a srlrfr sleep 30"], cwd=tmp_path, env=env)
     cmdline = Path(f"/proc/{job.pid}/cmdline")
     deadline = time.monotonic() + 10
     while not cmdline.read_bytes().startswith(b"srlrfr\0") and time.monotonic() < deadline:
@@ -65,6 +67,19 @@ def test_lock_is_kept_while_a_job_of_the_killed_run_works_here(tmp_path):
         job.wait()
     assert "still running" in note and f"pid {job.pid}" in note
     assert len(list((tmp_path / runs.LOCK_DIR).iterdir())) == 2
+
+
+def test_a_process_without_the_killed_runs_record_is_not_its_job(tmp_path):
+    """Another Snakemake starting here (not yet recorded) is no job of the killed run: the lock is cleared."""
+    _setup(tmp_path, _dead_record())
+    other = subprocess.Popen(["bash", "-c", "exec -a snakemake sleep 30"], cwd=tmp_path,
+                             env={k: v for k, v in os.environ.items() if k != runs.ENV})
+    try:
+        note = runs.clear_stale_lock(tmp_path)
+    finally:
+        other.kill()
+        other.wait()
+    assert "cleared the lock" in note, note
 
 
 def test_a_job_stops_when_its_snakemake_is_gone(tmp_path):

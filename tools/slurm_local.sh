@@ -2,15 +2,17 @@
 # A single-node SLURM 22.05 with accounting (slurmdbd + MariaDB) on Debian 12,
 # for running srlrfr's Snakemake DAG through a real scheduler:
 #
-#   sudo tools/slurm_local.sh up       # install if missing, configure, start, smoke-test
-#   sudo tools/slurm_local.sh status
-#   sudo tools/slurm_local.sh down     # stop exactly the daemons `up` started
+#   tools/slurm_local.sh up       # as root: install if missing, configure, start, smoke-test
+#   tools/slurm_local.sh status
+#   tools/slurm_local.sh down     # stop exactly the daemons `up` started
 #
 # Daemons are started by hand, not through apt/systemd (service starts are denied
 # in containers by policy-rc.d). Each one runs in the foreground of its own
 # session and its PID is recorded under $STATE; `down` stops those PIDs and
 # nothing else. A daemon that already answers (e.g. a system munged) is reused
-# and left alone. `up` is idempotent.
+# and left alone. `up` is idempotent: run again, it changes nothing that is
+# already right, and restarts its own SLURM daemons only when their
+# configuration changed (e.g. after an update of this script).
 set -euo pipefail
 
 export PATH="/usr/sbin:/sbin:$PATH"
@@ -27,6 +29,7 @@ DAEMONS=(munged mariadbd slurmdbd slurmctld slurmd)   # start order
 MARK="# Written by srlrfr tools/slurm_local.sh; rewritten by every 'up'."
 HOST=$(hostname)
 
+CONF_CHANGED=0                   # set by write_conf when a file's content changed
 log() { printf '[slurm_local] %s\n' "$*"; }
 die() { printf 'slurm_local: %s\n' "$*" >&2; exit 1; }
 
@@ -104,9 +107,7 @@ write_conf() {  # write_conf PATH MODE OWNER < CONTENT; never overwrites a forei
     if cmp -s "$tmp" "$path"; then rm -f "$tmp"; return; fi
     mv -f "$tmp" "$path"
     log "wrote $path"
-    if ours slurmctld >/dev/null || ours slurmdbd >/dev/null; then
-        log "warning: $path changed while SLURM runs: run 'down' then 'up' to apply it"
-    fi
+    CONF_CHANGED=1
 }
 
 db_password() {  # the slurm DB user's password: kept from an earlier run, else new
@@ -161,7 +162,13 @@ ReturnToService=2
 # with sacct, which answers nothing without it.
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
+# Keep the comment the plugin gives each job (rule_<rule>_wildcards_<...>):
+# without this flag sacct's Comment column stays empty.
+AccountingStoreFlags=job_comment
+# Sample each step's processes every 2 s, so sacct has MaxRSS and AveCPU for
+# every job (srlrfr slurm-report). linux, not cgroup: no cgroup delegation here.
 JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=task=2
 # From \`slurmd -C\`.
 $node$node_addr State=UNKNOWN
 PartitionName=$PARTITION Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
@@ -269,11 +276,25 @@ smoke_test() {  # a job runs, and sacct (what the Snakemake plugin polls) knows 
     log "srun hostname: $HOST (job $id, $(sacct -n -X -j "$id" -o State | tr -d ' ') in sacct)"
 }
 
+restart_changed() {  # SLURM daemons read their configuration at start: stop ours to restart them
+    local name i
+    for ((i = ${#DAEMONS[@]} - 1; i >= 2; i--)); do   # slurmd, slurmctld, slurmdbd
+        name=${DAEMONS[i]}
+        if ours "$name" >/dev/null; then
+            log "configuration changed: restarting $name"
+            stop "$name"
+        elif "${name}_ok" >/dev/null 2>&1; then
+            log "warning: $name runs (not started here) with the old configuration; restart it to apply the new one"
+        fi
+    done
+}
+
 up() {
     install -d -m 755 "$STATE"
     install_packages;                 phase "packages"
     DB_PASS=$(db_password)
-    write_configs;                    phase "configuration"
+    write_configs
+    ((CONF_CHANGED)) && restart_changed;  phase "configuration"
     start_munge;                      phase "munged"
     start_mariadb;                    phase "mariadb"
     start slurmdbd /usr/sbin/slurmdbd -D

@@ -1,7 +1,9 @@
 """Rule train: one SRNet for one identity-loss weight, from the cached training pyramid."""
 from __future__ import annotations
 
+import os
 import shutil
+import sys
 from pathlib import Path
 
 from ..atomic import atomic_path
@@ -117,6 +119,18 @@ def main(args, cfg) -> None:
     gpus = cfg["train"]["gpus"]
     if gpus > 1 and not ddp.under_launcher():
         ddp.relaunch(gpus)  # one process per GPU under torchrun, each running this again; no return
-    with ddp.process_group(cfg["train"]["device"]):
-        train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights, out_dir=args.out_dir,
-              srnet=args.srnet)
+    # deferred: loads torch (srlrfr.training's __init__)
+    from ..training import previous
+    model = Path(args.out_dir) / "model.pt"
+    lead = os.environ.get("RANK", "0") == "0"  # data-parallel: rank 0 (torchrun's RANK) writes the outputs
+    try:
+        with ddp.process_group(cfg["train"]["device"]):
+            train(args.aligned, args.degraded, cfg, lam=args.lam, fnet_weights=args.weights,
+                  out_dir=args.out_dir, srnet=args.srnet)
+    except (Exception, KeyboardInterrupt):
+        note = previous.where_to_find(model)
+        if note and lead:
+            print(f"srlrfr train: {note}", file=sys.stderr, flush=True)
+        raise
+    if lead:
+        previous.keep(model)  # Snakemake deletes model.pt before a rerun; a failed rerun still finds this
