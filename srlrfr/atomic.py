@@ -195,6 +195,7 @@ def save_torch(path: str | os.PathLike, obj: Any) -> None:
     so equal tensors would give different bytes; through a file object torch
     uses a fixed name.
     """
+    # deferred: loads torch
     import torch
     with atomic_path(path) as tmp, open(tmp, "wb") as fh:
         try:

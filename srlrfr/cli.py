@@ -14,7 +14,19 @@ import os
 import sys
 from pathlib import Path
 
+import yaml
+
 from . import config as cfgmod
+from . import steps
+from .atomic import all_or_nothing
+from .doctor import FAIL, Check, failures, render, run_checks
+from .errors import describe
+from .paths import resolve_params
+from .report.exps import show
+from .restored import adopt
+from .runs import watch_snakemake
+from .slurm_report import report as slurm_report
+from .supervise import main as supervised
 
 
 def _settings(args) -> dict:
@@ -37,6 +49,7 @@ def _threads(n: int | None) -> None:
     """Hand Snakemake's ``{threads}`` to torch and OpenCV (their defaults take every core)."""
     if not n:
         return
+    # deferred: loads torch, cv2
     import cv2
     import torch
     torch.set_num_threads(n)
@@ -44,17 +57,16 @@ def _threads(n: int | None) -> None:
 
 
 def cmd_config(args) -> None:
-    import yaml
     cfg = cfgmod.check_inputs(_settings(args))
     print(yaml.safe_dump(cfg, sort_keys=False) if args.print else "params OK")
 
 
 def cmd_exps(args) -> None:
-    from .report.exps import show
     print(show(".", args.width))
 
 
 def cmd_dvc_yaml(args) -> None:
+    # deferred: loads cv2
     from .dvcsync import check_dvc_yaml, write_dvc_yaml
     if args.check:
         problems = check_dvc_yaml(Path(args.file))
@@ -66,19 +78,14 @@ def cmd_dvc_yaml(args) -> None:
 
 
 def cmd_slurm_report(args) -> None:
-    from .slurm_report import report
-    print(report(args.run, args.since, args.jobs))
+    print(slurm_report(args.run, args.since, args.jobs))
 
 
 def cmd_adopt(args) -> None:
-    from .restored import adopt
     print(adopt("."))
 
 
 def cmd_step(args) -> None:
-    from .atomic import all_or_nothing
-    from .paths import resolve_params
-    from .runs import watch_snakemake
     watch_snakemake()  # an orphan of a killed Snakemake run stops instead of running on
     _threads(args.threads)
     cfg = resolve_params(_settings(args))  # relative paths: to the repository root, once
@@ -88,7 +95,6 @@ def cmd_step(args) -> None:
 
 
 def cmd_doctor(args) -> None:
-    from .doctor import FAIL, Check, failures, render, run_checks
     try:
         cfg, broken = _settings(args), []
     except ImportError as exc:  # validating params imports torch and OpenCV: report the install instead
@@ -100,7 +106,6 @@ def cmd_doctor(args) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .steps import STEPS
     parser = argparse.ArgumentParser(prog="srlrfr", description=__doc__.splitlines()[0])
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -143,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "for Snakemake with dvc.lock's params, so plain `snakemake` reruns nothing")
     p.set_defaults(func=cmd_adopt)
 
-    for name, step in STEPS.items():  # one subcommand per pipeline step (srlrfr.steps)
+    for name, step in steps.STEPS.items():  # one subcommand per pipeline step (imports them: srlrfr.steps)
         p = sub.add_parser(name, help=step.HELP, description=step.__doc__)
         _common(p)
         p.add_argument("--threads", type=int, help="CPU threads for torch and OpenCV (Snakemake's {threads})")
@@ -160,7 +165,6 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["snakemake"]:  # every argument after it is Snakemake's own
-        from .supervise import main as supervised
         return supervised(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -170,7 +174,6 @@ def main(argv: list[str] | None = None) -> int:
     except (cfgmod.ConfigError, OSError, ValueError, KeyError, RuntimeError, MemoryError) as exc:
         if args.verbose:
             raise
-        from .errors import describe
         print(f"srlrfr {args.command}: error: {describe(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -15,37 +15,12 @@ from typing import Any
 
 import yaml
 
-
-class ConfigError(ValueError):
-    """A params file that fails validation; the message names the key."""
-
-
-# YAML 1.2 floats: PyYAML follows YAML 1.1, which wants a dot and a signed exponent, so it reads
-# 1e-5 and 1e-05 (what `dvc exp run -S lambda=0.00001` writes) as strings.
-YAML12_FLOAT = re.compile(r"""^(?:[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?[eE][-+]?[0-9]+
-    |[-+]?[0-9][0-9_]*\.[0-9_]*
-    |[-+]?\.[0-9][0-9_]*(?:[eE][-+]?[0-9]+)?
-    |[-+]?\.(?:inf|Inf|INF)
-    |\.(?:nan|NaN|NAN))$""", re.X)
-
-
-class Yaml12Loader(yaml.SafeLoader):
-    """yaml.SafeLoader with YAML 1.2 floats: the one loader of params files (read_yaml)."""
-
-    yaml_implicit_resolvers = {
-        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
-Yaml12Loader.add_implicit_resolver("tag:yaml.org,2002:float", YAML12_FLOAT, list("-+0123456789."))
-
-
-def yaml_number(text: str) -> int | float | None:
-    """``text`` as a YAML 1.2 integer or float (1e-05, .inf, 3), else None."""
-    text = text.strip()
-    if not (re.fullmatch(r"[-+]?[0-9]+", text) or YAML12_FLOAT.match(text)):
-        return None
-    return yaml.load(text, Loader=Yaml12Loader)
+from .catalog import load_all
+from .errors import ConfigError  # it, fill_typed and the YAML helpers live below; callers may read them here
+from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, GEOMETRIES, LOSSES, RESIZE_KERNELS, SRNETS
+from .resources import RULES
+from .typed import fill_typed
+from .yamlio import Yaml12Loader, deep_merge, read_yaml, yaml_number
 
 
 def load_schema() -> dict:
@@ -55,9 +30,8 @@ def load_schema() -> dict:
     SRNets, kernels, baselines, datasets) come from srlrfr.registry, so adding
     one never means editing the schema.
     """
-    from .catalog import load_all
+    # deferred: loads cv2
     from .methods import AUTHORS_CHECKPOINTS
-    from .registry import BASELINES, DATASETS, DEGRADATIONS, FNETS, LOSSES, RESIZE_KERNELS, SRNETS
     load_all()
     schema = yaml.load(resources.files("srlrfr").joinpath("schema/params.schema.yaml").read_text(),
                        Loader=Yaml12Loader)
@@ -82,7 +56,6 @@ def load_schema() -> dict:
     evaluate["authors_checkpoints"]["items"]["enum"] = sorted(AUTHORS_CHECKPOINTS)
     props["align"]["properties"]["landmarks"]["properties"] = {
         name: {"type": "string", "minLength": 1, "default": "detect", "x-path": True} for name in DATASETS.keys()}
-    from .resources import RULES
     props["resources"]["properties"] = {name: {"$ref": "#/definitions/job_resources"} for name in RULES}
     return schema
 
@@ -129,21 +102,6 @@ def _dvc_hint() -> str:
         return ""
     return (". `dvc exp run -S` wrote this value into params.yaml and leaves it there after the failure: "
             "restore the file with `git show HEAD:params.yaml > params.yaml` (or fix the value) before the next run")
-
-
-def deep_merge(base: dict, overlay: dict) -> dict:
-    """``overlay`` over ``base``, mapping by mapping. A BasicSR-style entry whose ``type`` changes
-    (``train.srnet: {type: imdn}`` over EDSR) is replaced whole: the old type's kwargs do not apply."""
-    out = copy.deepcopy(base)
-    for key, value in overlay.items():
-        old = out.get(key)
-        if isinstance(value, dict) and isinstance(old, dict) and "type" in value and value["type"] != old.get("type"):
-            out[key] = copy.deepcopy(value)
-        elif isinstance(value, dict) and isinstance(old, dict):
-            out[key] = deep_merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
 
 
 def _types(node: dict) -> list:
@@ -203,48 +161,6 @@ def validate(config: dict | None) -> dict:
     return cfg
 
 
-def fill_typed(node: Any, registry, key: str, extra: tuple[str, ...] = ()):
-    """A BasicSR-style entry ``{type: <name>, **kwargs}``: ``type`` names an entry of ``registry``
-    (a spec with ``defaults`` and optionally ``check``); the other keys are its kwargs, checked
-    against and completed from its defaults (in place). Returns the spec. Errors name ``key``."""
-    if not isinstance(node, dict) or "type" not in node:
-        raise ConfigError(f"key '{key}': expected a mapping with a 'type' ({', '.join(registry.keys())}), "
-                          f"got {node!r}")
-    try:
-        spec = registry.get(node["type"])
-    except KeyError as exc:
-        raise ConfigError(f"key '{key}.type': {exc.args[0]}") from None
-    unknown = sorted(set(node) - set(spec.defaults) - {"type", *extra})
-    if unknown:
-        raise ConfigError(f"unknown key '{key}.{unknown[0]}' for {registry.kind} type {node['type']!r} "
-                          f"(allowed here: {', '.join(sorted(['type', *extra, *spec.defaults]))})")
-    for name, default in spec.defaults.items():
-        node.setdefault(name, copy.deepcopy(default))
-        if isinstance(default, float) and isinstance(node[name], str) and yaml_number(node[name]) is not None:
-            node[name] = yaml_number(node[name])  # Snakemake's YAML 1.1 leaves 1e-05 a string
-        value = node[name]
-        if type(value) is not type(default) and not (isinstance(default, float) and type(value) is int):
-            raise ConfigError(f"key '{key}.{name}': {value!r} is not a {type(default).__name__} "
-                              f"(the default of {node['type']} is {default!r})")
-    problems = getattr(spec, "check", lambda params: {})(node) or _kwarg_bounds(node, spec.defaults)
-    if problems:
-        name, problem = next(iter(problems.items()))
-        raise ConfigError(f"key '{key}.{name}': {problem}")
-    return spec
-
-
-def _kwarg_bounds(node: dict, defaults: dict) -> dict[str, str]:
-    """What every typed kwarg must be: a finite float; a size or count (positive int default) >= 1."""
-    problems = {}
-    for name, default in defaults.items():
-        value = node[name]
-        if isinstance(value, float) and not math.isfinite(value):
-            problems[name] = f"{value!r} is not a finite number"
-        elif type(default) is int and default > 0 and value < 1:
-            problems[name] = f"{value!r} must be >= 1 (a size or a count; the default is {default})"
-    return problems
-
-
 def srnet_entries(cfg: dict) -> list[dict]:
     """``train.srnet`` as a list: one SRNet spec, or several trained side by side."""
     srnet = cfg["train"]["srnet"]
@@ -254,7 +170,6 @@ def srnet_entries(cfg: dict) -> list[dict]:
 def _fill_srnet(cfg: dict) -> None:
     """Each ``train.srnet`` entry BasicSR-style (see fill_typed), plus an optional ``name`` that
     renames its rows; names are unique, since they name the model folders and the table's rows."""
-    from .registry import SRNETS
     entries, several = srnet_entries(cfg), isinstance(cfg["train"]["srnet"], list)
     seen: dict[str, int] = {}
     for i, entry in enumerate(entries):
@@ -272,6 +187,7 @@ def _fill_srnet(cfg: dict) -> None:
 
 def _check_lambdas(cfg: dict) -> None:
     """Short enough as a file-name tag (the ``lam`` wildcard matches every tag); finite: _check_finite."""
+    # deferred: loads cv2
     from .methods import lambda_tag
     for key, values in (("lambda", [cfg["lambda"]]), ("lambdas", cfg["lambdas"])):
         for v in values:
@@ -283,8 +199,8 @@ def _check_lambdas(cfg: dict) -> None:
 def _check_semantics(cfg: dict) -> None:
     """Checks JSON schema cannot express: SRNet and degradation kwargs, lambdas, landmarks vs images,
     crop divisibility."""
+    # deferred: loads torch, cv2
     from .degradation.models import resolve
-    from .registry import FNETS, GEOMETRIES, SRNETS
     from .training.pyramid import PYRAMID_FACTORS
 
     _fill_srnet(cfg)
@@ -313,6 +229,7 @@ def _check_semantics(cfg: dict) -> None:
 
 def evaluated_methods(cfg: dict) -> list[str]:
     """Every method evaluated at the low resolutions: baselines, SRNets trained here, authors' checkpoints."""
+    # deferred: loads cv2
     from .methods import authors_method, sr_method
     trained = [sr_method(n, lam) for n in srnet_names(cfg) for lam in trained_lambdas(cfg)]
     authors = [authors_method(n) for n in cfg["evaluate"]["authors_checkpoints"]]
@@ -329,28 +246,13 @@ def _check_matrix(cfg: dict) -> None:
 def check_inputs(cfg: dict) -> dict:
     """Cheap checks of the config against local input files, before the DAG runs (Snakemake's
     common.smk, ``srlrfr config``): ``evaluate.folds`` against the LFW pairs file's header."""
+    # deferred: loads pandas
     from .data.lfw import check_folds
     problem = check_folds(cfg)
     if problem:
         raise ConfigError(f"key 'evaluate.folds': {problem}. Fix: set evaluate.folds to a value that fits "
                           f"(10 for the official file, a multiple of the sets for a smaller one)")
     return cfg
-
-
-def read_yaml(path: str | Path) -> dict:
-    """One params file as a mapping; errors name the file (and the line of a syntax error)."""
-    path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"params file not found: {path}")
-    try:
-        with open(path, encoding="utf-8") as fh:  # a file object: yaml's marks name the file
-            data = yaml.load(fh, Loader=Yaml12Loader) or {}
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}. Fix the line named "
-                          f"(`srlrfr config --params {path}` checks it)") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path} must hold a mapping of keys, not {type(data).__name__}")
-    return data
 
 
 def load(paths: list[str | Path] | str | Path = "params.yaml") -> dict:
@@ -381,6 +283,7 @@ def snakemake_params(workflow_files: list, cli_files: list, cli_config: dict, re
 
 def trained_lambdas(cfg: dict) -> list[str]:
     """The grid plus the experiment's lambda, as tags, sorted numerically."""
+    # deferred: loads cv2
     from .methods import lambda_tag
     values = {float(v) for v in cfg["lambdas"]} | {float(cfg["lambda"])}
     return [lambda_tag(v) for v in sorted(values)]

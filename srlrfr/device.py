@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import platform
 
 import torch
 
@@ -74,7 +75,6 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def cpu_model() -> str:
     """The CPU's model name (Linux /proc/cpuinfo; platform.processor() elsewhere)."""
-    import platform
     try:
         for line in open("/proc/cpuinfo", encoding="utf-8"):
             if line.startswith("model name"):
@@ -87,8 +87,6 @@ def cpu_model() -> str:
 def machine_info(device: torch.device | str = "cpu") -> str:
     """The machine a benchmark figure comes from, in one line (with the load average:
     other processes on the cores make every time longer)."""
-    import os
-    import platform
     device = torch.device(device)
     parts = [cpu_model(), f"{os.cpu_count()} CPUs", f"{platform.system()} {platform.machine()}",
              f"python {platform.python_version()}", f"torch {torch.__version__}",

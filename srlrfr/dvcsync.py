@@ -19,10 +19,11 @@ from pathlib import Path
 import yaml
 
 from .atomic import write_text
+from .config import load
 from .methods import SRNetId
-from .steps import PIPELINE
+from .pipeline import PIPELINE
 
-# Rules without a stage: ``all``, and the steps declared dvc=False (srlrfr.steps.PIPELINE).
+# Rules without a stage: ``all``, and the steps declared dvc=False (srlrfr.pipeline.PIPELINE).
 NOT_IN_DVC = {"all"} | {s.name for s in PIPELINE if not s.dvc}
 METRICS = ["results/metrics.json"]
 # Extra Snakemake options for every stage, from the environment: e.g.
@@ -197,6 +198,7 @@ HEADER = """\
 
 
 def render(doc: dict, cfg: dict) -> str:
+    # deferred: loads pandas, matplotlib
     from .steps.report import plot_methods
     plots = {"plots": [
         {"results/plots/accuracy.csv": {"x": "height", "y": plot_methods(cfg),
@@ -212,7 +214,6 @@ def render(doc: dict, cfg: dict) -> str:
 
 
 def _expected(root: Path, configfiles: list[str] | None) -> str:
-    from .config import load
     cfg = load([root / f for f in (configfiles or ["params.yaml"])])
     return render(stages_from_plan(snakemake_plan(configfiles, root), root, cfg), cfg)
 

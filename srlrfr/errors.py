@@ -27,6 +27,10 @@ WRITE_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EFBIG)
 RERUN = "then rerun: finished outputs are kept and nothing half-written is ever used"
 
 
+class ConfigError(ValueError):
+    """A params file that fails validation; the message names the key (srlrfr.config re-exports it)."""
+
+
 class OutputError(OSError):
     """Writing an output failed; ``filename`` is the output (never its temporary file)."""
 

@@ -147,6 +147,7 @@ def restore(method: str, probes: np.ndarray, size_hw: tuple[int, int], *, srnet=
         return upsample(probes, size_hw, method)
     if srnet is None:
         raise ValueError(f"method {method!r} needs an SRNet checkpoint")
+    # deferred: loads torch
     from .models.srnet import super_resolve
     model, info = srnet
     sr = super_resolve(model, info, probes, batch_size=batch_size, device=device)

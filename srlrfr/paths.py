@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
+from .config import load_schema
+
 KEYWORDS = frozenset({"download", "package", "detect", "authors"})
 EXPS_TMP = (".dvc", "tmp", "exps")
 ROOT_ENV = "SRLRFR_ROOT"
@@ -44,7 +46,6 @@ def resolve(value: str | os.PathLike, root: str | os.PathLike | None = None) -> 
 
 def resolve_params(cfg: dict, schema: dict | None = None) -> dict:
     """A copy of validated params with every ``x-path`` value resolved to an absolute path."""
-    from .config import load_schema
     schema = schema or load_schema()
     root = repo_root()
     return _walk(schema, schema, cfg, lambda v: str(resolve(v, root)))
@@ -55,7 +56,6 @@ def relative_params(cfg: dict, schema: dict | None = None) -> dict:
 
     For records that must read the same in every clone (the report), not for opening files.
     """
-    from .config import load_schema
     schema = schema or load_schema()
     root = repo_root()
 

@@ -19,7 +19,9 @@ import errno
 import math
 from pathlib import Path
 
-from .steps import PIPELINE
+from .damaged import load_npy
+from .pipeline import PIPELINE
+from .registry import FNETS, GEOMETRIES, SRNETS
 
 # The device key each GPU-capable rule reads, and every rule: from the steps' one list.
 GPU_RULES = {s.name: s.device for s in PIPELINE if s.device}
@@ -52,7 +54,6 @@ MIN_RUNTIME = 10  # minutes: start-up, imports, writing outputs
 
 def train_step_flops(cfg: dict) -> float:
     """Approximate FLOPs of one training step of the largest configured SRNet."""
-    from .registry import FNETS, GEOMETRIES, SRNETS
     fnet = FNETS.get(cfg["fnet"])
     geom = GEOMETRIES.get(fnet.geometry)
     pixels = geom.height * geom.width / min(cfg["degrade"]["factors"]) ** 2
@@ -89,7 +90,6 @@ def count_images(path: str | Path) -> int:
     if not path.exists():
         raise FileNotFoundError(errno.ENOENT, "input not made yet", str(path))
     if (path / "images.npy").is_file():
-        from .damaged import load_npy
         return int(load_npy(path / "images.npy", mmap_mode="r").shape[0])
     if (path / "images.csv").is_file():
         with open(path / "images.csv", "rb") as fh:

@@ -223,6 +223,7 @@ def start_run(root: str | os.PathLike = ".") -> str | None:
 def run_notes(root: str | os.PathLike = ".") -> list[str]:
     """Warnings a user must see without reading the step logs: damaged images, CelebA images missing
     on disk, pairs left out of scoring (Snakemake prints these when the run succeeds)."""
+    # deferred: loads pandas
     import pandas as pd
     root, notes = Path(root), []
     for report in sorted((root / "data" / "landmarks").glob("*_no_face.csv")):

@@ -27,7 +27,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_json
 from .damaged import remedy
 
 IMAGES = "images.npy"
@@ -179,7 +179,6 @@ class NpyArray:
 
 
 def write_levels_manifest(folder: str | os.PathLike, *, factors, kernel: str, n: int, **extra) -> None:
-    from .atomic import write_json
     write_json(Path(folder) / LEVELS, {"factors": sorted(int(f) for f in factors), "kernel": kernel,
                                        "n": int(n), **extra})
 
@@ -216,6 +215,7 @@ class AlignedSet:
     """An aligned folder: the crops (read by row) and the per-image face table."""
 
     def __init__(self, folder: str | os.PathLike):
+        # deferred: loads pandas
         import pandas as pd
         self.folder = Path(folder)
         self.images = NpyArray(self.folder / IMAGES)
@@ -237,6 +237,7 @@ class AlignedSet:
     @property
     def damaged(self) -> np.ndarray:
         """Rows whose source image is corrupt or unreadable (black placeholders: never scored or trained on)."""
+        # deferred: loads pandas
         from .face.landmarks_io import DAMAGED
         return np.isin(self.status, DAMAGED)
 

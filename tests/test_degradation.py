@@ -108,13 +108,13 @@ def test_noise_is_seeded_per_image_and_factor_not_per_chunk(crops):
 
 
 def test_degrade_folder_holds_clean_targets_and_degraded_inputs(crops, tmp_path, monkeypatch):
-    import srlrfr.storage as storage
+    import srlrfr.steps.degrade as step
     aligned = tmp_path / "aligned"
     aligned.mkdir()
     with write_npy(aligned / "images.npy", crops.shape) as w:
         w.write(crops)
     model = {"type": "blur_down_noise_jpeg", "sigma": 1.0, "noise_sigma": 4.0, "quality": 50}
-    monkeypatch.setattr(storage, "CHUNK", 4)  # several chunks, one of them short
+    monkeypatch.setattr(step, "CHUNK", 4)  # several chunks, one of them short
     out = degrade(aligned, [2, 4, 8], "cv2_bicubic", tmp_path / "deg", model=model, seed=1, stream="celeba",
                   inputs=[4, 8])
     names = sorted(p.name for p in out.iterdir())

@@ -6,7 +6,7 @@ srlrfr/models/catalog.py); then params select them by name and the real DAG
 plans with them, the FNet's own weight preparation runs through its rule, and
 the doctor and the time estimate ask their registry entries. A list of SRNets
 trains each of them, and dvc.yaml follows. A toy step (its module, its rule
-file, a line in srlrfr.steps.PIPELINE) joins the DAG, the CLI, the resources
+file, a line in srlrfr.pipeline.PIPELINE) joins the DAG, the CLI, the resources
 and dvc.yaml.
 """
 from __future__ import annotations
@@ -296,19 +296,19 @@ rule toy_count:
 
 def test_a_toy_step_needs_its_module_its_rule_and_one_line(tmp_path, repo_root):
     """srlrfr/steps/toy_count.py, workflow/rules/toy_count.smk (the rule itself) and one line in
-    srlrfr.steps.PIPELINE: Snakemake includes the rule, the report times its jobs (so `all` plans
+    srlrfr.pipeline.PIPELINE: Snakemake includes the rule, the report times its jobs (so `all` plans
     them), the CLI runs it, params accept resources.toy_count, and dvc.yaml gets its stage."""
     work = tmp_path / "repo"
     _copy_repo(work, repo_root)
     (work / "srlrfr/steps/toy_count.py").write_text(TOY_STEP)
     (work / "workflow/rules/toy_count.smk").write_text(TOY_RULE)
-    registry = work / "srlrfr/steps/__init__.py"
+    registry = work / "srlrfr/pipeline.py"
     last = '    Step("report", benchmarked=False),'
     assert last in registry.read_text()
     registry.write_text(registry.read_text().replace(last, '    Step("toy_count"),\n' + last))
     changes = _code_changes(work, repo_root)
-    assert set(changes) == {"srlrfr/steps/__init__.py", "srlrfr/steps/toy_count.py", "workflow/rules/toy_count.smk"}
-    assert changes["srlrfr/steps/__init__.py"] == 1
+    assert set(changes) == {"srlrfr/pipeline.py", "srlrfr/steps/toy_count.py", "workflow/rules/toy_count.smk"}
+    assert changes["srlrfr/pipeline.py"] == 1
     env = dict(os.environ, PYTHONPATH=str(work), PATH=f"{BIN}{os.pathsep}{os.environ['PATH']}")
     params = yaml.safe_load((work / "params.yaml").read_text())
     params["resources"] = {"toy_count": {"runtime": 3}}

@@ -17,7 +17,9 @@ It gets the user's umask permissions, like any folder the user makes.
 """
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 import os
 import re
 import shutil
@@ -26,6 +28,7 @@ import stat
 import tarfile
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath, PureWindowsPath
 
 from ..atomic import current_umask
@@ -46,10 +49,7 @@ class DamagedArchiveError(ValueError):
 
 
 def _damage_types() -> tuple[type[BaseException], ...]:
-    import gzip
-    import lzma
-    import zlib
-
+    # deferred: loads py7zr
     import py7zr.exceptions
     return (EOFError, tarfile.ReadError, tarfile.CompressionError, zipfile.BadZipFile, zlib.error,
             gzip.BadGzipFile, lzma.LZMAError, py7zr.exceptions.ArchiveError)
@@ -120,10 +120,12 @@ def _check_7z(archive: Path, sz) -> None:
 
 
 def _open_7z(archive: Path, multi: bool):
+    # deferred: loads py7zr
     import py7zr
 
     if not multi:
         return py7zr.SevenZipFile(archive, mode="r")
+    # deferred: loads multivolumefile
     import multivolumefile
 
     parts = volume_parts(archive)

@@ -8,6 +8,7 @@ import pandas as pd
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
 from .base import IMAGES_CSV, DatasetSpec, outside_root, unsafe_name
+from .fetch import resolve_celeba
 
 
 def read_identities(path: str | Path) -> pd.DataFrame:
@@ -94,7 +95,6 @@ def ingest_celeba(images_dir: str | Path, identity_file: str | Path, out_dir: st
 
 
 def _ingest(cfg: dict, out_dir: Path) -> None:
-    from .fetch import resolve_celeba
     src = cfg["data"]["celeba"]
     images_dir, identity_file = resolve_celeba(src["source"], Path(cfg["data"]["cache"]) / "celeba",
                                                images=src["images"])

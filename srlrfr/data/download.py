@@ -287,6 +287,7 @@ def download_google_drive(file_id: str, dest: str | os.PathLike, *, md5: str | N
 
 def _download_drive(file_id: str, dest: Path, checks: dict, transfer: Transfer, url: str | None) -> Path:
     """The transfer of :func:`download_google_drive`, under ``dest``'s lock."""
+    # deferred: loads requests, gdown
     import gdown
     import requests
     from gdown.exceptions import DownloadError as GdownError

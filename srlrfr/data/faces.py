@@ -22,6 +22,7 @@ import pandas as pd
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
 from .base import IMAGES_CSV, DatasetSpec
+from .fetch import local_folder_or_archive
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 SUMMARY_JSON = "summary.json"
@@ -78,7 +79,6 @@ def ingest_faces(root: str | Path, out_dir: str | Path, *, max_images: int | Non
 
 def resolve_faces(source: str | None, cache_dir: str | Path) -> Path:
     """A local folder, or an archive extracted into ``cache_dir``; there is no download."""
-    from .fetch import local_folder_or_archive
     if source is None or source == "download":
         raise FileNotFoundError(f"data.faces.images is {source!r}: a face folder has no download. {HINT}")
     root = local_folder_or_archive(source, cache_dir)

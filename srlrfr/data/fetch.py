@@ -14,7 +14,16 @@ from pathlib import Path
 
 from . import sources
 from .archive import extract
-from .download import ChecksumError, DownloadError, Transfer, download_first, download_google_drive, matches, verify
+from .download import (
+    ChecksumError,
+    DownloadError,
+    Transfer,
+    download_first,
+    download_google_drive,
+    file_sha256,
+    matches,
+    verify,
+)
 from .sources import Artefact
 
 DOWNLOAD = "download"
@@ -55,7 +64,6 @@ def _archive_stem(path: Path) -> str:
 
 def local_folder_or_archive(source: str | os.PathLike, cache_dir: str | os.PathLike) -> Path | None:
     """A local folder as it is, an archive extracted into ``cache_dir``; None when ``source`` is neither."""
-    from .archive import extract
     path = Path(source).expanduser()
     if path.is_dir():
         return path
@@ -338,7 +346,6 @@ def _find_people_root(folder: Path, names: tuple[str, ...], origin: Path, hint: 
 
 def _unverified(path: Path) -> Path:
     """A download without a published checksum: say so, with the digest for the user to compare."""
-    from .download import file_sha256
     warnings.warn(f"{path.name}: its publisher gives no checksum, so only its length was checked; "
                   f"sha256 {file_sha256(path)}", stacklevel=3)
     return path

@@ -8,6 +8,7 @@ import pandas as pd
 from ..atomic import write_csv
 from ..registry import DATASETS
 from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec, outside_root
+from .fetch import resolve_lfw_images, resolve_lfw_pairs
 
 
 class PairsError(ValueError):
@@ -165,7 +166,6 @@ def ingest_lfw(images_root: str | Path, pairs_path: str | Path, folds: int,
 
 
 def _ingest(cfg: dict, out_dir: Path) -> None:
-    from .fetch import resolve_lfw_images, resolve_lfw_pairs
     src, cache = cfg["data"]["lfw"], Path(cfg["data"]["cache"]) / "lfw"
     ingest_lfw(resolve_lfw_images(src["images"], cache), resolve_lfw_pairs(src["pairs"], cache),
                cfg["evaluate"]["folds"], out_dir)

@@ -25,6 +25,7 @@ import pandas as pd
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
 from .base import IMAGES_CSV, DatasetSpec
+from .fetch import local_folder_or_archive
 
 TESTING_SET = "Testing_Set"
 # folder under Testing_Set -> role in images.csv
@@ -86,7 +87,6 @@ def ingest_tinyface(root: str | Path, out_dir: str | Path, *, max_distractors: i
 
 def resolve_tinyface(source: str | None, cache_dir: str | Path) -> Path:
     """A local folder, or tinyface.zip extracted into ``cache_dir``; never a download."""
-    from .fetch import local_folder_or_archive
     if source is None or source == "download":
         raise FileNotFoundError(f"data.tinyface.source is {source!r}: srlrfr reads a local TinyFace copy only. {HINT}")
     root = local_folder_or_archive(source, cache_dir)

@@ -27,7 +27,10 @@ import pandas as pd
 
 from ..atomic import write_csv, write_json
 from ..registry import DATASETS
+from . import sources
 from .base import IMAGES_CSV, PAIRS_CSV, DatasetSpec
+from .download import file_sha256
+from .fetch import resolve_xqlfw_file, resolve_xqlfw_images
 from .lfw import PairsError, assign_folds, check_inside, lfw_image_id, parse_pairs
 
 SUMMARY_JSON = "summary.json"
@@ -75,7 +78,6 @@ def ingest_xqlfw(images_root: str | Path, pairs_path: str | Path, folds: int, ou
                  scores_path: str | Path | None = None, variant: str = "") -> tuple[pd.DataFrame, pd.DataFrame]:
     """Write images.csv (the images the pairs use), pairs.csv (LFW's columns plus both
     quality scores) and summary.json (sources and their sha256)."""
-    from .download import file_sha256
     images_root = Path(images_root).resolve()
     pairs, sets, n = parse_pairs(pairs_path)
     pairs["fold"] = assign_folds(pairs, sets, n, folds)
@@ -105,8 +107,6 @@ def ingest_xqlfw(images_root: str | Path, pairs_path: str | Path, folds: int, ou
 
 
 def _ingest(cfg: dict, out_dir: Path) -> None:
-    from . import sources
-    from .fetch import resolve_xqlfw_file, resolve_xqlfw_images
     src, cache = cfg["data"]["xqlfw"], Path(cfg["data"]["cache"]) / "xqlfw"
     images = resolve_xqlfw_images(src["images"], cache, variant=src["variant"])
     pairs = resolve_xqlfw_file(src["pairs"], cache, sources.XQLFW_PAIRS, "data.xqlfw.pairs")

@@ -21,7 +21,9 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import ConfigError
 from ..registry import DEGRADATION_OPS, DEGRADATIONS
+from ..typed import fill_typed
 from .kernels import downsample
 from .ops import Context, jpeg_quality, positive
 
@@ -68,9 +70,8 @@ _register("chain", {"steps": [DOWN]}, lambda p: p["steps"], "the listed ops in o
 def resolve(model: dict, key: str = "degrade.model") -> list[dict]:
     """Fill ``model`` in place (its defaults, and each chain step's) and return its ops in order.
 
-    Errors are :class:`srlrfr.config.ConfigError` naming ``key``.
+    Errors are :class:`srlrfr.errors.ConfigError` naming ``key``.
     """
-    from ..config import ConfigError, fill_typed
     spec = fill_typed(model, DEGRADATIONS, key)
     nested = model["type"] == "chain"
     steps = spec.steps(model)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..paths import resolve
+
 OK, INFO, WARN, FAIL = "ok", "info", "warn", "FAIL"
 FIX_LOCK = "pip install -r requirements.lock (docs/install.md)"
 
@@ -28,5 +30,4 @@ def human(n: float) -> str:
 
 def params_path(root: Path, value: str) -> Path:
     """A path from params.yaml, as the steps resolve it (srlrfr.paths): relative ones join ``root``."""
-    from ..paths import resolve
     return resolve(value, root)

@@ -13,6 +13,10 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
+from .. import config as cfgmod
+from ..catalog import load_all
+from ..registry import FNETS, GEOMETRIES, SRNETS
+from ..storage import IMAGES, level_name
 from .base import FAIL, OK, Check, human
 from .inputs import DiskItem, Plan, state_bytes
 
@@ -23,11 +27,8 @@ def plan_outputs(cfg: dict, root: Path, plan: Plan) -> list[DiskItem]:
     Each item is counted less what its file already holds, so a rerun is not
     charged again for outputs that exist (paths as in workflow/rules).
     """
-    from .. import config as cfgmod
-    from ..catalog import load_all
+    # deferred: loads torch, cv2
     from ..methods import SRNetId
-    from ..registry import FNETS, GEOMETRIES, SRNETS
-    from ..storage import IMAGES, level_name
     from ..training.pyramid import PYRAMID_FACTORS
     load_all()
     fnet = cfg["fnet"]

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..data import fetch, sources
+from ..data.archive import is_complete
+from ..registry import FNETS, SRNETS
 from .base import FAIL, FIX_LOCK, INFO, OK, Check, human, params_path
 
 # Published file sizes (about; bytes) and counts, for the disk estimate.
@@ -72,7 +75,6 @@ def _want(plan: Plan, key: str, artefacts, dest_dir: Path, size: int, what: str,
 
 
 def _extraction(plan: Plan, archive: Path, dest_dir: Path, size: int, files: int) -> None:
-    from ..data.archive import is_complete
     if not (archive.is_file() and is_complete(dest_dir, archive)):
         plan.disk.append(DiskItem(f"extract {archive.name}", dest_dir, size + files * FILE_SLACK))
 
@@ -86,7 +88,7 @@ def _count_images(root: Path) -> int:
 
 
 def check_lfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
-    from ..data import fetch, sources
+    # deferred: loads pandas
     from ..data.lfw import parse_pairs
     data, cache = cfg["data"]["lfw"], params_path(root, cfg["data"]["cache"]) / "lfw"  # as the ingest step
     out, images = [], None
@@ -148,7 +150,6 @@ def _celeba_published(c: dict) -> int:
 
 
 def check_celeba(cfg: dict, root: Path, plan: Plan) -> list[Check]:
-    from ..data import fetch, sources
     c = cfg["data"]["celeba"]
     cache = params_path(root, cfg["data"]["cache"]) / "celeba"  # as the ingest step
     src, key = c["source"], "data.celeba.source"
@@ -176,6 +177,7 @@ def check_celeba(cfg: dict, root: Path, plan: Plan) -> list[Check]:
 
 def state_bytes(build: Callable, **kwargs) -> int:
     """Bytes of a network's state dict, built on the meta device (no memory, no time)."""
+    # deferred: loads torch
     import torch
     with torch.device("meta"):
         net = build(**kwargs)
@@ -184,9 +186,7 @@ def state_bytes(build: Callable, **kwargs) -> int:
 
 def check_weights(cfg: dict, root: Path, plan: Plan, *, fnet: bool = True, authors: bool = True) -> list[Check]:
     """The FNet's weights (``fnet``) and the authors' SRNet checkpoints (``authors``)."""
-    from ..data import fetch, sources
     from ..models import catalog  # noqa: F401  (fills the registries)
-    from ..registry import FNETS, SRNETS
     cache = params_path(root, cfg["data"]["cache"]) / "authors"  # as the fnet_weights step
     fnet_name, out = cfg["fnet"], []
     if fnet:
@@ -250,7 +250,6 @@ AUTHORS_LANDMARK_BYTES = {"lfw": 2_966_174, "celeba": 12 * 2**20}
 
 
 def check_landmarks(cfg: dict, root: Path, datasets=("lfw", "celeba"), plan: Plan | None = None) -> list[Check]:
-    from ..data import fetch, sources
     out, detect = [], False
     cache = params_path(root, cfg["data"]["cache"]) / "authors"  # as the landmarks step
     for ds in datasets:
@@ -288,7 +287,6 @@ def _local_images(plan: Plan, key: str, label: str, path: Path, cache: Path, res
     """A local image source: an archive (its extraction into ``cache`` planned; the ingest step
     extracts it) or a folder, only scanned, by the ingest step's own ``resolve``. Returns the
     check and the resolved image folder (None for an archive or a problem)."""
-    from ..data import fetch
     if path.is_file() and path.name.lower().endswith(fetch.ARCHIVE_SUFFIXES):
         size = path.stat().st_size
         _extraction(plan, path, cache / fetch._archive_stem(path), size, n_images)
@@ -305,7 +303,6 @@ def _local_images(plan: Plan, key: str, label: str, path: Path, cache: Path, res
 
 def check_xqlfw(cfg: dict, root: Path, plan: Plan) -> list[Check]:
     """data.xqlfw: each file present locally (resolved as the ingest does) or due for download."""
-    from ..data import fetch, sources
     data, cache = cfg["data"]["xqlfw"], params_path(root, cfg["data"]["cache"]) / "xqlfw"  # as the ingest step
     out = []
     if data["images"] == fetch.DOWNLOAD:

@@ -44,6 +44,7 @@ class TorchInfo:
 
 def probe_torch() -> TorchInfo:
     """What the installed torch reports about CUDA and every visible GPU."""
+    # deferred: loads torch
     import torch
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -95,6 +96,7 @@ def _version(dist: str) -> str | None:
 def check_packages() -> list[Check]:
     out = []
     try:
+        # deferred: loads cv2
         import cv2
         out.append(Check("environment", "opencv", OK, cv2.__version__))
     except ImportError as exc:  # e.g. opencv-python (not -headless) without libGL
@@ -206,6 +208,7 @@ def check_precision(key: str, value: str, gpu: Gpu | None, cpu_bf16: bool | None
     full = "none" if key == "train.amp" else "fp32"
     if gpu is None:
         if cpu_bf16 is None:
+            # deferred: loads torch
             from ..device import cpu_bf16 as native
             cpu_bf16 = native()
         if value == "bf16" and cpu_bf16:

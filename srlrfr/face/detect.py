@@ -64,6 +64,7 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
 def image_size(path: str | os.PathLike) -> tuple[float, float]:
     """(width, height) of an image from its header alone, as :func:`read_rgb` will see it (EXIF
     rotation by a quarter turn swaps them, as OpenCV applies it); NaN when the file cannot be read."""
+    # deferred: loads PIL
     from PIL import Image, UnidentifiedImageError
     try:
         with Image.open(path) as img:

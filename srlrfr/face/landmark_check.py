@@ -151,6 +151,7 @@ def sample_rows(n: int, k: int = SAMPLE) -> np.ndarray:
 def compare_with_detection(paths: Sequence[str], points: np.ndarray, *, device: str = "cpu",
                            min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> Agreement:
     """Re-detect the faces of ``paths`` and measure how far ``points`` (N, 5, 2) are from them."""
+    # deferred: loads torch, torchvision, cv2, pandas, joblib
     from .detect import ImageReadError, choose_face, read_rgb
     from .mtcnn import MTCNN
     images, kept = [], []

@@ -33,6 +33,8 @@ from typing import Sequence
 import numpy as np
 import pandas as pd
 
+from ..data.base import unsafe_name
+
 LANDMARK_COLUMNS = ["lex", "ley", "rex", "rey", "nx", "ny", "lmx", "lmy", "rmx", "rmy"]
 BOX_COLUMNS = ["box_x1", "box_y1", "box_x2", "box_y2"]
 COLUMNS = ["image_id", "path", "status", "score", *BOX_COLUMNS, *LANDMARK_COLUMNS]
@@ -62,7 +64,6 @@ def _number(text: str, where: str, column: str) -> float:
 def _new_image_id(text: str, where: str, first_line: dict[str, int], line_num: int) -> str:
     """The stripped image id of a row; empty, already seen (``first_line``: id -> line) or leaving the
     dataset's folder (absolute, '..') is an error."""
-    from ..data.base import unsafe_name
     image_id = text.strip()
     if not image_id:
         raise LandmarkCSVError(f"{where}: empty")

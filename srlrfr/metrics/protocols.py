@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from ..damaged import load_npz
 from .verification import threshold_grid, verification_report
 
 PROTOCOLS = ("hr_vs_lr", "lr_vs_lr")
@@ -26,7 +27,6 @@ class Features:
 
     @classmethod
     def load(cls, path) -> Features:
-        from ..damaged import load_npz
         z = load_npz(path, ("ids", "features"))
         return cls(z["ids"], z["features"])
 

@@ -13,13 +13,13 @@ from typing import Callable
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
 
 @lru_cache(maxsize=None)
 def counted_flops(build: Callable[..., nn.Module], shape: tuple[int, ...], kwargs: tuple = ()) -> float:
     """FLOPs of one forward pass of ``build(**dict(kwargs))`` on an input of ``shape``, counted by
     torch's FLOP counter on the meta device: no weights, no arithmetic, well under a second."""
-    from torch.utils.flop_counter import FlopCounterMode
     with torch.device("meta"):
         net = build(**dict(kwargs))
         with FlopCounterMode(display=False) as counter:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from ..geometry import get_geometry
 from ..registry import FNETS
+from . import catalog  # noqa: F401  (fills the registries)
 from .base import FNetSpec
 from .batching import map_batches
 from .srnet import is_channels_last, param_dtype, swap_rgb_bgr, to_tensor
@@ -85,7 +86,6 @@ def load_fnet(name: str, weights_path: str | os.PathLike, device: torch.device |
     run fastest in (benchmarks/bench_forward.py measures each), in ``dtype``
     (evaluate.precision; inputs are cast to it in ``prepare``).
     """
-    from . import catalog  # noqa: F401  (fills the registries)
     spec: FNetSpec = FNETS.get(name)
     backbone = build_empty(spec.build)
     load_into(backbone, load_state_dict_file(weights_path, hint=spec.weights), weights_path)

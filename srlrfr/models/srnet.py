@@ -18,6 +18,7 @@ from torch import nn
 from ..atomic import save_torch
 from ..data.download import file_sha256
 from ..registry import SRNETS
+from . import catalog  # noqa: F401  (fills the registries)
 from .batching import map_batches
 from .weights import CheckpointError, build_empty, load_checkpoint, load_into, load_state_dict_file
 
@@ -66,7 +67,6 @@ def is_channels_last(model: nn.Module) -> bool:
 
 def build_srnet(arch: str, kwargs: dict | None = None) -> tuple[nn.Module, dict]:
     """Build a registered SRNet; returns (model, the full kwargs with defaults filled in)."""
-    from . import catalog  # noqa: F401  (fills the registries)
     spec = SRNETS.get(arch)
     full = {**spec.defaults, **(kwargs or {})}
     return spec.build(**full), full
@@ -91,7 +91,6 @@ def load_srnet(path: str | os.PathLike, device: torch.device | str = "cpu",
 
     info holds arch, kwargs, channel_order, meta and scale.
     """
-    from . import catalog  # noqa: F401  (fills the registries, outside build_empty)
     ckpt = load_checkpoint(path, hint="train one (srlrfr train) or import the authors' EDSR (srlrfr import-authors)")
     if not isinstance(ckpt, dict) or not {"arch", "kwargs", "state_dict", "channel_order"} <= ckpt.keys():
         found = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__

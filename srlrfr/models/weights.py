@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import pickletools
 from itertools import chain
 from pathlib import Path
 from typing import Any, Mapping
@@ -76,7 +77,6 @@ def _calls_code(path: Path) -> bool:
 
     Random bytes almost never do: they fail the parse, or lack the protocol byte that pickles start with.
     """
-    import pickletools
     try:
         with open(path, "rb") as fh:
             if fh.read(1) != b"\x80":

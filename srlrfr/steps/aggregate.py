@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_csv, write_json, write_text
+from ..metrics.significance import significance_table
+
 NAME = "aggregate"
 HELP = "the accuracy table, paper comparison and DVC metrics"
 OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
@@ -13,8 +16,7 @@ OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 
 def aggregate(metric_files, out_dir, *, lam: float, degradation: dict | None = None) -> pd.DataFrame:
     """``degradation``: degrade.model; the paper is compared with only for its plain probes."""
-    from ..atomic import write_csv, write_json, write_text
-    from ..metrics.significance import significance_table
+    # deferred: loads cv2
     from ..report.paper import compare_to_paper, comparison_markdown, degradation_note, significance_markdown
     from ..report.tables import (
         accuracy_table,

@@ -25,7 +25,12 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..atomic import atomic_path, write_csv
+from ..face.landmark_check import BAD_LANDMARKS, implausible
+from ..face.landmarks_io import DAMAGED, LANDMARK_COLUMNS, landmarks_array, read_landmarks_csv
 from ..faults import pause_point
+from ..geometry import get_geometry
+from ..storage import FACES, IMAGES, write_npy
 
 NAME = "align"
 HELP = "warp faces onto a geometry's reference points"
@@ -37,9 +42,6 @@ log = logging.getLogger(__name__)
 
 def align(index_csv, landmarks_csv, geometry_name: str, out_dir, *, no_face: str = "center",
           fit: str = "cp2tform", corrupt: str = "exclude") -> Path:
-    from ..atomic import atomic_path, write_csv
-    from ..storage import FACES, IMAGES, write_npy
-
     if no_face not in NO_FACE_POLICIES:
         raise ValueError(f"no_face must be one of {NO_FACE_POLICIES}, got {no_face!r}")
     if corrupt not in CORRUPT_POLICIES:
@@ -61,9 +63,8 @@ class _Alignment:
     """One dataset's alignment: its images, their landmarks and status, the points each crop used."""
 
     def __init__(self, index_csv, landmarks_csv, geometry_name: str, fit: str, corrupt: str):
+        # deferred: loads torch, torchvision, cv2, joblib
         from ..face.detect import DamagedImageError, ImageReadError
-        from ..face.landmarks_io import DAMAGED, landmarks_array, read_landmarks_csv
-        from ..geometry import get_geometry
         self.geo, self.fit, self.corrupt = get_geometry(geometry_name), fit, corrupt
         self.name = geometry_name
         index = pd.read_csv(index_csv)
@@ -81,6 +82,7 @@ class _Alignment:
 
     def read(self, k: int) -> np.ndarray | None:
         """Image k, or None for a damaged one (its status updated), unless corrupt='fail'."""
+        # deferred: loads torch, torchvision, cv2, joblib
         from ..face.detect import DamagedImageError, ImageReadError, read_rgb
         try:
             return read_rgb(self.items[k][1])
@@ -93,8 +95,8 @@ class _Alignment:
 
     def from_landmarks(self, out) -> None:
         """Every image aligned from its own points; the others black for now."""
+        # deferred: loads cv2
         from ..face.align import align_face
-        from ..face.landmark_check import BAD_LANDMARKS, implausible
         geo, points = self.geo, self.points
         blank = np.zeros((1, geo.height, geo.width, 3), np.uint8)
         for k in tqdm(range(len(self.items)), desc=f"align {self.name}", unit="img"):
@@ -116,8 +118,8 @@ class _Alignment:
 
     def from_mean_landmarks(self, out) -> None:
         """no_face='center': the undamaged images without landmarks, aligned on the mean relative points."""
+        # deferred: loads cv2
         from ..face.align import align_face
-        from ..face.landmarks_io import DAMAGED
         geo = self.geo
         if self.relative:
             mean_rel = np.mean(self.relative, axis=0)
@@ -131,14 +133,11 @@ class _Alignment:
                 out.write_at(k, align_face(img, self.used[k], geo, self.fit)[None])
 
     def faces(self) -> pd.DataFrame:
-        from ..face.landmarks_io import LANDMARK_COLUMNS
         faces = pd.DataFrame({"image_id": [i for i, _ in self.items], "status": self.status, "landmark_ok": self.ok})
         faces[LANDMARK_COLUMNS] = self.used.reshape(len(self.items), 10).round(4)
         return faces
 
     def summary(self, no_face: str) -> None:
-        from ..face.landmark_check import BAD_LANDMARKS
-        from ..face.landmarks_io import DAMAGED
         ok, status = self.ok, self.status
         n_bad = int((~ok & ~np.isin(status, DAMAGED)).sum())
         print(f"align {self.name}: {int(ok.sum())}/{len(self.items)} faces aligned from landmarks; "

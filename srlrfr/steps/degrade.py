@@ -17,7 +17,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ..atomic import atomic_path
+from ..catalog import load_all
 from ..faults import pause_point
+from ..registry import DATASETS
+from ..storage import CHUNK, IMAGES, NpyArray, level_name, write_levels_manifest, write_npy
 
 NAME = "degrade"
 HELP = "downsample (and degrade) aligned crops by integer factors (probes or the training pyramid)"
@@ -27,9 +31,8 @@ def degrade(aligned_dir, factors, kernel: str, out_dir, *, model: dict | None = 
             stream: str = "", inputs=None) -> Path:
     """Write the levels of ``aligned_dir``; ``inputs`` (default: every factor) are the levels that get
     the degraded version; ``stream`` (the dataset) keeps its random draws apart from other sets'."""
-    from ..atomic import atomic_path
+    # deferred: loads cv2
     from ..degradation import Degradation
-    from ..storage import CHUNK, IMAGES, NpyArray, level_name, write_levels_manifest, write_npy
 
     images = NpyArray(Path(aligned_dir) / IMAGES)
     n, h, w, _ = images.shape
@@ -65,8 +68,7 @@ def degrade(aligned_dir, factors, kernel: str, out_dir, *, model: dict | None = 
 def level_factors(dataset: str, cfg: dict) -> tuple[list[int], list[int]]:
     """(factors, input factors): the probes for a verification set; the training pyramid and its
     SR inputs for a training set."""
-    from ..catalog import load_all
-    from ..registry import DATASETS
+    # deferred: loads torch
     from ..training.pyramid import INPUT_FACTORS, PYRAMID_FACTORS
     load_all()
     if DATASETS.get(dataset).role != "training":  # verification and identification: probes

@@ -31,8 +31,13 @@ import numpy as np
 import pandas as pd
 from tqdm import tqdm
 
+from ..atomic import save_npz, write_csv, write_json
+from ..damaged import load_npz
 from ..faults import pause_point
+from ..metrics.identification import identification_report, identification_split, probe_ranks
 from ..metrics.protocols import Features, cosine_scores, pair_report
+from ..metrics.verification import threshold_grid, verification_report
+from ..storage import CHUNK, AlignedSet, open_level
 
 NAME = "evaluate"
 HELP = "score every pair of one (method, resolution) configuration"
@@ -48,6 +53,7 @@ def probe_features(fnet, method: str, probes: np.ndarray, restored: np.ndarray, 
                    srnet=None, batch_size: int = 128, device="cpu") -> np.ndarray:
     """Flip-concatenated features of restored probes under protocol ``flip`` (module doc); a mirrored
     probe is restored to the size of ``restored``."""
+    # deferred: loads torch, cv2
     from ..methods import is_sr, restore
     from ..models.fnet import extract_features
     if flip not in FLIPS:
@@ -179,6 +185,7 @@ class _Probes:
 def evaluate(inputs: EvaluateInputs, *, method: str, resolution: str, out_dir,
              options: EvaluateOptions) -> dict:
     """Score every pair for one configuration; write scores.csv, metrics.json, features.npz and examples.npz."""
+    # deferred: loads torch
     from ..device import resolve_device
     out_dir = Path(out_dir)
     dev = resolve_device(options.device)
@@ -206,8 +213,6 @@ def evaluate(inputs: EvaluateInputs, *, method: str, resolution: str, out_dir,
 
 
 def _read_pairs(inputs: EvaluateInputs, opts: EvaluateOptions) -> _Pairs:
-    from ..damaged import load_npz
-    from ..storage import AlignedSet
     pairs = pd.read_csv(inputs.pairs_csv)
     aligned = AlignedSet(inputs.aligned_dir)
     z = load_npz(inputs.features_npz, ("features", "ids"))
@@ -233,7 +238,6 @@ def _read_pairs(inputs: EvaluateInputs, opts: EvaluateOptions) -> _Pairs:
 
 
 def _identification_split(inputs: EvaluateInputs, aligned, no_face: str) -> pd.DataFrame:
-    from ..metrics.identification import identification_split
     usable = ~aligned.damaged & (aligned.ok if no_face == "exclude" else True)
     split = identification_split(pd.DataFrame({"image_id": aligned.ids, "identity": _identities(
         Path(inputs.pairs_csv).parent / "images.csv", aligned.ids)}), usable)
@@ -254,15 +258,16 @@ class _ProbeRestorer:
 
     def __init__(self, inputs: EvaluateInputs, method: str, resolution: str, opts: EvaluateOptions, p: _Pairs,
                  dev):
+        # deferred: loads torch, cv2
         from ..device import inference_dtype
         from ..metrics.restoration import RestorationMeter
         from ..models.fnet import load_fnet
-        from ..storage import CHUNK, open_level
         self.method, self.resolution, self.opts, self.p = method, resolution, opts, p
         self.dev = dev
         self.level = open_level(inputs.aligned_dir, inputs.degraded_dir, inputs.factor)
         self.srnet = None
         if inputs.srnet_path is not None:
+            # deferred: loads torch
             from ..models.srnet import load_srnet
             self.srnet = load_srnet(inputs.srnet_path, dev,
                                     inference_dtype(dev, opts.srnet_precision or opts.precision))
@@ -281,6 +286,7 @@ class _ProbeRestorer:
     def embed(self, rows: np.ndarray, wanted: set[int] | None = None) -> np.ndarray:
         """Restored features of ``rows``; the paper's probes (``wanted`` given: the grid's) also feed the
         meter and grid."""
+        # deferred: loads cv2
         from ..methods import restore
         aligned, opts = self.p.aligned, self.opts
         feats = np.empty((len(rows), self.p.hr_feats.shape[1]), np.float32)
@@ -302,8 +308,6 @@ class _ProbeRestorer:
 
 def _score(p: _Pairs, probes: _Probes, out_dir: Path, opts: EvaluateOptions) -> dict:
     """scores.csv and the paper's verification metrics."""
-    from ..atomic import write_csv
-    from ..metrics.verification import threshold_grid, verification_report
     scores = cosine_scores(p.hr_feats[p.left], probes.probe_feats[p.right])
     # Every pair keeps its row (so scores line up with the pairs list); 'used'
     # is False for pairs excluded (a damaged image, or no face under align.no_face: exclude).
@@ -317,7 +321,6 @@ def _score(p: _Pairs, probes: _Probes, out_dir: Path, opts: EvaluateOptions) -> 
 
 def _beyond_the_paper(metrics: dict, p: _Pairs, restored: Features, opts: EvaluateOptions) -> None:
     """lr_vs_lr and identification, when asked for."""
-    from ..metrics.identification import identification_report, probe_ranks
     if "lr_vs_lr" in opts.protocols:
         metrics["lr_vs_lr"] = pair_report(p.table[p.keep], restored, restored, threshold_steps=opts.threshold_steps,
                                           far_targets=opts.far_targets)
@@ -330,7 +333,6 @@ def _beyond_the_paper(metrics: dict, p: _Pairs, restored: Features, opts: Evalua
 
 
 def _write(out_dir: Path, metrics: dict, restored: Features, p: _Pairs, probes: _Probes, chosen: np.ndarray) -> None:
-    from ..atomic import save_npz, write_json
     ex_right = p.right[chosen]
     write_json(out_dir / "metrics.json", metrics)
     save_npz(out_dir / "features.npz", ids=restored.ids.astype(np.str_), features=restored.features)

@@ -9,7 +9,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from ..atomic import save_npz
 from ..faults import pause_point
+from ..storage import CHUNK, AlignedSet
 
 NAME = "features"
 HELP = "flip-concatenated FNet features of all full-resolution crops"
@@ -18,10 +20,9 @@ HELP = "flip-concatenated FNet features of all full-resolution crops"
 def features(aligned_dir, fnet_name: str, fnet_weights, out_path, *, batch_size: int = 128,
              device: str = "auto", precision: str = "fp32") -> Path:
     """``precision``: the dtype the FNet runs in (evaluate.precision; bf16 where the hardware has it)."""
-    from ..atomic import save_npz
+    # deferred: loads torch
     from ..device import inference_dtype, resolve_device
     from ..models.fnet import extract_features, load_fnet
-    from ..storage import CHUNK, AlignedSet
     dev = resolve_device(device)
     aligned = AlignedSet(aligned_dir)
     fnet = load_fnet(fnet_name, fnet_weights, dev, inference_dtype(dev, precision))

@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import write_json
+from ..catalog import load_all
+from ..registry import FNETS
+
 NAME = "fnet-weights"
 HELP = "fetch / convert an FNet's weights to a .pt state dict"
 
 
 def fnet_weights(fnet: str, source: str, out, *, cache: str = "data/downloads", provenance=None) -> Path:
-    from ..atomic import write_json
-    from ..catalog import load_all
+    # deferred: loads torch
     from ..models.fnet import load_fnet
-    from ..registry import FNETS
     load_all()
     spec = FNETS.get(fnet)
     if spec.prepare_weights is None:

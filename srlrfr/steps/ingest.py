@@ -7,14 +7,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..atomic import atomic_path
+from ..catalog import load_all
+from ..registry import DATASETS
+
 NAME = "ingest"
 HELP = "resolve a dataset source (download or local copy) and index it"
 
 
 def ingest(dataset: str, cfg: dict, out_dir: str | Path) -> Path:
-    from ..atomic import atomic_path
-    from ..catalog import load_all
-    from ..registry import DATASETS
     load_all()
     with atomic_path(out_dir, is_dir=True) as tmp:
         DATASETS.get(dataset).ingest(cfg, tmp)
@@ -22,8 +23,6 @@ def ingest(dataset: str, cfg: dict, out_dir: str | Path) -> Path:
 
 
 def add_arguments(p) -> None:
-    from ..catalog import load_all
-    from ..registry import DATASETS
     load_all()
     p.add_argument("dataset", choices=DATASETS.keys())
     p.add_argument("--out", required=True, help="index folder (data/index/<dataset>)")

@@ -28,6 +28,18 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import write_csv
+from ..catalog import load_all
+from ..data.fetch import resolve_landmarks
+from ..face.landmark_check import (
+    BAD_LANDMARKS,
+    ON_MISMATCH,
+    LandmarkMismatch,
+    compare_with_detection,
+    implausible,
+    sample_rows,
+)
+from ..face.landmarks_io import LANDMARK_COLUMNS, read_landmark_file
+from ..registry import DATASETS
 
 NAME = "landmarks"
 HELP = "detect (MTCNN) or import 5-point landmarks"
@@ -75,9 +87,8 @@ MAX_BAD_SHARE = 0.5  # of a given file's rows failing the sanity check: the file
 def mark_implausible(df: pd.DataFrame) -> dict[str, str]:
     """Check every ok row's points against its image's size (from the file's header); failing rows get
     status bad_landmarks in place. Returns {image_id: reason} of those."""
+    # deferred: loads torch, torchvision, cv2, joblib
     from ..face.detect import image_size
-    from ..face.landmark_check import BAD_LANDMARKS, implausible
-    from ..face.landmarks_io import LANDMARK_COLUMNS
     rows = np.flatnonzero(df["status"].to_numpy() == "ok")
     sizes = np.array([image_size(p) for p in df["path"].iloc[rows]], np.float64).reshape(-1, 2)
     reasons = implausible(df.iloc[rows][LANDMARK_COLUMNS].to_numpy(float), sizes)
@@ -88,7 +99,6 @@ def mark_implausible(df: pd.DataFrame) -> dict[str, str]:
 
 def check_bad_share(bad: dict[str, str], checked: int, source: str, on_mismatch: str) -> None:
     """Most rows of a given file failing the sanity check: the file is for other images or scaled."""
-    from ..face.landmark_check import LandmarkMismatch
     if on_mismatch == "off" or not checked or len(bad) <= MAX_BAD_SHARE * checked:
         return
     first = next(iter(bad.items()))
@@ -103,8 +113,6 @@ def check_bad_share(bad: dict[str, str], checked: int, source: str, on_mismatch:
 def check_given(df: pd.DataFrame, dataset: str, source: str, *, on_mismatch: str = "fail", device: str = "cpu",
                 min_face_size: int = 20, thresholds=(0.6, 0.7, 0.7)) -> None:
     """Compare a sample of given points with MTCNN on the same files (srlrfr.face.landmark_check)."""
-    from ..face.landmark_check import ON_MISMATCH, LandmarkMismatch, compare_with_detection, sample_rows
-    from ..face.landmarks_io import LANDMARK_COLUMNS
     if on_mismatch not in ON_MISMATCH:
         raise ValueError(f"align.landmark_check must be one of {ON_MISMATCH}, got {on_mismatch!r}")
     if on_mismatch == "off":
@@ -148,8 +156,6 @@ class LandmarkOptions:
 
     @classmethod
     def from_params(cls, cfg: dict, dataset: str) -> "LandmarkOptions":
-        from ..catalog import load_all
-        from ..registry import DATASETS
         load_all()
         a = cfg["align"]
         return cls(dataset=dataset, source=a["landmarks"][dataset], cache=cfg["data"]["cache"],
@@ -160,6 +166,7 @@ class LandmarkOptions:
 
 def landmarks(index_csv, out_csv, report_csv, options: LandmarkOptions = LandmarkOptions()) -> pd.DataFrame:
     """The landmarks of every indexed image into ``out_csv``, the images without a usable face into ``report_csv``."""
+    # deferred: loads torch
     from ..device import resolve_device
     index = pd.read_csv(index_csv)
     dev = str(resolve_device(options.device))
@@ -172,6 +179,7 @@ def landmarks(index_csv, out_csv, report_csv, options: LandmarkOptions = Landmar
 
 
 def _detected(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) -> tuple[pd.DataFrame, dict]:
+    # deferred: loads torch, torchvision, cv2, joblib
     from ..face.detect import detect_landmarks
     df = detect_landmarks(list(zip(index["image_id"], index["path"])), out_csv, device=dev,
                           batch_size=opts.batch_size, min_face_size=opts.min_face_size,
@@ -184,8 +192,6 @@ def _detected(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) -> 
 
 def _from_file(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) -> tuple[pd.DataFrame, dict]:
     """A given file's points, checked for plausibility and against MTCNN before they are written."""
-    from ..data.fetch import resolve_landmarks
-    from ..face.landmarks_io import read_landmark_file
     path, layout = resolve_landmarks(opts.source, opts.dataset, Path(opts.cache) / "authors")
     df = _given(index, read_landmark_file(path, layout), str(path), training=opts.training)
     checked = int((df["status"] == "ok").sum())
@@ -198,6 +204,7 @@ def _from_file(index: pd.DataFrame, out_csv, opts: LandmarkOptions, dev: str) ->
 
 
 def _report_failures(df: pd.DataFrame, bad: dict, report_csv) -> None:
+    # deferred: loads torch, torchvision, cv2, joblib
     from ..face.detect import failures
     failed = failures(df)
     failed["reason"] = [bad.get(str(i), "") for i in failed["image_id"]]

@@ -11,6 +11,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..atomic import write_csv
+from ..metrics.protocols import Features, resolution_matrix
+from ..storage import AlignedSet
+from .evaluate import exclusion_causes
+
 NAME = "matrix"
 HELP = "one method's gallery-resolution x probe-resolution verification matrix"
 
@@ -19,11 +24,8 @@ def matrix(*, pairs_csv, aligned_dir, features: dict[str, str | Path], method: s
            threshold_steps: int = 10001, far_targets=(1e-2, 1e-3)) -> pd.DataFrame:
     """``features``: resolution -> that evaluation's features.npz, the full resolution's (the features rule's)
     among them. Writes long-form rows (gallery, probe, acc...)."""
-    from ..atomic import write_csv
-    from ..metrics.protocols import Features, resolution_matrix
+    # deferred: loads cv2
     from ..report.tables import resolution_order
-    from ..storage import AlignedSet
-    from .evaluate import exclusion_causes
 
     pairs = pd.read_csv(pairs_csv)
     aligned = AlignedSet(aligned_dir)

@@ -1,6 +1,7 @@
 """Rule report: figures, DVC plot data and the self-contained HTML page, from saved results only."""
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +11,13 @@ import numpy as np
 import pandas as pd
 
 from ..atomic import atomic_path, write_csv
+from ..catalog import load_all
+from ..config import srnet_names
 from ..damaged import load_npz
 from ..methods import FULL, sr_method
 from ..metrics.verification import load_scores
 from ..paths import relative_params
+from ..registry import BASELINES
 from ..report.html import write_report
 from ..report.paper import PAPER_NOTE, compare_to_paper, degradation_note
 from ..report.plots import (
@@ -35,9 +39,6 @@ OUTPUTS_TOGETHER = True  # all outputs appear at once, or none (srlrfr.cli)
 def plot_methods(cfg: dict) -> list[str]:
     """Columns of the DVC plot data: the baselines, then each SRNet trained here (by SRNet name,
     its lambda being a param), so `dvc plots diff` lines up experiments."""
-    from ..catalog import load_all
-    from ..config import srnet_names
-    from ..registry import BASELINES
     load_all()
     return list(BASELINES.keys()) + srnet_names(cfg)
 
@@ -45,7 +46,6 @@ def plot_methods(cfg: dict) -> list[str]:
 def write_dvc_plot_data(long: pd.DataFrame, logs: dict[str, pd.DataFrame], cfg: dict, plots_dir: Path) -> None:
     """Wide tables that `dvc plots show/diff` draws itself (see dvc.yaml); the loss curves are
     the first SRNet's at this experiment's lambda."""
-    from ..config import srnet_names
     names = srnet_names(cfg)
     own = sr_method(names[0], cfg["lambda"])
     columns = plot_methods(cfg)
@@ -171,7 +171,6 @@ def _tables(cfg: dict, out_dir: Path, long: pd.DataFrame, every_set: pd.DataFram
 
 def _protocol_figures(figures: dict, figures_dir: Path, metrics_files, matrix_files) -> dict:
     """CMC curves (from the evaluations' metrics.json) and resolution-matrix heat maps, when evaluated."""
-    import json
     curves: dict[str, dict[str, list[float]]] = {}
     n_gallery = 0
     for path in metrics_files:

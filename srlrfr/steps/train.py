@@ -6,13 +6,16 @@ import shutil
 import sys
 from pathlib import Path
 
+from ..atomic import atomic_path
+from ..config import ConfigError, srnet_entries, srnet_entry
+
 NAME = "train"
 HELP = "train one SRNet for one identity-loss weight"
 
 
 def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out_dir, srnet: str | None = None) -> Path:
     """Train the SRNet called ``srnet`` (an entry of ``train.srnet``; default: the only one)."""
-    from ..atomic import atomic_path
+    # deferred: loads torch
     from ..device import resolve_device
     from ..models.fnet import load_fnet
     from ..training import PyramidData, RunControl, TrainOptions, train_srnet
@@ -45,8 +48,7 @@ def train(aligned_dir, degraded_dir, cfg: dict, *, lam: float, fnet_weights, out
 def install_pretrained(src_dir, cfg: dict, *, lam: float, out_dir, srnet: str | None = None) -> Path:
     """Check a shipped SRNet against the params (SRNet type and kwargs, lambda, FNet), then copy its
     model.pt and losses.csv into ``out_dir`` as if trained here (train.pretrained)."""
-    from ..atomic import atomic_path
-    from ..config import ConfigError
+    # deferred: loads torch
     from ..models.srnet import load_srnet
     src_dir, out_dir = Path(src_dir), Path(out_dir)
     missing = [n for n in ("model.pt", "losses.csv") if not (src_dir / n).is_file()]
@@ -76,7 +78,6 @@ def install_pretrained(src_dir, cfg: dict, *, lam: float, out_dir, srnet: str | 
 
 def srnet_spec(cfg: dict, name: str | None = None) -> dict:
     """The ``train.srnet`` entry called ``name`` as build kwargs: ``{"type": ..., **kwargs}``."""
-    from ..config import ConfigError, srnet_entries, srnet_entry
     if name is None:
         entries = srnet_entries(cfg)
         if len(entries) > 1:
@@ -108,6 +109,7 @@ def add_arguments(p) -> None:
 
 
 def main(args, cfg) -> None:
+    # deferred: loads torch
     from ..training import ddp
     if args.pretrained:
         install_pretrained(args.pretrained, cfg, lam=args.lam, out_dir=args.out_dir, srnet=args.srnet)
@@ -117,6 +119,7 @@ def main(args, cfg) -> None:
     gpus = cfg["train"]["gpus"]
     if gpus > 1 and not ddp.under_launcher():
         ddp.relaunch(gpus)  # one process per GPU under torchrun, each running this again; no return
+    # deferred: loads torch (srlrfr.training's __init__)
     from ..training import previous
     model = Path(args.out_dir) / "model.pt"
     lead = os.environ.get("RANK", "0") == "0"  # data-parallel: rank 0 (torchrun's RANK) writes the outputs

@@ -13,6 +13,9 @@ import os
 import sys
 from typing import Iterator
 
+import torch
+import torch.distributed as dist
+
 log = logging.getLogger(__name__)
 
 
@@ -43,7 +46,6 @@ def relaunch(nproc: int, argv: list[str] | None = None) -> None:
 
 def rank() -> int:
     """This process's rank (0 outside a process group)."""
-    import torch.distributed as dist
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
@@ -53,8 +55,6 @@ def process_group(device: str) -> Iterator[None]:
 
     Does nothing outside torchrun.
     """
-    import torch
-    import torch.distributed as dist
     if not under_launcher() or int(os.environ["WORLD_SIZE"]) < 2 or dist.is_initialized():
         yield
         return

@@ -28,6 +28,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import Tensor
 from tqdm.auto import tqdm
 
@@ -122,7 +123,6 @@ class _FiniteWatch:
     def _check(self, step: int) -> None:
         first = self.first.clone()
         if self.world > 1:  # the same steps on every rank: all stop together
-            import torch.distributed as dist
             dist.all_reduce(first, op=dist.ReduceOp.MIN)
         if int(first) != self.none:
             raise TrainingDiverged(f"training diverged at step {int(first)}: the loss is NaN or infinite. "
@@ -398,7 +398,6 @@ class Trainer:
 
 def _distributed() -> tuple[int, int]:
     """(rank, world size): (0, 1) unless torch.distributed is initialised."""
-    import torch.distributed as dist
     if dist.is_available() and dist.is_initialized():
         return dist.get_rank(), dist.get_world_size()
     return 0, 1
@@ -409,7 +408,6 @@ def _load_state(out_dir: Path, config: dict, stale: str, rank: int) -> dict | No
     if rank == 0:
         state = ckpt.load_resumable(out_dir, config, stale)
     if _distributed()[1] > 1:
-        import torch.distributed as dist
         dist.barrier()
     if rank != 0:
         state = ckpt.load_resumable(out_dir, config, "error")
@@ -422,7 +420,6 @@ def _mean_over_ranks(out: dict[str, Any], world: int) -> dict[str, Any]:
                                                               if out["identity"] is not None else {})
     values = torch.stack([out[v].detach().float() for v in names.values()])
     if world > 1:
-        import torch.distributed as dist
         dist.all_reduce(values)
         values = values / world
     losses: dict[str, Any] = {"lr": out["lr"], "loss_identity": None}

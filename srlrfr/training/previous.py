@@ -13,6 +13,8 @@ import os
 import shutil
 from pathlib import Path
 
+from ..atomic import atomic_path
+
 FOLDER = "previous"
 
 
@@ -28,7 +30,6 @@ def previous_path(model: str | os.PathLike) -> Path:
 
 def keep(model: str | os.PathLike) -> Path:
     """After a successful training: ``model`` becomes the previous model (replacing the one before)."""
-    from ..atomic import atomic_path
     model, kept = Path(model), previous_path(model)
     with atomic_path(kept) as tmp:
         tmp.unlink()

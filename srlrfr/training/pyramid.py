@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..storage import FACES, AlignedSet, open_level, read_levels_manifest
+
 SCALE_EXPONENTS = (2, 3, 4)
 SR_SCALE = 4  # input 1/2^k -> target 1/2^(k-2)
 # Every level a step can read: 1 (identity target) and each input and target.
@@ -86,6 +88,7 @@ class PyramidData:
                              f"{getattr(hr, 'dtype', type(hr))} {getattr(hr, 'shape', '')}")
         if len(hr) == 0 or hr.shape[1] % 16 or hr.shape[2] % 16:
             raise ValueError(f"need >= 1 crop with H and W divisible by 16 (for the 1/16 level), got {hr.shape}")
+        # deferred: loads cv2
         from ..degradation import Degradation
         deg = Degradation(model, kernel, seed=seed)
         clean, degraded = deg.levels(hr, PYRAMID_FACTORS[1:], INPUT_FACTORS)
@@ -100,7 +103,6 @@ class PyramidData:
         black placeholders of corrupt or unreadable ones, are never trained on.
         Bare crops (no faces.csv) are all usable.
         """
-        from ..storage import FACES, AlignedSet, open_level, read_levels_manifest
         usable = np.flatnonzero(AlignedSet(aligned_dir).ok) if (Path(aligned_dir) / FACES).is_file() else None
         return cls({f: open_level(aligned_dir, degraded_dir, f, clean=True) for f in PYRAMID_FACTORS},
                    {f: open_level(aligned_dir, degraded_dir, f) for f in INPUT_FACTORS},

@@ -130,7 +130,7 @@ STEP_BENCHMARKS = {}
 def step_benchmarks():
     """The benchmark: file of every job the report depends on (all but the report's own).
 
-    Each benchmarked step (srlrfr.steps.PIPELINE) lists its jobs' files in its own .smk, in
+    Each benchmarked step (srlrfr.pipeline.PIPELINE) lists its jobs' files in its own .smk, in
     STEP_BENCHMARKS. Listed whole, whatever exists on disk, so the report's input set is the
     same on every run (a changing set would rerun it); like any missing output, a deleted
     benchmark file makes Snakemake rerun its job. tests/test_dvc_sync.py checks this list
@@ -140,7 +140,7 @@ def step_benchmarks():
     if missing:
         raise WorkflowError(
             f"workflow/rules/{missing[0]}.smk sets no STEP_BENCHMARKS[{missing[0]!r}]: a benchmarked "
-            f"step (srlrfr.steps.PIPELINE) lists its jobs' benchmark files"
+            f"step (srlrfr.pipeline.PIPELINE) lists its jobs' benchmark files"
         )
     return [f for step in steps.BENCHMARKED for f in STEP_BENCHMARKS[step]]
 

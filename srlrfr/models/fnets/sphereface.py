@@ -13,6 +13,9 @@ from pathlib import Path
 from torch import Tensor, nn
 
 from ...atomic import atomic_path
+from ...data import fetch, sources
+from ...data.download import git_blob_id
+from ...data.fetch import fetch_authors_weights
 from ...registry import FNETS
 from ..base import FNetSpec, WeightsNeed
 
@@ -64,8 +67,6 @@ def _normalize(x: Tensor) -> Tensor:
 
 def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
     """The authors' sface.pth, downloaded or local, checked against its git blob id either way."""
-    from ...data.download import git_blob_id
-    from ...data.fetch import fetch_authors_weights
     src = fetch_authors_weights("sface", Path(cache) / "authors", source=source)
     with atomic_path(out) as tmp:
         shutil.copyfile(src, tmp)
@@ -74,7 +75,6 @@ def _prepare_weights(source: str, out: Path, cache: Path) -> dict:
 
 def _weights_need(source: str, path_of) -> WeightsNeed:
     """sface.pth: downloaded, or a local copy (a folder holding it, or the file)."""
-    from ...data import fetch, sources
     label = "SphereFace-20 weights"
     if source == fetch.DOWNLOAD:
         return WeightsNeed(label, fetch.HINT_WEIGHTS, download=(sources.SFACE_PTH,))
