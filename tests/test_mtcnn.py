@@ -196,9 +196,9 @@ def test_real_lfw_faces_and_landmarks_are_sane(shared_data, detector):
         assert np.all(np.abs(centre - 125) < 45), image_id  # the face sits in the middle of 250x250
         x1, y1, x2, y2 = d.boxes[k]
         assert x1 < le[0] and re[0] < x2 and y1 < le[1] and max(lm[1], rm[1]) < y2
-    big = detector.detect(images[:8])
-    for a, b in zip(big, dets[:8]):
-        np.testing.assert_allclose(a.landmarks[0], b.landmarks[0], atol=1e-3)
+    for a, b in zip(detector.detect(images[:8]), dets[:8]):  # another batch: the very same floats
+        for field in ("boxes", "scores", "landmarks"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
 # Points of the chosen face from TropComplique/mtcnn-pytorch (commit 45b3446, default settings),
@@ -247,6 +247,46 @@ def test_detect_landmarks_csv_records_unreadable(shared_data, tmp_path):
     assert df.loc[df.status != "ok", "lex"].isna().all()
     back = read_landmarks_csv(out)
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
+
+
+def test_nms_each_image_ignores_the_others():
+    """torchvision's batched_nms offsets each image's boxes by the batch's largest coordinate, which
+    rounds them; here another image's huge box must not change which of image 0's boxes survive."""
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(200, 2, generator=g) * 40
+    boxes = torch.cat([xy, xy + 10 + torch.rand(200, 2, generator=g) * 3], dim=1)
+    scores = torch.rand(200, generator=g)
+    alone = M._nms_each(boxes, scores, torch.zeros(200, dtype=torch.long), 0.5)
+    far = torch.tensor([[0.0, 0.0, 3e6, 3e6]])
+    both = M._nms_each(torch.cat([far, boxes]), torch.cat([torch.ones(1), scores]),
+                       torch.cat([torch.ones(1, dtype=torch.long), torch.zeros(200, dtype=torch.long)]), 0.5)
+    assert both.tolist() == (alone + 1).tolist() + [0]  # image 0's survivors, then image 1's box
+    assert 0 < len(alone) < 200
+
+
+def _batch_order_items(shared_data):
+    """32 LFW images (one size) and 16 CelebA in-the-wild ones (many sizes)."""
+    lfw = sorted((shared_data / "lfw-fold1" / "images").glob("*/*.jpg"))[::16][:32]
+    celeba = sorted((shared_data / "celeba-sample" / "images").glob("*.jpg"))[:16]
+    return [(f.stem, str(f)) for f in lfw + celeba]
+
+
+def test_landmark_csv_does_not_depend_on_batch_or_order(shared_data, tmp_path):
+    """An image's points are a function of that image: batch sizes 1, 16, 64 and a shuffled order
+    write the same bytes, row for row (the file keeps the items' order, so rows are compared sorted)."""
+    items = _batch_order_items(shared_data)
+    shuffled = [items[k] for k in np.random.default_rng(7).permutation(len(items))]
+    runs = {"batch 16": (items, 16), "batch 1": (items, 1), "batch 64": (items, 64), "shuffled": (shuffled, 16)}
+    texts = {}
+    for name, (order, batch) in runs.items():
+        out = tmp_path / f"{name}.csv"
+        detect_landmarks(order, out, batch_size=batch)
+        header, *rows = out.read_text().splitlines()
+        texts[name] = [header, *sorted(rows)]
+    assert sum(line.split(",")[2] == "ok" for line in texts["batch 16"][1:]) >= 40  # status: faces found
+    for name, text in texts.items():
+        assert text == texts["batch 16"], f"{name}: " + next(
+            f"{a} != {b}" for a, b in zip(text, texts["batch 16"]) if a != b)
 
 
 def test_read_rgb_names_the_file(tmp_path):

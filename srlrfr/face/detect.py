@@ -125,9 +125,14 @@ def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     detector = MTCNN(device=device, min_face_size=min_face_size, thresholds=thresholds)
     rows: list[dict] = []
+    # Same-size images share P-Net batches, and an image's points do not depend on its batch: so go
+    # size by size (headers with no size first, so that align.corrupt: fail stops early).
+    sizes = {image_id: image_size(path) for image_id, path in items}
+    todo = sorted(items, key=lambda item: (0, 0.0, 0.0) if np.isnan(sizes[item[0]][0])
+                  else (1, *sizes[item[0]]))
     with tqdm(total=len(items), desc="MTCNN landmarks", unit="img") as bar:
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
             images, readable = [], []
             for image_id, path in batch:
                 try:

@@ -42,6 +42,20 @@ Speed (CPU): channels-last networks with fused heads; the image pyramid as
 area-averaging ``embedding_bag`` over rows plus a matmul over columns; the
 R-Net/O-Net crops as a separable form of roi_align (:func:`roi_resample`).
 All of it reproduces the straightforward version to float rounding.
+
+Batch invariance: an image's detections are a function of that image and
+the settings, to the last bit, whatever other images share its call and in
+which order. Float rounding depends on the shapes the kernels see (PyTorch
+and oneDNN pick algorithms by batch size: P-Net scores moved by ~1e-6, enough
+to flip near-ties in NMS and move points by pixels). So every net runs on a
+fixed batch shape, the last batch padded with zeros (:attr:`MTCNN.PNET_BATCH`
+images, R-/O-Net crops in batches of RNET_BATCH / ONET_BATCH; measured: a
+row's result then depends neither on its place in the batch nor on the other
+rows), CPU convolutions always go to oneDNN, images of different sizes are
+never padded into one canvas, and NMS runs image by image with stable sorts.
+The cost is the padding: a batch with a lone image of its size runs P-Net on
+PNET_BATCH images (srlrfr.face.detect.detect_landmarks therefore goes through
+the images size by size).
 """
 from __future__ import annotations
 
@@ -57,7 +71,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, roi_align
+from torchvision.ops import nms, roi_align
 
 NETS = ("pnet", "rnet", "onet")
 LANDMARK_SHIFT = 0.5  # px: reference landmark convention minus the geometric one (module doc)
@@ -151,18 +165,27 @@ def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
                          torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Unpadded stride-1 convolution. On CPU always oneDNN's: ``F.conv2d`` picks another backend for
+    some batch sizes (one image, or fewer than 16 with a 1x1 kernel on one thread), whose sums round
+    differently, and it is the faster one for these small layers anyway."""
+    if x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return torch.mkldnn_convolution(x, weight, bias, [0, 0], [1, 1], [1, 1], 1)
+    return F.conv2d(x, weight, bias)
+
+
 def _conv_on_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv((x - 127.5) / 128)`` for pixel values x: the nets' input normalisation folded into
     their first (unpadded) convolution, which saves a pass over every input."""
     w = conv.weight * 0.0078125
-    return F.conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
+    return _conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
 
 
 def _heads(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
     """All output layers (same input) in one conv / matmul, outputs concatenated."""
     w = torch.cat([m.weight for m in layers])
     b = torch.cat([m.bias for m in layers])
-    return F.conv2d(x, w, b) if w.ndim == 4 else F.linear(x, w, b)
+    return _conv2d(x, w, b) if w.ndim == 4 else F.linear(x, w, b)
 
 
 class PNet(nn.Module):
@@ -180,7 +203,8 @@ class PNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         x = _max_pool_2x2(self.prelu1(_conv_on_pixels(self.conv1, x)))  # Keras 'same' == Caffe ceil mode
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+        x = self.prelu2(_conv2d(x, self.conv2.weight, self.conv2.bias))
+        x = self.prelu3(_conv2d(x, self.conv3.weight, self.conv3.bias))
         out = _heads(x, self.conv4_1, self.conv4_2)
         return out[:, :4], F.softmax(out[:, 4:], dim=1)
 
@@ -267,13 +291,26 @@ def _points_to_pixels(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
     return boxes[:, None, :2] - 0.5 + LANDMARK_SHIFT + torch.stack([rel[:, :5], rel[:, 5:]], dim=2) * size
 
 
+def _nms_each(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy IoU NMS within each image (``idx``), image by image; kept indices grouped by image.
+
+    Not torchvision's ``batched_nms``: that one shifts each image's boxes by a
+    multiple of the batch's largest coordinate, which rounds them, and so the
+    overlaps of near-ties, differently in each batch.
+    """
+    order = torch.argsort(idx, stable=True)  # each image's boxes keep their order
+    counts = torch.bincount(idx[order]).tolist() if len(idx) else []
+    keep = [sel[nms(boxes[sel], scores[sel], threshold)] for sel in order.split(counts) if len(sel)]
+    return torch.cat(keep) if keep else order
+
+
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy NMS with overlap = intersection / smaller area (the final MTCNN stage).
 
     Suppresses a small box nested in a bigger one, which IoU would keep. Few boxes
     are left at this point, so a plain loop is fine.
     """
-    order = torch.argsort(scores, descending=True)
+    order = torch.argsort(scores, descending=True, stable=True)  # ties: the image's own order
     b, i = boxes[order], idx[order]
     area = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
     lt = torch.maximum(b[:, None, :2], b[None, :, :2])
@@ -410,16 +447,58 @@ def roi_resample(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, s
 
 # ----------------------------------------------------------------------------- detector
 
+def _check_images(images: list[np.ndarray]) -> None:
+    for k, img in enumerate(images):
+        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+            got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
+
+
+def _padded(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` with zero rows appended up to ``n`` rows (a fixed batch shape, see the module doc)."""
+    if len(x) == n:
+        return x
+    return torch.cat([x, x.new_zeros((n - len(x), *x.shape[1:]))])
+
+
+@dataclass
+class _Stacks:
+    """A detect call's images as float tensors, one stack per image size. Unpadded, so that an image's
+    pyramid and crops (roi_align's border rule) never depend on the sizes of the other images."""
+    canvases: list[torch.Tensor]  # (n, 3, h, w) per size
+    members: list[torch.Tensor]   # each stack's image numbers in the call
+    stack: torch.Tensor           # (N,) the stack holding each image
+    slot: torch.Tensor            # (N,) its place in that stack
+
+    @classmethod
+    def of(cls, images: list[np.ndarray], device: torch.device) -> "_Stacks":
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, img in enumerate(images):
+            groups.setdefault(img.shape[:2], []).append(k)
+        stack, slot = torch.zeros(len(images), dtype=torch.long), torch.zeros(len(images), dtype=torch.long)
+        canvases, members = [], []
+        for g, ks in enumerate(groups.values()):
+            pixels = torch.from_numpy(np.stack([images[k] for k in ks])).to(device)
+            canvases.append(pixels.permute(0, 3, 1, 2).to(torch.float32).contiguous())
+            members.append(torch.as_tensor(ks, device=device))
+            stack[ks], slot[ks] = g, torch.arange(len(ks))
+        return cls(canvases, members, stack.to(device), slot.to(device))
+
+
 class MTCNN:
     """Batched MTCNN: P-Net over an image pyramid, then R-Net and O-Net on all crops at once.
 
     ``images`` for :meth:`detect` are uint8 RGB (H, W, 3) arrays; sizes may differ.
-    Set ``stage_seconds = {}`` to accumulate wall time per stage (benchmarks).
+    An image's detections depend on that image alone, not on the others in the
+    call nor on their order (module doc). Set ``stage_seconds = {}`` to
+    accumulate wall time per stage (benchmarks).
     """
 
     STRIDE, CELL = 2, 12
     NMS_SCALE, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
-    CHUNK = 256  # R-/O-Net candidates per forward pass: bounded memory, and faster on CPU than thousands
+    # Fixed batch shapes (images for P-Net, crops for R-/O-Net), the last batch padded with zeros:
+    # the same shape runs the same kernels, so a result never depends on the batch it came in.
+    PNET_BATCH, RNET_BATCH, ONET_BATCH = 4, 256, 64
 
     def __init__(self, device: str | torch.device = "cpu", min_face_size: int = 20,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), scale_factor: float = 0.709,
@@ -473,93 +552,90 @@ class MTCNN:
             cell[:, 2:] += self.CELL
             b = cell / torch.tensor([sx, sy, sx, sy], device=cell.device)
             s = prob[im, 1, yy, xx]
-            r = reg[im, :, yy, xx]
-            keep = batched_nms(b, s, im, self.NMS_SCALE)
+            keep = _nms_each(b, s, im, self.NMS_SCALE)
             boxes.append(b[keep])
             scores.append(s[keep])
             idx.append(im[keep])
-            regs.append(r[keep])
+            regs.append(reg[im[keep], :, yy[keep], xx[keep]])
         self._lap("pnet")
         if not boxes:
             empty = raw.new_zeros((0, 4))
             return empty, raw.new_zeros(0), torch.zeros(0, dtype=torch.long, device=raw.device), empty
         return torch.cat(boxes), torch.cat(scores), torch.cat(idx), torch.cat(regs)
 
-    @staticmethod
-    def _crops(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
-        """Resample each box to size x size (channels-last); outside the image is black."""
-        if canvas.device.type == "cpu":
-            crops = roi_resample(canvas, boxes, idx, size)
-        else:  # one fused kernel there
-            rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
-            crops = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    def _stage_pnet(self, stacks: _Stacks) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared, regressed P-Net candidates of all images and their image numbers."""
+        parts = []
+        for canvas, members in zip(stacks.canvases, stacks.members):
+            for start in range(0, len(canvas), self.PNET_BATCH):
+                real = len(canvas[start:start + self.PNET_BATCH])
+                b, s, i, r = self._proposals(_padded(canvas[start:start + self.PNET_BATCH], self.PNET_BATCH))
+                ok = i < real  # not a padding image
+                parts.append((b[ok], s[ok], members[start + i[ok]], r[ok]))
+        boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
+        keep = _nms_each(boxes, scores, idx, self.NMS_PNET)
+        self._lap("pnet")
+        return _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+    def _crops(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
+        """Resample each box of image ``idx`` to size x size (channels-last); outside the image is black."""
+        crops = boxes.new_zeros((len(boxes), 3, size, size))
+        for g, canvas in enumerate(stacks.canvases):
+            sel = torch.nonzero(stacks.stack[idx] == g).flatten()
+            if len(sel) == 0:
+                continue
+            b, i = boxes[sel], stacks.slot[idx[sel]]
+            if canvas.device.type == "cpu":
+                crops[sel] = roi_resample(canvas, b, i, size)
+            else:  # one fused kernel there
+                rois = torch.cat([i[:, None].to(b.dtype), b], dim=1)
+                crops[sel] = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
         return crops.contiguous(memory_format=torch.channels_last)
 
-    def _run(self, net: nn.Module, stage: str, canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor,
+    def _run(self, net: nn.Module, stage: str, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor,
              size: int) -> list[torch.Tensor]:
-        """``net`` on the size x size crops of all boxes, CHUNK crops at a time; outputs concatenated."""
-        crops = self._crops(canvas, boxes, idx, size)
+        """``net`` on the size x size crops of all boxes, in fixed-size batches; outputs concatenated."""
+        crops = self._crops(stacks, boxes, idx, size)
         self._lap("crops")
-        outs = [net(chunk) for chunk in crops.split(self.CHUNK)]
+        n = self.RNET_BATCH if size == 24 else self.ONET_BATCH
+        outs = [[o[:len(c)] for o in net(_padded(c, n).contiguous(memory_format=torch.channels_last))]
+                for c in crops.split(n)]
         self._lap(stage)
         return [torch.cat(o) for o in zip(*outs)]
 
+    def _stage_rnet(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(boxes) == 0:
+            return boxes, idx
+        reg, prob = self._run(self.rnet, "rnet", stacks, boxes, idx, 24)
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
+        keep = _nms_each(boxes, scores, idx, self.NMS_RNET)
+        self._lap("rnet")
+        return _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+    def _stage_onet(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Final boxes, scores, landmarks (relative to the crop box O-Net saw) and image numbers."""
+        if len(boxes) == 0:
+            return boxes, boxes.new_zeros(0), boxes.new_zeros((0, 5, 2)), idx
+        reg, lm, prob = self._run(self.onet, "onet", stacks, boxes, idx, 48)
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
+        lms = _points_to_pixels(boxes, lm)
+        boxes = _regress(boxes, reg)
+        keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
+        return boxes[keep], scores[keep], lms[keep], idx[keep]
+
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
-        for k, img in enumerate(images):
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
-                got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-                raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
+        _check_images(images)
         if not images:
             return []
         self._clock = time.perf_counter()
-        dev = self.device
-        # Zero-padded canvas (black = the original's out-of-image padding) for the crops.
-        hmax, wmax = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
-        canvas = torch.zeros((len(images), 3, hmax, wmax), dtype=torch.float32, device=dev)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for k, img in enumerate(images):
-            groups.setdefault(img.shape[:2], []).append(k)
-        if len(groups) == 1:  # one copy instead of one per image
-            canvas.copy_(torch.from_numpy(np.stack(images)).to(dev).permute(0, 3, 1, 2))
-        else:
-            for k, img in enumerate(images):
-                canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
+        stacks = _Stacks.of(images, self.device)
         self._lap("prepare")
-
-        # Stage 1: P-Net, one pass per group of equal-size images.
-        parts = []
-        for (h, w), members in groups.items():
-            sub = canvas if len(groups) == 1 else canvas[members, :, :h, :w].contiguous()
-            b, s, i, r = self._proposals(sub)
-            parts.append((b, s, torch.as_tensor(members, device=dev)[i], r))
-        boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
-        keep = batched_nms(boxes, scores, idx, self.NMS_PNET)
-        boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
-        self._lap("pnet")
-
-        # Stage 2: R-Net on every candidate of every image.
-        if len(boxes):
-            reg, prob = self._run(self.rnet, "rnet", canvas, boxes, idx, 24)
-            ok = prob[:, 1] > self.thresholds[1]
-            boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
-            keep = batched_nms(boxes, scores, idx, self.NMS_RNET)
-            boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
-            self._lap("rnet")
-
-        # Stage 3: O-Net, landmarks relative to the crop box it saw.
-        lms = boxes.new_zeros((0, 5, 2))
-        if len(boxes):
-            reg, lm, prob = self._run(self.onet, "onet", canvas, boxes, idx, 48)
-            ok = prob[:, 1] > self.thresholds[2]
-            boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
-            lms = _points_to_pixels(boxes, lm)
-            boxes = _regress(boxes, reg)
-            keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
-            boxes, idx, scores, lms = boxes[keep], idx[keep], scores[keep], lms[keep]
-        else:
-            scores = boxes.new_zeros(0)
-
+        boxes, idx = self._stage_pnet(stacks)
+        boxes, idx = self._stage_rnet(stacks, boxes, idx)
+        boxes, scores, lms, idx = self._stage_onet(stacks, boxes, idx)
         # Boxes: pixel edges -> pixel centres. Split per image, best first.
         boxes, lms = (boxes - 0.5).cpu().numpy(), lms.cpu().numpy()
         scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
