@@ -1,6 +1,8 @@
 """MTCNN: weight mapping, pipeline pieces, and detection on real LFW images."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -303,3 +305,43 @@ def test_cuda_matches_cpu(shared_data, detector):
     cpu, gpu = detector.detect(images), M.MTCNN(device="cuda").detect(images)
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a.landmarks[0], b.landmarks[0], atol=0.05)
+
+
+def test_bucket_padding_leaves_detections_as_in_an_exact_canvas(shared_data, detector, monkeypatch):
+    """Images of different (odd) sizes in one P-Net bucket: each one's detections, bit for bit, are
+    those it gets alone, in any order; and here also those on a canvas of exactly its size."""
+    path = sorted((shared_data / "celeba-sample" / "images").glob("*.jpg"))[0]
+    base = np.zeros((320, 320, 3), np.uint8)
+    img = read_rgb(path)[:320, :320]
+    base[:img.shape[0], :img.shape[1]] = img
+    images = [np.ascontiguousarray(base[:h, :w]) for h, w in [(301, 259), (300, 262), (290, 300), (319, 317)]]
+    assert len({M.pnet_bucket(*im.shape[:2]) for im in images}) == 1
+    together, backwards = detector.detect(images), detector.detect(images[::-1])[::-1]
+    alone = [detector.detect([im])[0] for im in images]
+    monkeypatch.setattr(M, "PNET_BUCKET", 1)  # every image on a canvas of exactly its size
+    exact = detector.detect(images)
+    assert sum(len(d) for d in alone) >= 4
+    for runs in zip(alone, together, backwards, exact):
+        for field in ("boxes", "scores", "landmarks"):
+            assert all(np.array_equal(getattr(runs[0], field), getattr(r, field)) for r in runs[1:])
+
+
+def test_pnet_on_a_padded_canvas_matches_the_image_alone(detector):
+    """P-Net outputs inside an odd-sized image are the same zero-padded into a larger canvas (given
+    its extent) as on the image alone: box regression to the bit, face probability to the last bit
+    or so (softmax takes a scalar exp at the end of each plane, vectorised elsewhere); without the
+    extent the edge row and column differ."""
+    rng = np.random.default_rng(3)
+    pixels = torch.from_numpy(rng.integers(0, 256, (2, 3, 37, 45)).astype(np.float32))
+    canvas = torch.zeros((2, 3, 64, 64))
+    canvas[:, :, :37, :45] = pixels
+    with torch.inference_mode():
+        alone = detector.pnet(pixels.contiguous(memory_format=torch.channels_last))
+        padded = detector.pnet(canvas.contiguous(memory_format=torch.channels_last), [(37, 45)] * 2)
+        blind = detector.pnet(canvas.contiguous(memory_format=torch.channels_last))
+    oh, ow = alone[0].shape[-2:]
+    assert (oh, ow) == (math.ceil(35 / 2) - 4, math.ceil(43 / 2) - 4)
+    assert torch.equal(alone[0], padded[0][..., :oh, :ow])
+    torch.testing.assert_close(alone[1], padded[1][..., :oh, :ow], rtol=0, atol=1e-7)
+    for a, b in zip(alone, blind):
+        assert (a - b[..., :oh, :ow]).abs().max() > 1e-3

@@ -51,11 +51,18 @@ to flip near-ties in NMS and move points by pixels). So every net runs on a
 fixed batch shape, the last batch padded with zeros (:attr:`MTCNN.PNET_BATCH`
 images, R-/O-Net crops in batches of RNET_BATCH / ONET_BATCH; measured: a
 row's result then depends neither on its place in the batch nor on the other
-rows), CPU convolutions always go to oneDNN, images of different sizes are
-never padded into one canvas, and NMS runs image by image with stable sorts.
-The cost is the padding: a batch with a lone image of its size runs P-Net on
-PNET_BATCH images (srlrfr.face.detect.detect_landmarks therefore goes through
-the images size by size).
+rows), CPU convolutions always go to oneDNN, and NMS runs image by image with
+stable sorts. Sizes: each image's pyramid is computed alone, at its own size;
+for P-Net each level is zero-padded at the bottom/right into the level of its
+bucket (:func:`pnet_bucket`, the image's size rounded up to PNET_BUCKET px, a
+function of the image alone), so that images of one bucket share P-Net
+batches; conv1's outputs past the image are set to -inf (the unpadded pool's
+edge) and windows past it dropped. Inside the image, P-Net's outputs are then
+those of the unpadded level (box regression to the bit, face probability to
+~1 ulp: softmax's vectorised vs scalar exp; tests/test_mtcnn.py). R-/O-Net
+crops come from unpadded per-size stacks (roi_align's border rule). The cost
+is the padding: a bucket's last P-Net batch is filled with zero images
+(srlrfr.face.detect.detect_landmarks therefore goes bucket by bucket).
 """
 from __future__ import annotations
 
@@ -201,8 +208,16 @@ class PNet(nn.Module):
         self.conv4_1 = nn.Conv2d(32, 4, 1)  # box regression
         self.conv4_2 = nn.Conv2d(32, 2, 1)  # face / not-face
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _max_pool_2x2(self.prelu1(_conv_on_pixels(self.conv1, x)))  # Keras 'same' == Caffe ceil mode
+    def forward(self, x: torch.Tensor, extents: list[tuple[int, int]] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``extents``: each row's image (h, w) in the top-left of a zero-padded ``x``. conv1's outputs
+        past an image are set to -inf, so the 2x2 pool at its odd edge sees what it would see in an
+        unpadded input; outputs (h, w) whose window lies in the image are then those of the image alone."""
+        x = self.prelu1(_conv_on_pixels(self.conv1, x))
+        for row, (h, w) in enumerate(extents or []):
+            x[row, :, h - 2:] = float("-inf")
+            x[row, :, :, w - 2:] = float("-inf")
+        x = _max_pool_2x2(x)  # Keras 'same' == Caffe ceil mode
         x = self.prelu2(_conv2d(x, self.conv2.weight, self.conv2.bias))
         x = self.prelu3(_conv2d(x, self.conv3.weight, self.conv3.bias))
         out = _heads(x, self.conv4_1, self.conv4_2)
@@ -454,6 +469,16 @@ def _check_images(images: list[np.ndarray]) -> None:
             raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
 
 
+PNET_BUCKET = 64  # px
+
+
+def pnet_bucket(height: int, width: int) -> tuple[int, int]:
+    """The canvas (height, width) an image's P-Net levels are zero-padded into: its size rounded up to
+    a multiple of PNET_BUCKET, a function of the image alone. Images of one bucket share P-Net
+    batches (module doc)."""
+    return -(-height // PNET_BUCKET) * PNET_BUCKET, -(-width // PNET_BUCKET) * PNET_BUCKET
+
+
 def _padded(x: torch.Tensor, n: int) -> torch.Tensor:
     """``x`` with zero rows appended up to ``n`` rows (a fixed batch shape, see the module doc)."""
     if len(x) == n:
@@ -464,7 +489,7 @@ def _padded(x: torch.Tensor, n: int) -> torch.Tensor:
 @dataclass
 class _Stacks:
     """A detect call's images as float tensors, one stack per image size. Unpadded, so that an image's
-    pyramid and crops (roi_align's border rule) never depend on the sizes of the other images."""
+    crops (roi_align's border rule) never depend on the sizes of the other images."""
     canvases: list[torch.Tensor]  # (n, 3, h, w) per size
     members: list[torch.Tensor]   # each stack's image numbers in the call
     stack: torch.Tensor           # (N,) the stack holding each image
@@ -535,43 +560,54 @@ class MTCNN:
             side *= self.scale_factor
         return out
 
-    def _proposals(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """P-Net on a stack of same-size images: window boxes, scores, image index, box regression."""
-        height, width = raw.shape[-2:]
-        sizes = [(math.ceil(height * s), math.ceil(width * s)) for s in self.scales(height, width)]
-        levels = area_pyramid(raw, sizes) if sizes else []
+    def _pnet_buckets(self, stacks: _Stacks) -> dict[tuple[int, int], list[tuple[int, int, int, list]]]:
+        """Each image's own pyramid (batch of one, its exact size), filed under its P-Net bucket:
+        bucket -> [(image number, height, width, levels)] in call order."""
+        buckets: dict[tuple[int, int], list[tuple[int, int, int, list]]] = {}
+        for canvas, members in zip(stacks.canvases, stacks.members):
+            height, width = canvas.shape[-2:]
+            sizes = [(math.ceil(height * s), math.ceil(width * s)) for s in self.scales(height, width)]
+            for slot, k in enumerate(members.tolist()):
+                levels = area_pyramid(canvas[slot:slot + 1], sizes) if sizes else []
+                buckets.setdefault(pnet_bucket(height, width), []).append((k, height, width, levels))
         self._lap("pyramid")
-        boxes, scores, idx, regs = [], [], [], []
-        for (h, w), level in zip(sizes, levels):
-            reg, prob = self.pnet(level.contiguous(memory_format=torch.channels_last))
-            im, yy, xx = torch.nonzero(prob[:, 1] > self.thresholds[0], as_tuple=True)
-            if len(im) == 0:
-                continue
-            sx, sy = w / width, h / height  # actual per-axis scale after rounding
-            cell = torch.stack([xx, yy, xx, yy], dim=1).float() * self.STRIDE
-            cell[:, 2:] += self.CELL
-            b = cell / torch.tensor([sx, sy, sx, sy], device=cell.device)
-            s = prob[im, 1, yy, xx]
-            keep = _nms_each(b, s, im, self.NMS_SCALE)
-            boxes.append(b[keep])
-            scores.append(s[keep])
-            idx.append(im[keep])
-            regs.append(reg[im[keep], :, yy[keep], xx[keep]])
-        self._lap("pnet")
-        if not boxes:
-            empty = raw.new_zeros((0, 4))
-            return empty, raw.new_zeros(0), torch.zeros(0, dtype=torch.long, device=raw.device), empty
-        return torch.cat(boxes), torch.cat(scores), torch.cat(idx), torch.cat(regs)
+        return buckets
+
+    def _proposals(self, batch: list[tuple[int, int, int, list]], level: int, shape: tuple[int, int]
+                   ) -> tuple[torch.Tensor, ...]:
+        """P-Net on level ``level`` of the images in ``batch`` (at most PNET_BATCH), each zero-padded
+        to ``shape`` and the batch to PNET_BATCH images: window boxes, scores, image numbers, box
+        regression. Windows past an image's own level are dropped (see :meth:`PNet.forward`)."""
+        x = batch[0][3][level].new_zeros((self.PNET_BATCH, 3, *shape))
+        extents = [e[3][level].shape[-2:] for e in batch]
+        for row, (entry, (h, w)) in enumerate(zip(batch, extents)):
+            x[row, :, :h, :w] = entry[3][level][0]
+        reg, prob = self.pnet(x.contiguous(memory_format=torch.channels_last), extents)
+        valid = torch.zeros(prob.shape[0], *prob.shape[2:], dtype=torch.bool, device=prob.device)
+        for row, (h, w) in enumerate(extents):  # P-Net's output size on an unpadded h x w input
+            valid[row, :math.ceil((h - 2) / 2) - 4, :math.ceil((w - 2) / 2) - 4] = True
+        im, yy, xx = torch.nonzero((prob[:, 1] > self.thresholds[0]) & valid, as_tuple=True)
+        # actual per-axis scale after rounding, per image
+        scale = torch.tensor([[w / e[2], h / e[1]] * 2 for e, (h, w) in zip(batch, extents)], device=prob.device)
+        cell = torch.stack([xx, yy, xx, yy], dim=1).float() * self.STRIDE
+        cell[:, 2:] += self.CELL
+        b, s = cell / scale[im], prob[im, 1, yy, xx]
+        keep = _nms_each(b, s, im, self.NMS_SCALE)
+        numbers = torch.as_tensor([e[0] for e in batch], dtype=torch.long, device=prob.device)
+        return b[keep], s[keep], numbers[im[keep]], reg[im[keep], :, yy[keep], xx[keep]]
 
     def _stage_pnet(self, stacks: _Stacks) -> tuple[torch.Tensor, torch.Tensor]:
-        """Squared, regressed P-Net candidates of all images and their image numbers."""
-        parts = []
-        for canvas, members in zip(stacks.canvases, stacks.members):
-            for start in range(0, len(canvas), self.PNET_BATCH):
-                real = len(canvas[start:start + self.PNET_BATCH])
-                b, s, i, r = self._proposals(_padded(canvas[start:start + self.PNET_BATCH], self.PNET_BATCH))
-                ok = i < real  # not a padding image
-                parts.append((b[ok], s[ok], members[start + i[ok]], r[ok]))
+        """Squared, regressed P-Net candidates of all images and their image numbers. Images of a
+        bucket share P-Net batches, level by level (every image's scales are a prefix of the
+        bucket's, the same numbers)."""
+        empty = stacks.canvases[0].new_zeros((0, 4))
+        parts = [(empty, empty[:, 0], torch.zeros(0, dtype=torch.long, device=empty.device), empty)]
+        for (bh, bw), entries in self._pnet_buckets(stacks).items():
+            for level, s in enumerate(self.scales(bh, bw)):
+                todo = [e for e in entries if len(e[3]) > level]
+                for start in range(0, len(todo), self.PNET_BATCH):
+                    parts.append(self._proposals(todo[start:start + self.PNET_BATCH], level,
+                                                 (math.ceil(bh * s), math.ceil(bw * s))))
         boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
         keep = _nms_each(boxes, scores, idx, self.NMS_PNET)
         self._lap("pnet")
