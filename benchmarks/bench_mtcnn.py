@@ -1,12 +1,17 @@
 """MTCNN on CPU: srlrfr's batched detector vs facenet-pytorch's, same images, same process.
 
     PYTHONPATH=. python benchmarks/bench_mtcnn.py --images ../shared/data/lfw-fold1/images \\
-        [--limit 200] [--threads 2] [--batch 16] [--rounds 3] [--reference-csv points.csv]
+        [--limit 200] [--threads 2] [--batch 16] [--rounds 3] [--reference-csv points.csv] [--compare REV]
 
 Both detectors get the same decoded RGB images (decoded once, not timed), the
 same batch size, minimum face size (20), thresholds (0.6, 0.7, 0.7) and scale
 factor (0.709). Every batch runs on both, alternating which goes first, so
 that load from other processes hits both alike; img/s = images / summed time.
+
+``--compare REV`` also times srlrfr's detector as it was at git revision REV
+(srlrfr/face/mtcnn.py of that revision, imported beside this one) in the
+same alternation, and says how far its chosen faces' points are from this
+one's.
 
 facenet-pytorch (2.6.0) is a benchmark-only package: its metadata pins an old
 torch, so install it with ``pip install --no-deps facenet-pytorch==2.6.0`` into
@@ -22,9 +27,11 @@ used before (see ``srlrfr.face.mtcnn``).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -64,6 +71,29 @@ def facenet_detector(args):
         return [(np.zeros((0, 4)) if b is None else b, np.zeros((0, 5, 2)) if p is None else p)
                 for b, p in zip(boxes, points)]
     return run
+
+
+def reference_mtcnn(rev: str):
+    """srlrfr/face/mtcnn.py at git revision ``rev``, imported beside this checkout's modules."""
+    root = Path(__file__).resolve().parents[1]
+    source = subprocess.run(["git", "show", f"{rev}:srlrfr/face/mtcnn.py"], cwd=root, check=True,
+                            capture_output=True, text=True).stdout
+    name = "srlrfr.face._reference_mtcnn"
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(name, loader=None))
+    module.__package__ = "srlrfr.face"
+    sys.modules[name] = module
+    exec(compile(source, f"{rev}:srlrfr/face/mtcnn.py", "exec"), module.__dict__)
+    return module
+
+
+def moved(ours: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> str:
+    """How many images' chosen points differ between two runs, and by how much (largest coordinate)."""
+    d = np.abs(ours["points"] - other["points"]).reshape(len(ours["points"]), -1).max(axis=1)
+    one = np.isnan(ours["width"]) != np.isnan(other["width"])
+    d = d[~np.isnan(d)]
+    return (f"{int((d > 0).sum())} images' points differ at all, {int((d > 1e-3).sum())} by more than 0.001 px, "
+            f"{int((d > 0.1).sum())} by more than 0.1 px (largest {d.max(initial=0):.3f} px); "
+            f"a face in one run only: {int(one.sum())}")
 
 
 def chosen(faces: list[tuple[np.ndarray, np.ndarray]], images: list[np.ndarray]) -> dict[str, np.ndarray]:
@@ -110,6 +140,7 @@ def main() -> None:
     parser.add_argument("--thresholds", type=float, nargs=3, default=(0.6, 0.7, 0.7))
     parser.add_argument("--factor", type=float, default=0.709)
     parser.add_argument("--reference-csv", help="landmark CSV to compare the chosen faces' points with")
+    parser.add_argument("--compare", metavar="REV", help="also time srlrfr's MTCNN of git revision REV")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -120,6 +151,10 @@ def main() -> None:
     batches = [images[i:i + args.batch] for i in range(0, len(images), args.batch)]
     ours = M.MTCNN(min_face_size=args.min_face, thresholds=tuple(args.thresholds), scale_factor=args.factor)
     runners = {"srlrfr": ours.detect}
+    if args.compare:
+        old = reference_mtcnn(args.compare).MTCNN(min_face_size=args.min_face, thresholds=tuple(args.thresholds),
+                                                   scale_factor=args.factor)
+        runners[f"srlrfr {args.compare}"] = old.detect
     facenet = facenet_detector(args)
     if facenet is not None:
         runners["facenet-pytorch"] = facenet
@@ -151,6 +186,9 @@ def main() -> None:
         print(f"{name:>16}: {n / s:6.1f} img/s ({s:.1f} s)")
     if facenet is not None:
         print(f"           ratio: {seconds['facenet-pytorch'] / seconds['srlrfr']:.2f}x (srlrfr / facenet-pytorch)")
+    if args.compare:
+        print(f"           ratio: {seconds[f'srlrfr {args.compare}'] / seconds['srlrfr']:.2f}x "
+              f"(this srlrfr / srlrfr {args.compare}, images/s)")
     total = sum(ours.stage_seconds.values())
     print("srlrfr stages: " + ", ".join(f"{k} {v / n * 1e3:.1f} ms/img ({100 * v / total:.0f}%)"
                                         for k, v in ours.stage_seconds.items()))
@@ -160,6 +198,9 @@ def main() -> None:
           "(srlrfr minus other, x right / y down):")
     if facenet is not None:
         offsets("facenet-pytorch 2.6.0", ours, chosen(results["facenet-pytorch"], images))
+    if args.compare:
+        print(f"  vs srlrfr {args.compare}: " + moved(ours, chosen(
+            [(d.boxes, d.landmarks) for d in results[f"srlrfr {args.compare}"]], images)))
     if args.reference_csv:
         ref = read_landmarks_csv(args.reference_csv)
         ids = [f.stem for f in files]

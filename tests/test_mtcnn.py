@@ -1,6 +1,8 @@
 """MTCNN: weight mapping, pipeline pieces, and detection on real LFW images."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -196,9 +198,9 @@ def test_real_lfw_faces_and_landmarks_are_sane(shared_data, detector):
         assert np.all(np.abs(centre - 125) < 45), image_id  # the face sits in the middle of 250x250
         x1, y1, x2, y2 = d.boxes[k]
         assert x1 < le[0] and re[0] < x2 and y1 < le[1] and max(lm[1], rm[1]) < y2
-    big = detector.detect(images[:8])
-    for a, b in zip(big, dets[:8]):
-        np.testing.assert_allclose(a.landmarks[0], b.landmarks[0], atol=1e-3)
+    for a, b in zip(detector.detect(images[:8]), dets[:8]):  # another batch: the very same floats
+        for field in ("boxes", "scores", "landmarks"):
+            np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
 
 
 # Points of the chosen face from TropComplique/mtcnn-pytorch (commit 45b3446, default settings),
@@ -249,6 +251,46 @@ def test_detect_landmarks_csv_records_unreadable(shared_data, tmp_path):
     pd.testing.assert_frame_equal(back, df, check_dtype=False)
 
 
+def test_nms_each_image_ignores_the_others():
+    """torchvision's batched_nms offsets each image's boxes by the batch's largest coordinate, which
+    rounds them; here another image's huge box must not change which of image 0's boxes survive."""
+    g = torch.Generator().manual_seed(3)
+    xy = torch.rand(200, 2, generator=g) * 40
+    boxes = torch.cat([xy, xy + 10 + torch.rand(200, 2, generator=g) * 3], dim=1)
+    scores = torch.rand(200, generator=g)
+    alone = M._nms_each(boxes, scores, torch.zeros(200, dtype=torch.long), 0.5)
+    far = torch.tensor([[0.0, 0.0, 3e6, 3e6]])
+    both = M._nms_each(torch.cat([far, boxes]), torch.cat([torch.ones(1), scores]),
+                       torch.cat([torch.ones(1, dtype=torch.long), torch.zeros(200, dtype=torch.long)]), 0.5)
+    assert both.tolist() == (alone + 1).tolist() + [0]  # image 0's survivors, then image 1's box
+    assert 0 < len(alone) < 200
+
+
+def _batch_order_items(shared_data):
+    """32 LFW images (one size) and 16 CelebA in-the-wild ones (many sizes)."""
+    lfw = sorted((shared_data / "lfw-fold1" / "images").glob("*/*.jpg"))[::16][:32]
+    celeba = sorted((shared_data / "celeba-sample" / "images").glob("*.jpg"))[:16]
+    return [(f.stem, str(f)) for f in lfw + celeba]
+
+
+def test_landmark_csv_does_not_depend_on_batch_or_order(shared_data, tmp_path):
+    """An image's points are a function of that image: batch sizes 1, 16, 64 and a shuffled order
+    write the same bytes, row for row (the file keeps the items' order, so rows are compared sorted)."""
+    items = _batch_order_items(shared_data)
+    shuffled = [items[k] for k in np.random.default_rng(7).permutation(len(items))]
+    runs = {"batch 16": (items, 16), "batch 1": (items, 1), "batch 64": (items, 64), "shuffled": (shuffled, 16)}
+    texts = {}
+    for name, (order, batch) in runs.items():
+        out = tmp_path / f"{name}.csv"
+        detect_landmarks(order, out, batch_size=batch)
+        header, *rows = out.read_text().splitlines()
+        texts[name] = [header, *sorted(rows)]
+    assert sum(line.split(",")[2] == "ok" for line in texts["batch 16"][1:]) >= 40  # status: faces found
+    for name, text in texts.items():
+        assert text == texts["batch 16"], f"{name}: " + next(
+            f"{a} != {b}" for a, b in zip(text, texts["batch 16"]) if a != b)
+
+
 def test_read_rgb_names_the_file(tmp_path):
     with pytest.raises(OSError, match="missing.png"):
         read_rgb(tmp_path / "missing.png")
@@ -263,3 +305,43 @@ def test_cuda_matches_cpu(shared_data, detector):
     cpu, gpu = detector.detect(images), M.MTCNN(device="cuda").detect(images)
     for a, b in zip(cpu, gpu):
         np.testing.assert_allclose(a.landmarks[0], b.landmarks[0], atol=0.05)
+
+
+def test_bucket_padding_leaves_detections_as_in_an_exact_canvas(shared_data, detector, monkeypatch):
+    """Images of different (odd) sizes in one P-Net bucket: each one's detections, bit for bit, are
+    those it gets alone, in any order; and here also those on a canvas of exactly its size."""
+    path = sorted((shared_data / "celeba-sample" / "images").glob("*.jpg"))[0]
+    base = np.zeros((320, 320, 3), np.uint8)
+    img = read_rgb(path)[:320, :320]
+    base[:img.shape[0], :img.shape[1]] = img
+    images = [np.ascontiguousarray(base[:h, :w]) for h, w in [(301, 259), (300, 262), (290, 300), (319, 317)]]
+    assert len({M.pnet_bucket(*im.shape[:2]) for im in images}) == 1
+    together, backwards = detector.detect(images), detector.detect(images[::-1])[::-1]
+    alone = [detector.detect([im])[0] for im in images]
+    monkeypatch.setattr(M, "PNET_BUCKET", 1)  # every image on a canvas of exactly its size
+    exact = detector.detect(images)
+    assert sum(len(d) for d in alone) >= 4
+    for runs in zip(alone, together, backwards, exact):
+        for field in ("boxes", "scores", "landmarks"):
+            assert all(np.array_equal(getattr(runs[0], field), getattr(r, field)) for r in runs[1:])
+
+
+def test_pnet_on_a_padded_canvas_matches_the_image_alone(detector):
+    """P-Net outputs inside an odd-sized image are the same zero-padded into a larger canvas (given
+    its extent) as on the image alone: box regression to the bit, face probability to the last bit
+    or so (softmax takes a scalar exp at the end of each plane, vectorised elsewhere); without the
+    extent the edge row and column differ."""
+    rng = np.random.default_rng(3)
+    pixels = torch.from_numpy(rng.integers(0, 256, (2, 3, 37, 45)).astype(np.float32))
+    canvas = torch.zeros((2, 3, 64, 64))
+    canvas[:, :, :37, :45] = pixels
+    with torch.inference_mode():
+        alone = detector.pnet(pixels.contiguous(memory_format=torch.channels_last))
+        padded = detector.pnet(canvas.contiguous(memory_format=torch.channels_last), [(37, 45)] * 2)
+        blind = detector.pnet(canvas.contiguous(memory_format=torch.channels_last))
+    oh, ow = alone[0].shape[-2:]
+    assert (oh, ow) == (math.ceil(35 / 2) - 4, math.ceil(43 / 2) - 4)
+    assert torch.equal(alone[0], padded[0][..., :oh, :ow])
+    torch.testing.assert_close(alone[1], padded[1][..., :oh, :ow], rtol=0, atol=1e-7)
+    for a, b in zip(alone, blind):
+        assert (a - b[..., :oh, :ow]).abs().max() > 1e-3

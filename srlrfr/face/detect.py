@@ -22,7 +22,7 @@ from tqdm import tqdm
 from ..atomic import write_csv
 from ..faults import pause_point
 from .landmarks_io import BOX_COLUMNS, COLUMNS, LANDMARK_COLUMNS
-from .mtcnn import MTCNN, Detections
+from .mtcnn import MTCNN, Detections, pnet_bucket
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +107,13 @@ def _row(image_id: str, path: str, status: str, dets: Detections | None = None,
     return row
 
 
+def _size_order(width: float, height: float) -> tuple:
+    """Sort key: unknown size first, then by P-Net bucket, then by size."""
+    if np.isnan(width):
+        return (0, 0, 0, 0.0, 0.0)
+    return (1, *pnet_bucket(int(height), int(width)), width, height)
+
+
 def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *, device: str = "cpu",
                      batch_size: int = 16, min_face_size: int = 20,
                      thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7),
@@ -126,9 +133,14 @@ def detect_landmarks(items: list[tuple[str, str]], out_csv: str | os.PathLike, *
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     detector = MTCNN(device=device, min_face_size=min_face_size, thresholds=thresholds)
     rows: list[dict] = []
+    # Images of one P-Net bucket share P-Net batches (and same-size ones their crops), and an image's
+    # points do not depend on its batch: so go bucket by bucket, size by size within (headers with no
+    # size first, so that align.corrupt: fail stops early).
+    sizes = {image_id: image_size(path) for image_id, path in items}
+    todo = sorted(items, key=lambda item: _size_order(*sizes[item[0]]))
     with tqdm(total=len(items), desc="MTCNN landmarks", unit="img") as bar:
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
+        for start in range(0, len(todo), batch_size):
+            batch = todo[start:start + batch_size]
             images, readable = [], []
             for image_id, path in batch:
                 try:

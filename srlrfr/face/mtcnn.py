@@ -42,6 +42,27 @@ Speed (CPU): channels-last networks with fused heads; the image pyramid as
 area-averaging ``embedding_bag`` over rows plus a matmul over columns; the
 R-Net/O-Net crops as a separable form of roi_align (:func:`roi_resample`).
 All of it reproduces the straightforward version to float rounding.
+
+Batch invariance: an image's detections are a function of that image and
+the settings, to the last bit, whatever other images share its call and in
+which order. Float rounding depends on the shapes the kernels see (PyTorch
+and oneDNN pick algorithms by batch size: P-Net scores moved by ~1e-6, enough
+to flip near-ties in NMS and move points by pixels). So every net runs on a
+fixed batch shape, the last batch padded with zeros (:attr:`MTCNN.PNET_BATCH`
+images, R-/O-Net crops in batches of RNET_BATCH / ONET_BATCH; measured: a
+row's result then depends neither on its place in the batch nor on the other
+rows), CPU convolutions always go to oneDNN, and NMS runs image by image with
+stable sorts. Sizes: each image's pyramid is computed alone, at its own size;
+for P-Net each level is zero-padded at the bottom/right into the level of its
+bucket (:func:`pnet_bucket`, the image's size rounded up to PNET_BUCKET px, a
+function of the image alone), so that images of one bucket share P-Net
+batches; conv1's outputs past the image are set to -inf (the unpadded pool's
+edge) and windows past it dropped. Inside the image, P-Net's outputs are then
+those of the unpadded level (box regression to the bit, face probability to
+~1 ulp: softmax's vectorised vs scalar exp; tests/test_mtcnn.py). R-/O-Net
+crops come from unpadded per-size stacks (roi_align's border rule). The cost
+is the padding: a bucket's last P-Net batch is filled with zero images
+(srlrfr.face.detect.detect_landmarks therefore goes bucket by bucket).
 """
 from __future__ import annotations
 
@@ -57,7 +78,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.ops import batched_nms, roi_align
+from torchvision.ops import nms, roi_align
 
 NETS = ("pnet", "rnet", "onet")
 LANDMARK_SHIFT = 0.5  # px: reference landmark convention minus the geometric one (module doc)
@@ -151,18 +172,27 @@ def _max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
                          torch.maximum(x[..., 1::2, 0::2], x[..., 1::2, 1::2]))
 
 
+def _conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Unpadded stride-1 convolution. On CPU always oneDNN's: ``F.conv2d`` picks another backend for
+    some batch sizes (one image, or fewer than 16 with a 1x1 kernel on one thread), whose sums round
+    differently, and it is the faster one for these small layers anyway."""
+    if x.device.type == "cpu" and torch.backends.mkldnn.is_available():
+        return torch.mkldnn_convolution(x, weight, bias, [0, 0], [1, 1], [1, 1], 1)
+    return F.conv2d(x, weight, bias)
+
+
 def _conv_on_pixels(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
     """``conv((x - 127.5) / 128)`` for pixel values x: the nets' input normalisation folded into
     their first (unpadded) convolution, which saves a pass over every input."""
     w = conv.weight * 0.0078125
-    return F.conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
+    return _conv2d(x, w, conv.bias - 127.5 * w.sum(dim=(1, 2, 3)))
 
 
 def _heads(x: torch.Tensor, *layers: nn.Module) -> torch.Tensor:
     """All output layers (same input) in one conv / matmul, outputs concatenated."""
     w = torch.cat([m.weight for m in layers])
     b = torch.cat([m.bias for m in layers])
-    return F.conv2d(x, w, b) if w.ndim == 4 else F.linear(x, w, b)
+    return _conv2d(x, w, b) if w.ndim == 4 else F.linear(x, w, b)
 
 
 class PNet(nn.Module):
@@ -178,9 +208,18 @@ class PNet(nn.Module):
         self.conv4_1 = nn.Conv2d(32, 4, 1)  # box regression
         self.conv4_2 = nn.Conv2d(32, 2, 1)  # face / not-face
 
-    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        x = _max_pool_2x2(self.prelu1(_conv_on_pixels(self.conv1, x)))  # Keras 'same' == Caffe ceil mode
-        x = self.prelu3(self.conv3(self.prelu2(self.conv2(x))))
+    def forward(self, x: torch.Tensor, extents: list[tuple[int, int]] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``extents``: each row's image (h, w) in the top-left of a zero-padded ``x``. conv1's outputs
+        past an image are set to -inf, so the 2x2 pool at its odd edge sees what it would see in an
+        unpadded input; outputs (h, w) whose window lies in the image are then those of the image alone."""
+        x = self.prelu1(_conv_on_pixels(self.conv1, x))
+        for row, (h, w) in enumerate(extents or []):
+            x[row, :, h - 2:] = float("-inf")
+            x[row, :, :, w - 2:] = float("-inf")
+        x = _max_pool_2x2(x)  # Keras 'same' == Caffe ceil mode
+        x = self.prelu2(_conv2d(x, self.conv2.weight, self.conv2.bias))
+        x = self.prelu3(_conv2d(x, self.conv3.weight, self.conv3.bias))
         out = _heads(x, self.conv4_1, self.conv4_2)
         return out[:, :4], F.softmax(out[:, 4:], dim=1)
 
@@ -267,13 +306,26 @@ def _points_to_pixels(boxes: torch.Tensor, rel: torch.Tensor) -> torch.Tensor:
     return boxes[:, None, :2] - 0.5 + LANDMARK_SHIFT + torch.stack([rel[:, :5], rel[:, 5:]], dim=2) * size
 
 
+def _nms_each(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
+    """Greedy IoU NMS within each image (``idx``), image by image; kept indices grouped by image.
+
+    Not torchvision's ``batched_nms``: that one shifts each image's boxes by a
+    multiple of the batch's largest coordinate, which rounds them, and so the
+    overlaps of near-ties, differently in each batch.
+    """
+    order = torch.argsort(idx, stable=True)  # each image's boxes keep their order
+    counts = torch.bincount(idx[order]).tolist() if len(idx) else []
+    keep = [sel[nms(boxes[sel], scores[sel], threshold)] for sel in order.split(counts) if len(sel)]
+    return torch.cat(keep) if keep else order
+
+
 def _nms_min(boxes: torch.Tensor, scores: torch.Tensor, idx: torch.Tensor, threshold: float) -> torch.Tensor:
     """Greedy NMS with overlap = intersection / smaller area (the final MTCNN stage).
 
     Suppresses a small box nested in a bigger one, which IoU would keep. Few boxes
     are left at this point, so a plain loop is fine.
     """
-    order = torch.argsort(scores, descending=True)
+    order = torch.argsort(scores, descending=True, stable=True)  # ties: the image's own order
     b, i = boxes[order], idx[order]
     area = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
     lt = torch.maximum(b[:, None, :2], b[None, :, :2])
@@ -410,16 +462,68 @@ def roi_resample(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, s
 
 # ----------------------------------------------------------------------------- detector
 
+def _check_images(images: list[np.ndarray]) -> None:
+    for k, img in enumerate(images):
+        if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
+            got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
+            raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
+
+
+PNET_BUCKET = 64  # px
+
+
+def pnet_bucket(height: int, width: int) -> tuple[int, int]:
+    """The canvas (height, width) an image's P-Net levels are zero-padded into: its size rounded up to
+    a multiple of PNET_BUCKET, a function of the image alone. Images of one bucket share P-Net
+    batches (module doc)."""
+    return -(-height // PNET_BUCKET) * PNET_BUCKET, -(-width // PNET_BUCKET) * PNET_BUCKET
+
+
+def _padded(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` with zero rows appended up to ``n`` rows (a fixed batch shape, see the module doc)."""
+    if len(x) == n:
+        return x
+    return torch.cat([x, x.new_zeros((n - len(x), *x.shape[1:]))])
+
+
+@dataclass
+class _Stacks:
+    """A detect call's images as float tensors, one stack per image size. Unpadded, so that an image's
+    crops (roi_align's border rule) never depend on the sizes of the other images."""
+    canvases: list[torch.Tensor]  # (n, 3, h, w) per size
+    members: list[torch.Tensor]   # each stack's image numbers in the call
+    stack: torch.Tensor           # (N,) the stack holding each image
+    slot: torch.Tensor            # (N,) its place in that stack
+
+    @classmethod
+    def of(cls, images: list[np.ndarray], device: torch.device) -> "_Stacks":
+        groups: dict[tuple[int, int], list[int]] = {}
+        for k, img in enumerate(images):
+            groups.setdefault(img.shape[:2], []).append(k)
+        stack, slot = torch.zeros(len(images), dtype=torch.long), torch.zeros(len(images), dtype=torch.long)
+        canvases, members = [], []
+        for g, ks in enumerate(groups.values()):
+            pixels = torch.from_numpy(np.stack([images[k] for k in ks])).to(device)
+            canvases.append(pixels.permute(0, 3, 1, 2).to(torch.float32).contiguous())
+            members.append(torch.as_tensor(ks, device=device))
+            stack[ks], slot[ks] = g, torch.arange(len(ks))
+        return cls(canvases, members, stack.to(device), slot.to(device))
+
+
 class MTCNN:
     """Batched MTCNN: P-Net over an image pyramid, then R-Net and O-Net on all crops at once.
 
     ``images`` for :meth:`detect` are uint8 RGB (H, W, 3) arrays; sizes may differ.
-    Set ``stage_seconds = {}`` to accumulate wall time per stage (benchmarks).
+    An image's detections depend on that image alone, not on the others in the
+    call nor on their order (module doc). Set ``stage_seconds = {}`` to
+    accumulate wall time per stage (benchmarks).
     """
 
     STRIDE, CELL = 2, 12
     NMS_SCALE, NMS_PNET, NMS_RNET, NMS_ONET = 0.5, 0.7, 0.7, 0.7
-    CHUNK = 256  # R-/O-Net candidates per forward pass: bounded memory, and faster on CPU than thousands
+    # Fixed batch shapes (images for P-Net, crops for R-/O-Net), the last batch padded with zeros:
+    # the same shape runs the same kernels, so a result never depends on the batch it came in.
+    PNET_BATCH, RNET_BATCH, ONET_BATCH = 4, 256, 64
 
     def __init__(self, device: str | torch.device = "cpu", min_face_size: int = 20,
                  thresholds: tuple[float, float, float] = (0.6, 0.7, 0.7), scale_factor: float = 0.709,
@@ -456,110 +560,118 @@ class MTCNN:
             side *= self.scale_factor
         return out
 
-    def _proposals(self, raw: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        """P-Net on a stack of same-size images: window boxes, scores, image index, box regression."""
-        height, width = raw.shape[-2:]
-        sizes = [(math.ceil(height * s), math.ceil(width * s)) for s in self.scales(height, width)]
-        levels = area_pyramid(raw, sizes) if sizes else []
+    def _pnet_buckets(self, stacks: _Stacks) -> dict[tuple[int, int], list[tuple[int, int, int, list]]]:
+        """Each image's own pyramid (batch of one, its exact size), filed under its P-Net bucket:
+        bucket -> [(image number, height, width, levels)] in call order."""
+        buckets: dict[tuple[int, int], list[tuple[int, int, int, list]]] = {}
+        for canvas, members in zip(stacks.canvases, stacks.members):
+            height, width = canvas.shape[-2:]
+            sizes = [(math.ceil(height * s), math.ceil(width * s)) for s in self.scales(height, width)]
+            for slot, k in enumerate(members.tolist()):
+                levels = area_pyramid(canvas[slot:slot + 1], sizes) if sizes else []
+                buckets.setdefault(pnet_bucket(height, width), []).append((k, height, width, levels))
         self._lap("pyramid")
-        boxes, scores, idx, regs = [], [], [], []
-        for (h, w), level in zip(sizes, levels):
-            reg, prob = self.pnet(level.contiguous(memory_format=torch.channels_last))
-            im, yy, xx = torch.nonzero(prob[:, 1] > self.thresholds[0], as_tuple=True)
-            if len(im) == 0:
-                continue
-            sx, sy = w / width, h / height  # actual per-axis scale after rounding
-            cell = torch.stack([xx, yy, xx, yy], dim=1).float() * self.STRIDE
-            cell[:, 2:] += self.CELL
-            b = cell / torch.tensor([sx, sy, sx, sy], device=cell.device)
-            s = prob[im, 1, yy, xx]
-            r = reg[im, :, yy, xx]
-            keep = batched_nms(b, s, im, self.NMS_SCALE)
-            boxes.append(b[keep])
-            scores.append(s[keep])
-            idx.append(im[keep])
-            regs.append(r[keep])
-        self._lap("pnet")
-        if not boxes:
-            empty = raw.new_zeros((0, 4))
-            return empty, raw.new_zeros(0), torch.zeros(0, dtype=torch.long, device=raw.device), empty
-        return torch.cat(boxes), torch.cat(scores), torch.cat(idx), torch.cat(regs)
+        return buckets
 
-    @staticmethod
-    def _crops(canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
-        """Resample each box to size x size (channels-last); outside the image is black."""
-        if canvas.device.type == "cpu":
-            crops = roi_resample(canvas, boxes, idx, size)
-        else:  # one fused kernel there
-            rois = torch.cat([idx[:, None].to(boxes.dtype), boxes], dim=1)
-            crops = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
+    def _proposals(self, batch: list[tuple[int, int, int, list]], level: int, shape: tuple[int, int]
+                   ) -> tuple[torch.Tensor, ...]:
+        """P-Net on level ``level`` of the images in ``batch`` (at most PNET_BATCH), each zero-padded
+        to ``shape`` and the batch to PNET_BATCH images: window boxes, scores, image numbers, box
+        regression. Windows past an image's own level are dropped (see :meth:`PNet.forward`)."""
+        x = batch[0][3][level].new_zeros((self.PNET_BATCH, 3, *shape))
+        extents = [e[3][level].shape[-2:] for e in batch]
+        for row, (entry, (h, w)) in enumerate(zip(batch, extents)):
+            x[row, :, :h, :w] = entry[3][level][0]
+        reg, prob = self.pnet(x.contiguous(memory_format=torch.channels_last), extents)
+        valid = torch.zeros(prob.shape[0], *prob.shape[2:], dtype=torch.bool, device=prob.device)
+        for row, (h, w) in enumerate(extents):  # P-Net's output size on an unpadded h x w input
+            valid[row, :math.ceil((h - 2) / 2) - 4, :math.ceil((w - 2) / 2) - 4] = True
+        im, yy, xx = torch.nonzero((prob[:, 1] > self.thresholds[0]) & valid, as_tuple=True)
+        # actual per-axis scale after rounding, per image
+        scale = torch.tensor([[w / e[2], h / e[1]] * 2 for e, (h, w) in zip(batch, extents)], device=prob.device)
+        cell = torch.stack([xx, yy, xx, yy], dim=1).float() * self.STRIDE
+        cell[:, 2:] += self.CELL
+        b, s = cell / scale[im], prob[im, 1, yy, xx]
+        keep = _nms_each(b, s, im, self.NMS_SCALE)
+        numbers = torch.as_tensor([e[0] for e in batch], dtype=torch.long, device=prob.device)
+        return b[keep], s[keep], numbers[im[keep]], reg[im[keep], :, yy[keep], xx[keep]]
+
+    def _stage_pnet(self, stacks: _Stacks) -> tuple[torch.Tensor, torch.Tensor]:
+        """Squared, regressed P-Net candidates of all images and their image numbers. Images of a
+        bucket share P-Net batches, level by level (every image's scales are a prefix of the
+        bucket's, the same numbers)."""
+        empty = stacks.canvases[0].new_zeros((0, 4))
+        parts = [(empty, empty[:, 0], torch.zeros(0, dtype=torch.long, device=empty.device), empty)]
+        for (bh, bw), entries in self._pnet_buckets(stacks).items():
+            for level, s in enumerate(self.scales(bh, bw)):
+                todo = [e for e in entries if len(e[3]) > level]
+                for start in range(0, len(todo), self.PNET_BATCH):
+                    parts.append(self._proposals(todo[start:start + self.PNET_BATCH], level,
+                                                 (math.ceil(bh * s), math.ceil(bw * s))))
+        boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
+        keep = _nms_each(boxes, scores, idx, self.NMS_PNET)
+        self._lap("pnet")
+        return _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+    def _crops(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor, size: int) -> torch.Tensor:
+        """Resample each box of image ``idx`` to size x size (channels-last); outside the image is black."""
+        crops = boxes.new_zeros((len(boxes), 3, size, size))
+        for g, canvas in enumerate(stacks.canvases):
+            sel = torch.nonzero(stacks.stack[idx] == g).flatten()
+            if len(sel) == 0:
+                continue
+            b, i = boxes[sel], stacks.slot[idx[sel]]
+            if canvas.device.type == "cpu":
+                crops[sel] = roi_resample(canvas, b, i, size)
+            else:  # one fused kernel there
+                rois = torch.cat([i[:, None].to(b.dtype), b], dim=1)
+                crops[sel] = roi_align(canvas, rois, size, spatial_scale=1.0, sampling_ratio=-1, aligned=True)
         return crops.contiguous(memory_format=torch.channels_last)
 
-    def _run(self, net: nn.Module, stage: str, canvas: torch.Tensor, boxes: torch.Tensor, idx: torch.Tensor,
+    def _run(self, net: nn.Module, stage: str, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor,
              size: int) -> list[torch.Tensor]:
-        """``net`` on the size x size crops of all boxes, CHUNK crops at a time; outputs concatenated."""
-        crops = self._crops(canvas, boxes, idx, size)
+        """``net`` on the size x size crops of all boxes, in fixed-size batches; outputs concatenated."""
+        crops = self._crops(stacks, boxes, idx, size)
         self._lap("crops")
-        outs = [net(chunk) for chunk in crops.split(self.CHUNK)]
+        n = self.RNET_BATCH if size == 24 else self.ONET_BATCH
+        outs = [[o[:len(c)] for o in net(_padded(c, n).contiguous(memory_format=torch.channels_last))]
+                for c in crops.split(n)]
         self._lap(stage)
         return [torch.cat(o) for o in zip(*outs)]
 
+    def _stage_rnet(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if len(boxes) == 0:
+            return boxes, idx
+        reg, prob = self._run(self.rnet, "rnet", stacks, boxes, idx, 24)
+        ok = prob[:, 1] > self.thresholds[1]
+        boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
+        keep = _nms_each(boxes, scores, idx, self.NMS_RNET)
+        self._lap("rnet")
+        return _square(_regress(boxes[keep], reg[keep])), idx[keep]
+
+    def _stage_onet(self, stacks: _Stacks, boxes: torch.Tensor, idx: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Final boxes, scores, landmarks (relative to the crop box O-Net saw) and image numbers."""
+        if len(boxes) == 0:
+            return boxes, boxes.new_zeros(0), boxes.new_zeros((0, 5, 2)), idx
+        reg, lm, prob = self._run(self.onet, "onet", stacks, boxes, idx, 48)
+        ok = prob[:, 1] > self.thresholds[2]
+        boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
+        lms = _points_to_pixels(boxes, lm)
+        boxes = _regress(boxes, reg)
+        keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
+        return boxes[keep], scores[keep], lms[keep], idx[keep]
+
     @torch.inference_mode()
     def detect(self, images: list[np.ndarray]) -> list[Detections]:
-        for k, img in enumerate(images):
-            if not (isinstance(img, np.ndarray) and img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8):
-                got = f"{img.dtype} {img.shape}" if isinstance(img, np.ndarray) else type(img).__name__
-                raise ValueError(f"image {k}: expected a uint8 RGB array (H, W, 3), got {got}")
+        _check_images(images)
         if not images:
             return []
         self._clock = time.perf_counter()
-        dev = self.device
-        # Zero-padded canvas (black = the original's out-of-image padding) for the crops.
-        hmax, wmax = max(i.shape[0] for i in images), max(i.shape[1] for i in images)
-        canvas = torch.zeros((len(images), 3, hmax, wmax), dtype=torch.float32, device=dev)
-        groups: dict[tuple[int, int], list[int]] = {}
-        for k, img in enumerate(images):
-            groups.setdefault(img.shape[:2], []).append(k)
-        if len(groups) == 1:  # one copy instead of one per image
-            canvas.copy_(torch.from_numpy(np.stack(images)).to(dev).permute(0, 3, 1, 2))
-        else:
-            for k, img in enumerate(images):
-                canvas[k, :, :img.shape[0], :img.shape[1]] = torch.from_numpy(img).to(dev).permute(2, 0, 1)
+        stacks = _Stacks.of(images, self.device)
         self._lap("prepare")
-
-        # Stage 1: P-Net, one pass per group of equal-size images.
-        parts = []
-        for (h, w), members in groups.items():
-            sub = canvas if len(groups) == 1 else canvas[members, :, :h, :w].contiguous()
-            b, s, i, r = self._proposals(sub)
-            parts.append((b, s, torch.as_tensor(members, device=dev)[i], r))
-        boxes, scores, idx, reg = (torch.cat(p) for p in zip(*parts))
-        keep = batched_nms(boxes, scores, idx, self.NMS_PNET)
-        boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
-        self._lap("pnet")
-
-        # Stage 2: R-Net on every candidate of every image.
-        if len(boxes):
-            reg, prob = self._run(self.rnet, "rnet", canvas, boxes, idx, 24)
-            ok = prob[:, 1] > self.thresholds[1]
-            boxes, idx, scores, reg = boxes[ok], idx[ok], prob[ok, 1], reg[ok]
-            keep = batched_nms(boxes, scores, idx, self.NMS_RNET)
-            boxes, idx = _square(_regress(boxes[keep], reg[keep])), idx[keep]
-            self._lap("rnet")
-
-        # Stage 3: O-Net, landmarks relative to the crop box it saw.
-        lms = boxes.new_zeros((0, 5, 2))
-        if len(boxes):
-            reg, lm, prob = self._run(self.onet, "onet", canvas, boxes, idx, 48)
-            ok = prob[:, 1] > self.thresholds[2]
-            boxes, idx, scores, reg, lm = boxes[ok], idx[ok], prob[ok, 1], reg[ok], lm[ok]
-            lms = _points_to_pixels(boxes, lm)
-            boxes = _regress(boxes, reg)
-            keep = _nms_min(boxes, scores, idx, self.NMS_ONET)
-            boxes, idx, scores, lms = boxes[keep], idx[keep], scores[keep], lms[keep]
-        else:
-            scores = boxes.new_zeros(0)
-
+        boxes, idx = self._stage_pnet(stacks)
+        boxes, idx = self._stage_rnet(stacks, boxes, idx)
+        boxes, scores, lms, idx = self._stage_onet(stacks, boxes, idx)
         # Boxes: pixel edges -> pixel centres. Split per image, best first.
         boxes, lms = (boxes - 0.5).cpu().numpy(), lms.cpu().numpy()
         scores, idx = scores.cpu().numpy(), idx.cpu().numpy()
