@@ -25,6 +25,7 @@ from pathlib import Path
 import yaml
 
 from .atomic import write_text
+from .yamlio import read_yaml
 
 METADATA = Path(".snakemake") / "metadata"
 LOCKED_PARAMS = Path(".snakemake") / "adopted-params.yaml"
@@ -42,8 +43,8 @@ def locked_params(root: Path) -> dict:
 
     DVC writes ``-S`` values into params.yaml before the first stage runs; the lock still holds the
     values the present outputs were made with (each stage lists every key its jobs read)."""
-    cfg = yaml.safe_load((root / "params.yaml").read_text()) or {}
-    lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
+    cfg = read_yaml(root / "params.yaml")  # YAML 1.2 numbers (DVC writes -S lambda=0.00001 as 1e-05)
+    lock = read_yaml(root / "dvc.lock")
     for stage in (lock.get("stages") or {}).values():
         for key, value in ((stage.get("params") or {}).get("params.yaml") or {}).items():
             *parents, leaf = key.split(".")

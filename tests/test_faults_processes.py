@@ -87,8 +87,8 @@ def test_kill_dvc_repro_leaves_no_orphan(tmp_path: Path):
 
 @pytest.mark.slow  # real DVC / Snakemake runs: about a minute each
 def test_two_runs_after_a_killed_runs_lock(tmp_path: Path):
-    """Two Snakemake runs started together after a killed run's lock: one clears it and runs, the other names
-    that run as active; neither takes the other for a job of the killed run."""
+    """Two Snakemake runs started together after a killed run's lock: one clears it, the other names that run
+    as active, one of them runs the job; neither takes the other for a job of the killed run."""
     repo = tmp_path / "repo"
     repo.mkdir()
     # The job waits for the go of the test: until both runs are past their start, whatever the load.
@@ -116,8 +116,10 @@ def test_two_runs_after_a_killed_runs_lock(tmp_path: Path):
     cleared = [i for i, s in enumerate(said) if "cleared the lock left by a killed Snakemake run" in s]
     assert len(cleared) == 1, said
     first, second = cleared[0], 1 - cleared[0]
-    assert both[first].returncode == 0, said[first]
     assert f"another Snakemake run (pid {both[first].pid}, started " in said[second], said[second]
+    # Whichever then takes Snakemake's own lock first runs the job; the other stops at the lock
+    # (the later one was told of the earlier above), and the output is whole.
+    assert sorted(p.returncode for p in both) == [0, 1], said
     assert (repo / "out.txt").read_text() == "done\n"
     COUNTS["faults survived"] += 1
 

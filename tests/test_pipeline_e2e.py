@@ -212,7 +212,7 @@ def test_dvc_repro_and_experiments(snakemake_run: Path):
     run([dvc, "exp", "run", "-n", "lam1e5", "-S", "lambda=0.00001"], work, timeout=1800)
     # The new λ's SRNet and evaluations belong to the train and evaluate stages, which DVC reran
     # (they depend on lambda): the lock records them, so nothing is left modified.
-    lock = yaml.safe_load((work / "dvc.lock").read_text())["stages"]
+    lock = params.read_yaml(work / "dvc.lock")["stages"]  # YAML 1.2, as DVC wrote it (1.1 reads 1e-05 as a string)
     assert lock["train"]["params"]["params.yaml"]["lambda"] == 1e-05
     assert lock["evaluate"]["params"]["params.yaml"]["lambda"] == 1e-05
     assert "up to date" in run([dvc, "status"], work)
