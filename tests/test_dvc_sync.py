@@ -1,6 +1,7 @@
 """dvc.yaml must wrap exactly the Snakemake DAG: same rules, files, upstream stages and params."""
 from pathlib import Path
 
+import pytest
 import yaml
 
 from srlrfr.dvcsync import check_dvc_yaml, snakemake_plan
@@ -33,6 +34,7 @@ def test_stages_with_a_job_per_lambda_depend_on_the_lambdas(repo_root: Path):
     assert not {"ingest", "landmarks", "align", "degrade", "features", "fnet_weights"} & per_lambda
 
 
+@pytest.mark.slow  # real Snakemake runs in a copy of the repository (10-15 s)
 def test_report_reads_every_jobs_benchmark(repo_root: Path):
     """Every rule has a benchmark file; the report lists all the others' as inputs."""
     for configs in (None, ["params.yaml", ".test/params.yaml"],

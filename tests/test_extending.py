@@ -124,6 +124,7 @@ def _params(work: Path, srnet) -> None:
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
 
 
+@pytest.mark.slow  # real Snakemake runs in a copy of the repository (10-15 s)
 def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(toy_repo):
     work, env = toy_repo
     _params(work, {"type": "toy_sr", "width": 4})
@@ -141,6 +142,7 @@ def test_toy_fnet_and_srnet_need_one_file_and_one_line_each(toy_repo):
     assert provenance["fnet"] == "toy_fnet" and provenance["source"] == "random init"
 
 
+@pytest.mark.slow  # real Snakemake runs in a copy of the repository (10-15 s)
 def test_a_list_of_srnets_trains_each_for_every_lambda(toy_repo):
     """Both SRNets get a model per lambda and rows in the table; each train job is passed only
     its own SRNet (adding one never reruns another); dvc.yaml plots both."""
@@ -294,6 +296,7 @@ rule toy_count:
 '''
 
 
+@pytest.mark.slow  # real Snakemake runs in a copy of the repository (10-15 s)
 def test_a_toy_step_needs_its_module_its_rule_and_one_line(tmp_path, repo_root):
     """srlrfr/steps/toy_count.py, workflow/rules/toy_count.smk (the rule itself) and one line in
     srlrfr.pipeline.PIPELINE: Snakemake includes the rule, the report times its jobs (so `all` plans
