@@ -16,10 +16,11 @@ import sys
 from pathlib import Path
 
 from srlrfr.metrics.significance import compare, load_decisions
+from srlrfr.report.tables import resolution_order
 
 
-def resolutions(folder: Path) -> list[str]:
-    return sorted((p.parent.name for p in folder.glob("*/metrics.json")), key=lambda r: int(r.split("x")[0]))
+def resolutions(folder: Path) -> set[str]:
+    return {p.parent.name for p in folder.glob("*/metrics.json")}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("b", type=Path, help="evaluation folder of the second run")
     ap.add_argument("--labels", nargs=2, default=["a", "b"])
     args = ap.parse_args(argv)
-    common = sorted(set(resolutions(args.a)) & set(resolutions(args.b)), key=lambda r: int(r.split("x")[0]))
+    common = resolution_order(resolutions(args.a) & resolutions(args.b))
     if not common:
         sys.exit(f"no resolution evaluated in both {args.a} and {args.b} (expected <res>/metrics.json)")
     la, lb = args.labels
