@@ -68,11 +68,19 @@ def exclusive(path: str | os.PathLike, doing: str = "writing") -> Iterator[None]
         os.close(fd)  # releases the lock
 
 
+def proc_stat(pid: str | int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name (state, ppid, ...: field 3 is item 0),
+    None when the process is gone or there is no /proc. The name is in parentheses and may hold
+    spaces and parentheses itself, so the fields start after the last ')'."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return fields or None
+
+
 def process_runs(pid: str | int) -> bool:
     """``pid`` is a process that runs (a killed one not yet reaped, a zombie, has dropped its locks: dead)."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (OSError, IndexError):
-        return False
-    return state not in ("Z", "X")
+    fields = proc_stat(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
 

@@ -32,6 +32,8 @@ import threading
 import time
 from pathlib import Path
 
+from .cachelock import proc_stat
+
 ENV = "SRLRFR_SNAKEMAKE"
 RUNS_DIR = Path(".snakemake") / "srlrfr-runs"
 LOCK_DIR = Path(".snakemake") / "locks"
@@ -48,11 +50,8 @@ def _boot_id() -> str:
 
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (field 22 of /proc/<pid>/stat), None if gone."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat[stat.rindex(")") + 2:].split()[19]
+    fields = proc_stat(pid)
+    return fields[19] if fields else None
 
 
 def record(pid: int | None = None) -> dict:

@@ -21,6 +21,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from .cachelock import proc_stat
 from .runs import alive, record
 
 SHELLS = {"sh", "bash", "dash", "zsh", "ksh", "busybox"}
@@ -37,11 +38,8 @@ def _comm(pid: int) -> str:
 
 
 def _parent(pid: int) -> int:
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return 0
-    return int(stat[stat.rindex(")") + 2:].split()[1])
+    fields = proc_stat(pid)
+    return int(fields[1]) if fields else 0
 
 
 def callers() -> list[dict]:
