@@ -12,9 +12,12 @@ their time, against the GPU's peak from its data sheet where known.
     python benchmarks/bench_train.py                                 # CPU: EDSR 2x16, batch 8
     python benchmarks/bench_train.py --blocks 32 --feats 256 --batch 64 --device cuda --amp bf16
 
-``--compare REF`` times the training loop of git revision REF (srlrfr/training/loop.py
-as it was there, on this checkout's other modules) against this checkout's loop, in
-fp32 and in each ``--amp`` given, rounds interleaved, on the same draws:
+``--compare REF`` times the training loop of git revision REF (its srlrfr/training package,
+on this checkout's other modules) against this checkout's loop, in fp32 and in each ``--amp``
+given, rounds interleaved, on the same draws. Each measurement runs in a fresh process: the
+reference side as REF's ``srlrfr train`` ran, this loop's sides as ``srlrfr train`` runs now
+(freed host memory kept, srlrfr.training.host_memory; ``--malloc keep plain`` adds sides
+without it, to show its share):
 
     python benchmarks/bench_train.py --compare 715bb0d --fnet dlib_resnet34 --blocks 8 --feats 64 \
         --batch 16 --amp none bf16 --rounds 3
@@ -26,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import tempfile
 import time
@@ -181,31 +186,57 @@ def reference_train_srnet(rev: str):
 def compare(args, device: torch.device) -> None:
     """The reference loop and this one (at each thread count), rounds interleaved, same draws; images/s and ratios."""
     threads = args.threads
-    sides = {_label(f"{args.compare} loop, fp32", t, threads): (reference_train_srnet(args.compare), "none", t)
-             for t in threads}
-    sides.update({_label(f"this loop, {'fp32' if amp == 'none' else amp}", t, threads): (None, amp, t)
-                  for amp in args.amp for t in threads})
-    images = crops_for(args.fnet, max(4 * args.batch, 256))
+    sides = {_label(f"{args.compare} loop, fp32", t, threads): {"ref": args.compare, "amp": "none", "threads": t,
+                                                               "malloc": "plain"} for t in threads}
+    for malloc in args.malloc:
+        for amp in args.amp:
+            name = _this_name(amp, malloc)
+            sides.update({_label(name, t, threads): {"ref": None, "amp": amp, "threads": t, "malloc": malloc}
+                          for t in threads})
     rates: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(args.rounds):
-        for label, (loop, amp, t) in sides.items():
-            if t:
-                torch.set_num_threads(t)
-            out = measure(blocks=args.blocks, feats=args.feats, batch=args.batch, device=device, lam=args.lam,
-                          amp=amp, steps=args.steps, warmup=args.warmup, count_flops=False, fnet_name=args.fnet,
-                          train_srnet=loop, images=images)
+        for label, side in sides.items():
+            out = _measure_in_process(args, device, side)
             rates[label].append(out["images_per_s"])
             print(f"round {r + 1}: {label}: {out['images_per_s']:.2f} images/s", flush=True)
     print(f"\nEDSR {args.blocks}x{args.feats}, batch {args.batch}, FNet {args.fnet}, lambda {args.lam}, "
-          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds; "
-          f"ratios against the {args.compare} loop at the same thread count:")
+          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds, "
+          f"each in a fresh process; ratios against the {args.compare} loop at the same thread count:")
     medians = {label: float(np.median(values)) for label, values in rates.items()}
     for label, values in rates.items():
-        base = medians[_label(f"{args.compare} loop, fp32", sides[label][2], threads)]
-        print(f"  {label:<40} {medians[label]:8.2f} images/s  {medians[label] / base:5.2f}x   "
+        base = medians[_label(f"{args.compare} loop, fp32", sides[label]["threads"], threads)]
+        print(f"  {label:<52} {medians[label]:8.2f} images/s  {medians[label] / base:5.2f}x   "
               f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
     if len(threads) == 2 and 0 not in threads:
         _scaling(args, medians, threads)
+
+
+def _measure_in_process(args, device: torch.device, side: dict) -> dict:
+    """One side timed in a fresh Python process (``--worker``): nothing process-wide carries over."""
+    job = {**side, "device": str(device), **{k: getattr(args, k) for k in
+                                             ("blocks", "feats", "batch", "lam", "steps", "warmup", "fnet")}}
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(job)], capture_output=True, text=True)
+    if done.returncode:
+        raise SystemExit(f"side {side} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def worker(job: dict) -> None:
+    """Time one side as its training command runs it; prints one JSON line."""
+    if job["malloc"] == "keep":
+        from srlrfr.training.host_memory import keep_freed_memory
+        keep_freed_memory()
+    if job["threads"]:
+        torch.set_num_threads(job["threads"])
+    loop = reference_train_srnet(job["ref"]) if job["ref"] else None
+    out = measure(blocks=job["blocks"], feats=job["feats"], batch=job["batch"], device=torch.device(job["device"]),
+                  lam=job["lam"], amp=job["amp"], steps=job["steps"], warmup=job["warmup"], count_flops=False,
+                  fnet_name=job["fnet"], train_srnet=loop, images=crops_for(job["fnet"], max(4 * job["batch"], 256)))
+    print(json.dumps(out))
+
+
+def _this_name(amp: str, malloc: str) -> str:
+    return f"this loop, {'fp32' if amp == 'none' else amp}" + ("" if malloc == "keep" else ", plain malloc")
 
 
 def _label(name: str, t: int, threads: list[int]) -> str:
@@ -221,7 +252,7 @@ def _scaling(args, medians: dict[str, float], threads: list[int]) -> None:
     lo, hi = sorted(threads)
     print(f"\nthread scaling ({lo} -> {hi} threads), Amdahl fit; s/step for batch {args.batch}:")
     for amp in args.amp:
-        name = f"this loop, {'fp32' if amp == 'none' else amp}"
+        name = _this_name(amp, args.malloc[0])
         r_lo, r_hi = medians[_label(name, lo, threads)], medians[_label(name, hi, threads)]
         speedup = r_hi / r_lo
         # speedup = 1 / ((1 - p) + p * lo / hi), solved for p, clipped to [0, 1]
@@ -243,6 +274,10 @@ def main() -> None:
                     help="one value; with --compare, each is timed as a side of this loop")
     ap.add_argument("--fnet", default="sphereface20", help="registered FNet (random init: timing only)")
     ap.add_argument("--compare", metavar="REF", help="time the loop of git revision REF against this one")
+    ap.add_argument("--malloc", nargs="+", default=["keep"], choices=["keep", "plain"],
+                    help="with --compare: this loop's sides with freed host memory kept (as srlrfr train runs) "
+                         "and/or glibc's default (plain)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)  # one side, JSON; run by --compare in a fresh process
     ap.add_argument("--rounds", type=int, default=3, help="with --compare: rounds, sides interleaved")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3)
@@ -253,6 +288,8 @@ def main() -> None:
     ap.add_argument("--no-flops", action="store_true", help="skip the FLOP-counting run")
     ap.add_argument("--iterations", type=int, default=50_000, help="for the full-run time estimate")
     args = ap.parse_args()
+    if args.worker:
+        return worker(json.loads(args.worker))
     if len(args.threads) == 1 and args.threads[0]:
         torch.set_num_threads(args.threads[0])
     from srlrfr.device import resolve_device

@@ -120,7 +120,8 @@ def main(args, cfg) -> None:
     if gpus > 1 and not ddp.under_launcher():
         ddp.relaunch(gpus)  # one process per GPU under torchrun, each running this again; no return
     # deferred: loads torch (srlrfr.training's __init__)
-    from ..training import previous
+    from ..training import host_memory, previous
+    host_memory.keep_freed_memory()  # this process trains: reuse freed activations (8-13% of a CPU step)
     model = Path(args.out_dir) / "model.pt"
     lead = os.environ.get("RANK", "0") == "0"  # data-parallel: rank 0 (torchrun's RANK) writes the outputs
     try:

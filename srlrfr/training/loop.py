@@ -339,19 +339,14 @@ class Trainer:
         """Every step still to run, then the model; returns ``out_dir/model.pt``."""
         losslog = ckpt.LossLog(self.out_dir / ckpt.LOG, resume_step=self.start) if self.rank == 0 else None
         stream = self.data()
-        was_det = torch.are_deterministic_algorithms_enabled()
-        was_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-        if self.dev.type == "cpu":
-            torch.use_deterministic_algorithms(True, warn_only=True)
         began = time.perf_counter()
         try:
-            self._loop(stream, losslog)
+            with deterministic_cpu(self.dev):
+                self._loop(stream, losslog)
         finally:
             stream.close()
             if losslog is not None:
                 losslog.close()
-            if self.dev.type == "cpu":
-                torch.use_deterministic_algorithms(was_det, warn_only=was_warn)
         self._record_time(time.perf_counter() - began, stream.wait_s)
         return self.finish()
 
@@ -394,6 +389,30 @@ class Trainer:
                 "trained_on": str(self.dev) if self.world == 1 else f"{self.world} x {self.dev.type} (DDP)"}
         return save_srnet(self.out_dir / "model.pt", self.model, run.srnet_type, self.kwargs, channel_order="rgb",
                           meta=meta)
+
+
+@contextlib.contextmanager
+def deterministic_cpu(dev: torch.device):
+    """On the CPU: torch's deterministic algorithms, without its NaN fill of every fresh tensor.
+
+    That fill (``torch.utils.deterministic.fill_uninitialized_memory``) only shows a kernel that
+    reads memory it never wrote; none in the step does (runs and resumed runs are bit-identical,
+    tests/test_train.py), and it cost 8% of a step (12,000 fills, profiled with bench_train's
+    dlib preset). The caller's settings come back afterwards.
+    """
+    if dev.type != "cpu":
+        yield
+        return
+    det = torch.utils.deterministic
+    was = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled(),
+           det.fill_uninitialized_memory)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    det.fill_uninitialized_memory = False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(was[0], warn_only=was[1])
+        det.fill_uninitialized_memory = was[2]
 
 
 def _distributed() -> tuple[int, int]:
