@@ -20,7 +20,7 @@ reference side as REF's ``srlrfr train`` ran, this loop's sides as ``srlrfr trai
 without it, to show its share):
 
     python benchmarks/bench_train.py --compare 715bb0d --fnet dlib_resnet34 --blocks 8 --feats 64 \
-        --batch 16 --amp none bf16 --rounds 3
+        --batch 16 --amp none bf16 --rounds 4
 
 ``--threads 1 2`` times each side at both thread counts (interleaved) and fits Amdahl's
 law to the two, for an estimate of the step's time on 8 and 32 cores.
@@ -195,18 +195,21 @@ def compare(args, device: torch.device) -> None:
                           for t in threads})
     rates: dict[str, list[float]] = {k: [] for k in sides}
     for r in range(args.rounds):
-        for label, side in sides.items():
-            out = _measure_in_process(args, device, side)
+        # every other round backwards, so a machine that drifts (a shared VM does) favours no side
+        for label in list(sides) if r % 2 == 0 else reversed(list(sides)):
+            out = _measure_in_process(args, device, sides[label])
             rates[label].append(out["images_per_s"])
             print(f"round {r + 1}: {label}: {out['images_per_s']:.2f} images/s", flush=True)
     print(f"\nEDSR {args.blocks}x{args.feats}, batch {args.batch}, FNet {args.fnet}, lambda {args.lam}, "
-          f"{args.steps} steps per round after {args.warmup} warm-up, median of {args.rounds} rounds, "
-          f"each in a fresh process; ratios against the {args.compare} loop at the same thread count:")
+          f"{args.steps} steps per round after {args.warmup} warm-up, {args.rounds} rounds (every other one in "
+          f"reverse order), each side in a fresh process. Median images/s; ratio of the medians and the median "
+          f"of the rounds' own ratios, against the {args.compare} loop at the same thread count:")
     medians = {label: float(np.median(values)) for label, values in rates.items()}
     for label, values in rates.items():
-        base = medians[_label(f"{args.compare} loop, fp32", sides[label]["threads"], threads)]
-        print(f"  {label:<52} {medians[label]:8.2f} images/s  {medians[label] / base:5.2f}x   "
-              f"(rounds: {', '.join(f'{v:.2f}' for v in values)})")
+        base = _label(f"{args.compare} loop, fp32", sides[label]["threads"], threads)
+        paired = float(np.median(np.divide(values, rates[base])))
+        print(f"  {label:<52} {medians[label]:8.2f} images/s  {medians[label] / medians[base]:5.2f}x  "
+              f"{paired:5.2f}x paired   (rounds: {', '.join(f'{v:.2f}' for v in values)})")
     if len(threads) == 2 and 0 not in threads:
         _scaling(args, medians, threads)
 
@@ -278,7 +281,8 @@ def main() -> None:
                     help="with --compare: this loop's sides with freed host memory kept (as srlrfr train runs) "
                          "and/or glibc's default (plain)")
     ap.add_argument("--worker", help=argparse.SUPPRESS)  # one side, JSON; run by --compare in a fresh process
-    ap.add_argument("--rounds", type=int, default=3, help="with --compare: rounds, sides interleaved")
+    ap.add_argument("--rounds", type=int, default=4,
+                    help="with --compare: rounds, sides interleaved (even: each order as often)")
     ap.add_argument("--steps", type=int, default=20, help="timed steps")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--prefetch", type=int, nargs="+", default=[2],

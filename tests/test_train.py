@@ -400,3 +400,18 @@ def test_losses_are_chosen_by_registered_name(hr_images, tmp_path):
     assert load_srnet(model)[1]["meta"]["losses"] == {"pixel": "l1", "identity": "cosine"}
     # the paper's losses leave the run config as it was before train.losses: older checkpoints resume
     assert "losses" not in torch.load(tmp_path / "ok" / "checkpoint.pt", weights_only=True)["config"]
+
+
+def test_cpu_training_skips_the_nan_fill_and_restores_the_callers_settings(hr_images, tmp_path):
+    """Deterministic algorithms without the NaN fill of fresh memory (8% of a step) while training;
+    the caller's settings afterwards. Runs stay bit-identical: the resume test above."""
+    seen = []
+
+    def look(step, losses):
+        seen.append((torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory))
+
+    before = (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory)
+    run(hr_images, tmp_path, iterations=2, step_callback=look)
+    assert seen == [(True, False)] * 2
+    assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) \
+        == before
