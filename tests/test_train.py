@@ -415,3 +415,30 @@ def test_cpu_training_skips_the_nan_fill_and_restores_the_callers_settings(hr_im
     assert seen == [(True, False)] * 2
     assert (torch.are_deterministic_algorithms_enabled(), torch.utils.deterministic.fill_uninitialized_memory) \
         == before
+
+
+def test_skipping_the_nan_fill_changes_no_weight(hr_images, tmp_path, monkeypatch):
+    """The fill only shows kernels that read unwritten memory: with it on, the same weights bit for bit."""
+    import contextlib
+
+    from srlrfr.training import loop
+
+    without = run(hr_images, tmp_path / "without")
+
+    @contextlib.contextmanager
+    def with_fill(dev):
+        was = torch.utils.deterministic.fill_uninitialized_memory
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.utils.deterministic.fill_uninitialized_memory = True
+        try:
+            yield
+        finally:
+            torch.use_deterministic_algorithms(False)
+            torch.utils.deterministic.fill_uninitialized_memory = was
+
+    monkeypatch.setattr(loop, "deterministic_cpu", with_fill)
+    filled = run(hr_images, tmp_path / "filled")
+    a, _ = load_srnet(without)
+    b, _ = load_srnet(filled)
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values()):
+        assert torch.equal(va, vb), k
