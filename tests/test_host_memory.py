@@ -7,6 +7,7 @@ import platform
 import subprocess
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -42,27 +43,15 @@ def test_freed_blocks_are_reused_without_page_faults():
 
 
 TRAIN = textwrap.dedent("""
-    import dataclasses, hashlib, sys, tempfile
-    import numpy as np, torch
-    from srlrfr.models.fnet import FaceRecognizer
-    from srlrfr.models.fnets.sphereface import SphereFace20
-    from srlrfr.registry import FNETS
-    from srlrfr.training import RunControl, TrainOptions, train_srnet
+    import hashlib, sys, tempfile
+    import torch
     from srlrfr.training.host_memory import keep_freed_memory
+    sys.path.insert(0, sys.argv[2])
+    from test_train import run, smooth_faces  # test_train's tiny preset and its random tiny FNet
     if sys.argv[1] == "keep":
         keep_freed_memory()
-    torch.set_num_threads(1)
-    spec = dataclasses.replace(FNETS.get("sphereface20"), feature_dim=16,
-                               build=lambda: SphereFace20(widths=(4, 8, 8, 8), feature_dim=16))
-    torch.manual_seed(0)
-    fnet = FaceRecognizer(spec, spec.build())
-    small = np.random.default_rng(0).integers(0, 256, (6, 7, 6, 3), dtype=np.uint8)
-    images = np.repeat(np.repeat(small, 16, axis=1), 16, axis=2)
     with tempfile.TemporaryDirectory() as out:
-        train_srnet(images, fnet=fnet, lam=0.5, out_dir=out, srnet={"type": "edsr", "n_blocks": 2, "n_feats": 8},
-                    options=TrainOptions(batch_size=3, iterations=4, checkpoint_every=2, log_every=1, seed=3),
-                    control=RunControl(device="cpu", progress=False))
-        state = torch.load(out + "/model.pt", weights_only=False)
+        state = torch.load(run(smooth_faces(), out), weights_only=False)
     digest = hashlib.sha256()
     for name, value in sorted(state["state_dict"].items()):
         digest.update(name.encode() + value.numpy().tobytes())
@@ -73,6 +62,7 @@ TRAIN = textwrap.dedent("""
 def test_kept_memory_trains_the_same_weights():
     """Reused (not freshly zeroed) blocks change no value: a run with and one without, bit for bit.
     The tiny run's activations (1 MB at 112x96) are over glibc's first mmap threshold (128 KiB)."""
-    digests = [subprocess.run([sys.executable, "-c", TRAIN, mode], capture_output=True, text=True,
+    tests = str(Path(__file__).resolve().parent)
+    digests = [subprocess.run([sys.executable, "-c", TRAIN, mode, tests], capture_output=True, text=True,
                               check=True).stdout.split()[-1] for mode in ("keep", "plain")]
     assert digests[0] == digests[1]

@@ -23,12 +23,16 @@ torch.set_num_threads(1)
 TINY = {"n_blocks": 2, "n_feats": 8}
 
 
-@pytest.fixture(scope="module")
-def hr_images() -> np.ndarray:
+def smooth_faces() -> np.ndarray:
     """Smooth random 112x96 'faces' (a low-frequency field, so downsampling means something)."""
     rng = np.random.default_rng(0)
     small = rng.integers(0, 256, (6, 7, 6, 3), dtype=np.uint8)
     return np.repeat(np.repeat(small, 16, axis=1), 16, axis=2)
+
+
+@pytest.fixture(scope="module")
+def hr_images() -> np.ndarray:
+    return smooth_faces()
 
 
 def random_tiny_sphereface20(seed: int = 0) -> FaceRecognizer:
